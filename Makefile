@@ -1,0 +1,46 @@
+# Set-up and everyday commands. `make run` and `make test` work on a fresh machine.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+export HF_HUB_OFFLINE := 1
+
+.PHONY: help install run test test-fast lint format bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip
+	# The CPU wheel first: anything that asks for torch later is then satisfied without CUDA.
+	$(BIN)/pip install torch==2.13.0
+	# llama-cpp-python compiles from source here (a few minutes once, then pip's cache).
+	$(BIN)/pip install -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed  ## create .venv with everything (torch CPU, llama.cpp, models)
+
+run: install  ## serve on the embedded defaults, ingesting the examples if the store is empty
+	$(BIN)/rag-ingest examples/docs --if-empty
+	$(BIN)/rag-server
+
+test: install  ## the whole suite, slow model and process tests included
+	$(BIN)/python -m pytest
+
+test-fast: install  ## everything but the tests marked slow
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: install  ## ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: install  ## ingestion throughput: pipeline against the embedder alone
+	$(BIN)/python bench/ingest_bench.py
+
+clean:
+	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,280 @@
+"""File -> extracted text, title, page starts and heading positions. One loader per format.
+
+Offsets everywhere refer to the extracted text returned here, so a citation's start..end can be
+checked against it. Loaders raise LoadError with a reason a person can act on.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class LoadError(Exception):
+    """This file cannot be ingested; the message says why."""
+
+
+@dataclass
+class LoadedDocument:
+    text: str
+    title: str
+    page_starts: list[int] | None = None  # offset where page i+1 begins (PDF only)
+    headings: list[tuple[int, str]] = field(default_factory=list)  # (offset, heading), sorted
+
+
+_MD_HEADING = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
+_MD_FENCE = re.compile(r"^ {0,3}(```|~~~).*?^ {0,3}\1", re.MULTILINE | re.DOTALL)
+# A DOCX is a zip: refuse ones that inflate absurdly before python-docx reads them.
+_MAX_DOCX_INFLATED = 200 * 1024 * 1024
+_MAX_DOCX_RATIO = 200
+
+
+def _decode_text(data: bytes) -> str:
+    """Strict UTF-8 (BOM allowed): anything else is reported, never guessed."""
+    if b"\x00" in data[:8192] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise LoadError("binary data, not text")
+    try:
+        if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+            return data.decode("utf-16")
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise LoadError(f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
+def _fallback_title(path: Path) -> str:
+    return path.stem.replace("_", " ").replace("-", " ").strip() or path.name
+
+
+def load_text(path: Path, data: bytes) -> LoadedDocument:
+    text = _decode_text(data)
+    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    title = first if 0 < len(first) <= 120 else _fallback_title(path)
+    return LoadedDocument(text=text, title=title)
+
+
+def load_markdown(path: Path, data: bytes) -> LoadedDocument:
+    text = _decode_text(data)
+    fenced = [(m.start(), m.end()) for m in _MD_FENCE.finditer(text)]
+    headings = [
+        (m.start(), m.group(2).strip())
+        for m in _MD_HEADING.finditer(text)
+        if not any(lo <= m.start() < hi for lo, hi in fenced)
+    ]
+    title = next((h for (off, h) in headings if text[off:].lstrip().startswith("# ")), None)
+    return LoadedDocument(text=text, title=title or _fallback_title(path), headings=headings)
+
+
+def load_pdf(path: Path, data: bytes) -> LoadedDocument:
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise LoadError("password-protected PDF")
+        pages = [page.extract_text() or "" for page in reader.pages]
+        meta_title = reader.metadata.title if reader.metadata else None
+    except LoadError:
+        raise
+    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
+        raise LoadError(f"unreadable PDF: {exc}") from None
+    except Exception as exc:  # pypdf raises assorted errors on hostile input
+        raise LoadError(f"unreadable PDF: {type(exc).__name__}: {exc}") from None
+    parts: list[str] = []
+    starts: list[int] = []
+    offset = 0
+    for page_text in pages:
+        starts.append(offset)
+        parts.append(page_text)
+        offset += len(page_text) + 2
+    text = "\n\n".join(parts)
+    if not text.strip():
+        raise LoadError("PDF has no text layer (scanned image?)")
+    title = str(meta_title).strip() if meta_title and str(meta_title).strip() else None
+    return LoadedDocument(text=text, title=title or _fallback_title(path), page_starts=starts)
+
+
+def _check_zip(data: bytes) -> None:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            inflated = sum(info.file_size for info in archive.infolist())
+    except zipfile.BadZipFile:
+        raise LoadError("corrupt DOCX (not a zip archive)") from None
+    if inflated > _MAX_DOCX_INFLATED or inflated > _MAX_DOCX_RATIO * max(len(data), 1):
+        raise LoadError(f"DOCX inflates to {inflated} bytes: refused as a possible zip bomb")
+
+
+def load_docx(path: Path, data: bytes) -> LoadedDocument:
+    import docx
+    from docx.table import Table
+    from docx.text.paragraph import Paragraph
+
+    _check_zip(data)
+    try:
+        document = docx.Document(io.BytesIO(data))
+    except Exception as exc:  # python-docx raises KeyError/ValueError/lxml errors on bad parts
+        raise LoadError(f"corrupt DOCX: {type(exc).__name__}: {exc}") from None
+    blocks: list[str] = []
+    headings: list[tuple[int, str]] = []
+    title = (document.core_properties.title or "").strip()
+    offset = 0
+    for item in document.iter_inner_content():
+        if isinstance(item, Paragraph):
+            line = item.text.strip()
+            style = (item.style.name if item.style is not None else "") or ""
+            if line and (style.startswith("Heading") or style == "Title"):
+                headings.append((offset, line))
+                title = title or (line if style == "Title" else "")
+        elif isinstance(item, Table):
+            rows = [" | ".join(cell.text.strip() for cell in row.cells) for row in item.rows]
+            line = "\n".join(rows).strip()
+        else:  # pragma: no cover - future python-docx content types
+            continue
+        if line:
+            blocks.append(line)
+            offset += len(line) + 2
+    text = "\n\n".join(blocks)
+    return LoadedDocument(text=text, title=title or _fallback_title(path), headings=headings)
+
+
+_HTML_DROP = (
+    "script", "style", "noscript", "template", "nav", "header", "footer", "aside",
+    "form", "button", "svg", "iframe", "object", "embed", "head",
+)  # fmt: skip
+_HTML_BLOCK = frozenset(
+    [
+        "p",
+        "div",
+        "section",
+        "article",
+        "main",
+        "li",
+        "ul",
+        "ol",
+        "dl",
+        "dt",
+        "dd",
+        "table",
+        "tr",
+        "td",
+        "th",
+        "pre",
+        "blockquote",
+        "figure",
+        "figcaption",
+        "caption",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "br",
+        "hr",
+        "address",
+        "details",
+        "summary",
+    ]
+)
+_HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
+
+
+def load_html(path: Path, data: bytes) -> LoadedDocument:
+    """Main text only: boilerplate, scripts and hidden elements are dropped, not indexed."""
+    from bs4 import BeautifulSoup
+    from bs4.element import (
+        Comment,
+        Declaration,
+        Doctype,
+        NavigableString,
+        ProcessingInstruction,
+        Tag,
+    )
+
+    soup = BeautifulSoup(_decode_text(data), "html.parser")
+    page_title = soup.title.get_text(" ", strip=True) if soup.title else ""
+    for tag in soup.find_all(_HTML_DROP):
+        tag.decompose()
+    for tag in soup.find_all(True):
+        if not isinstance(tag, Tag) or tag.decomposed:
+            continue
+        attrs = tag.attrs or {}
+        if (
+            "hidden" in attrs
+            or str(attrs.get("aria-hidden", "")).lower() == "true"
+            or _HIDDEN_STYLE.search(str(attrs.get("style", "")))
+        ):
+            tag.decompose()
+    root = soup.find("main") or soup.find("article") or soup.find(role="main") or soup.body or soup
+
+    blocks: list[str] = []
+    headings: list[tuple[int, str]] = []
+    buffer: list[str] = []
+    offset = 0
+
+    def flush(heading: bool = False) -> None:
+        nonlocal offset
+        line = " ".join("".join(buffer).split())
+        buffer.clear()
+        if not line:
+            return
+        if heading:
+            headings.append((offset, line))
+        blocks.append(line)
+        offset += len(line) + 2
+
+    skip = (Comment, Declaration, Doctype, ProcessingInstruction)
+
+    def walk(node: Tag) -> None:
+        for child in node.children:
+            if isinstance(child, NavigableString):
+                if not isinstance(child, skip):
+                    buffer.append(str(child))
+            elif isinstance(child, Tag):
+                if child.name in _HTML_BLOCK:
+                    flush()
+                    walk(child)
+                    flush(heading=child.name in {"h1", "h2", "h3", "h4", "h5", "h6"})
+                else:
+                    walk(child)
+
+    assert isinstance(root, Tag)
+    walk(root)
+    flush()
+    text = "\n\n".join(blocks)
+    first_h1 = next((h for off, h in headings), "")
+    return LoadedDocument(
+        text=text, title=page_title or first_h1 or _fallback_title(path), headings=headings
+    )
+
+
+LOADERS: dict[str, Callable[[Path, bytes], LoadedDocument]] = {
+    ".pdf": load_pdf,
+    ".docx": load_docx,
+    ".html": load_html,
+    ".htm": load_html,
+    ".md": load_markdown,
+    ".markdown": load_markdown,
+    ".txt": load_text,
+}
+
+
+def loader_for(path: Path) -> Callable[[Path, bytes], LoadedDocument] | None:
+    return LOADERS.get(path.suffix.lower())
+
+
+def load(path: Path, data: bytes) -> LoadedDocument:
+    """Extract a document; raises LoadError for empty, corrupt or unsupported content."""
+    loader = loader_for(path)
+    if loader is None:
+        raise LoadError(f"unsupported file type '{path.suffix or path.name}'")
+    if not data:
+        raise LoadError("empty file")
+    document = loader(path, data)
+    if not document.text.strip():
+        raise LoadError("no text could be extracted")
+    return document

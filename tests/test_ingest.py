@@ -1,0 +1,241 @@
+"""The ingestion pipeline and rag-ingest against the real embedder and a real Chroma in a temp dir."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from ingest.cli import run as ingest_cli
+from ingest.pipeline import Pipeline
+from rag_server.errors import EmbedderMismatchError
+from rag_server.settings import Settings
+from rag_server.store import Chunk, ChunkStore, open_client
+from tests.conftest import make_docx, make_pdf
+
+
+def snapshot(pipeline: Pipeline) -> dict[str, tuple[str, str]]:
+    """chunk id -> (document id, ingestion time) for every record in the collection."""
+    got = pipeline.store.collection.get(include=["metadatas"])  # type: ignore[list-item]
+    return {
+        cid: (str(m["document_id"]), str(m["ingested_at"]))
+        for cid, m in zip(got["ids"], got["metadatas"] or [], strict=True)
+    }
+
+
+def all_chunks(pipeline: Pipeline) -> list[Chunk]:
+    got = pipeline.store.collection.get(include=["metadatas", "documents"])  # type: ignore[list-item]
+    return [
+        Chunk.from_record(cid, doc, meta)
+        for cid, doc, meta in zip(
+            got["ids"], got["documents"] or [], got["metadatas"] or [], strict=True
+        )
+    ]
+
+
+def test_every_format_is_ingested_with_full_chunk_records(
+    make_pipeline: Callable[..., Pipeline], corpus: Path
+) -> None:
+    pipeline = make_pipeline()
+    report = pipeline.run([corpus])
+    assert report.failed == [] and report.skipped == []
+    assert report.added == 5 and report.chunks == pipeline.store.count() > 5
+    chunks = all_chunks(pipeline)
+    assert {c.document_id for c in chunks} == {
+        "expenses-policy.pdf", "leave-policy.docx", "it-security.html", "onboarding.md",
+        "office-facilities.txt",
+    }  # fmt: skip
+    for c in chunks:
+        assert c.source == c.document_id and c.title and c.ingested_at
+        assert len(c.content_hash) == 64 and 0 <= c.start < c.end
+        assert c.end - c.start == len(c.text)
+        assert pipeline.embedder.count_tokens(c.text) <= pipeline.embedder.max_tokens - 2
+    pdf = [c for c in chunks if c.document_id == "expenses-policy.pdf"]
+    assert {c.page for c in pdf} == {1, 2, 3}
+    assert next(c for c in pdf if "€68" in c.text).page == 3
+    assert any(c.section for c in chunks if c.document_id == "onboarding.md")
+    assert all(c.page is None for c in chunks if c.document_id != "expenses-policy.pdf")
+
+
+def test_reingesting_unchanged_files_writes_nothing(
+    make_pipeline: Callable[..., Pipeline], corpus: Path
+) -> None:
+    pipeline = make_pipeline()
+    pipeline.run([corpus])
+    before = snapshot(pipeline)
+    report = pipeline.run([corpus])
+    assert (report.added, report.updated, report.unchanged, report.chunks) == (0, 0, 5, 0)
+    assert snapshot(pipeline) == before  # same ids, and not even rewritten (same ingest times)
+
+
+def test_a_changed_file_replaces_exactly_its_own_chunks(
+    make_pipeline: Callable[..., Pipeline], corpus: Path
+) -> None:
+    pipeline = make_pipeline()
+    pipeline.run([corpus])
+    before = snapshot(pipeline)
+    md = corpus / "onboarding.md"
+    md.write_text(md.read_text().replace("09:30", "08:45"))
+    report = pipeline.run([corpus])
+    assert (report.added, report.updated, report.unchanged) == (0, 1, 4)
+    after = snapshot(pipeline)
+    others_before = {k: v for k, v in before.items() if v[0] != "onboarding.md"}
+    others_after = {k: v for k, v in after.items() if v[0] != "onboarding.md"}
+    assert others_after == others_before
+    texts = [c.text for c in all_chunks(pipeline) if c.document_id == "onboarding.md"]
+    assert any("08:45" in t for t in texts) and not any("09:30" in t for t in texts)
+
+
+def test_sync_removes_documents_whose_files_vanished(
+    make_pipeline: Callable[..., Pipeline], corpus: Path
+) -> None:
+    pipeline = make_pipeline()
+    pipeline.run([corpus])
+    (corpus / "leave-policy.docx").unlink()
+    assert pipeline.run([corpus]).deleted == 0  # without --sync nothing is removed
+    assert "leave-policy.docx" in {d for d, _ in snapshot(pipeline).values()}
+    report = pipeline.run([corpus], sync=True)
+    assert report.deleted == 1
+    assert "leave-policy.docx" not in {d for d, _ in snapshot(pipeline).values()}
+
+
+def test_a_document_left_half_written_is_completed_on_rerun(
+    make_pipeline: Callable[..., Pipeline], corpus: Path
+) -> None:
+    """What a kill -9 between two upserts leaves behind: some chunks missing, old ones present."""
+    pipeline = make_pipeline()
+    pipeline.run([corpus])
+    clean = set(snapshot(pipeline))
+    victim = sorted(i for i, (d, _) in snapshot(pipeline).items() if d == "expenses-policy.pdf")
+    pipeline.store.delete_ids(victim[:2])
+    report = pipeline.run([corpus])
+    assert report.updated == 1 and report.unchanged == 4
+    assert set(snapshot(pipeline)) == clean
+
+
+def test_bad_files_are_reported_by_name_and_the_rest_ingested(
+    settings: Settings, embedder: object, corpus: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (corpus / "broken.pdf").write_bytes(b"%PDF-1.7\n garbage that is not a pdf")
+    (corpus / "empty.md").write_bytes(b"")
+    (corpus / "photo.jpg").write_bytes(b"\xff\xd8\xff")
+    (corpus / ".hidden.md").write_text("# hidden\n\nnot ingested")
+    code = ingest_cli([str(corpus), "--json"], settings)
+    summary = json.loads(capsys.readouterr().out)
+    assert code == 1
+    assert set(summary) >= {
+        "added",
+        "updated",
+        "unchanged",
+        "deleted",
+        "failed",
+        "chunks",
+        "seconds",
+    }
+    assert summary["added"] == 5
+    failed = {Path(f["path"]).name: f["error"] for f in summary["failed"]}
+    assert set(failed) == {"broken.pdf", "empty.md"}
+    assert "PDF" in failed["broken.pdf"] and "empty" in failed["empty.md"]
+    assert [Path(s["path"]).name for s in summary["skipped"]] == ["photo.jpg"]
+
+
+def test_oversized_files_are_refused(
+    make_pipeline: Callable[..., Pipeline], tmp_path: Path
+) -> None:
+    folder = tmp_path / "big"
+    folder.mkdir()
+    (folder / "huge.txt").write_text("word " * 300_000)
+    (folder / "small.txt").write_text("A small file about bicycles.")
+    pipeline = make_pipeline(ingest=Settings().ingest.model_copy(update={"max_file_mb": 1}))
+    report = pipeline.run([folder])
+    assert [Path(p.path).name for p in report.failed] == ["huge.txt"]
+    assert "too large" in report.failed[0].error and report.added == 1
+
+
+def test_links_leaving_the_root_are_skipped(
+    make_pipeline: Callable[..., Pipeline], tmp_path: Path
+) -> None:
+    outside = tmp_path / "secret.txt"
+    outside.write_text("Outside the root: do not ingest.")
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "ok.txt").write_text("Inside the root.")
+    (root / "link.txt").symlink_to(outside)
+    report = pipeline_run = make_pipeline().run([root])
+    assert pipeline_run.added == 1
+    assert [Path(p.path).name for p in report.skipped] == ["link.txt"]
+
+
+def test_new_pdf_and_docx_in_nested_folders_get_relative_ids(
+    make_pipeline: Callable[..., Pipeline], tmp_path: Path
+) -> None:
+    root = tmp_path / "tree"
+    (root / "hr" / "2026").mkdir(parents=True)
+    make_pdf(root / "hr" / "2026" / "handbook.pdf", ["Page one text.", "Page two text."])
+    make_docx(root / "hr" / "rota.docx", "Rota", ["The night shift starts at 22:00."])
+    pipeline = make_pipeline()
+    pipeline.run([root])
+    assert {d for d, _ in snapshot(pipeline).values()} == {"hr/2026/handbook.pdf", "hr/rota.docx"}
+
+
+def test_a_collection_refuses_a_different_embedder(
+    make_pipeline: Callable[..., Pipeline], settings: Settings, corpus: Path, embedder: object
+) -> None:
+    make_pipeline().run([corpus])
+    from rag_server.embedding import EmbedderIdentity
+
+    with pytest.raises(EmbedderMismatchError) as info:
+        ChunkStore(open_client(settings), settings.collection, EmbedderIdentity("bge-small", 512))
+    message = str(info.value)
+    assert "all-MiniLM-L6-v2 (384-d)" in message and "bge-small (512-d)" in message
+
+
+def test_cli_refuses_a_different_embedder_with_exit_code_2(
+    settings: Settings, corpus: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert ingest_cli([str(corpus), "--json"], settings) == 0
+    other = settings.model_copy(
+        update={"embedder": settings.embedder.model_copy(update={"name": "other-model"})}
+    )
+    assert ingest_cli([str(corpus)], other) == 2
+    assert "other-model" in capsys.readouterr().err
+
+
+def test_collections_are_separate(
+    settings: Settings, corpus: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        ingest_cli([str(corpus / "onboarding.md"), "--collection", "hr-docs", "--json"], settings)
+        == 0
+    )
+    assert json.loads(capsys.readouterr().out)["added"] == 1
+    assert ingest_cli([str(corpus), "--json"], settings) == 0
+    assert json.loads(capsys.readouterr().out)["added"] == 5
+
+
+def test_usage_errors_exit_with_2(settings: Settings, tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as info:
+        ingest_cli([str(tmp_path / "does-not-exist")], settings)
+    assert info.value.code == 2
+    with pytest.raises(SystemExit) as info:
+        ingest_cli([str(tmp_path), "--collection", "x"], settings)
+    assert info.value.code == 2
+
+
+def test_if_empty_skips_a_collection_that_has_chunks(
+    settings: Settings, corpus: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert ingest_cli([str(corpus / "onboarding.md"), "--if-empty", "--json"], settings) == 0
+    assert json.loads(capsys.readouterr().out)["added"] == 1
+    assert ingest_cli([str(corpus), "--if-empty", "--json"], settings) == 0
+    assert json.loads(capsys.readouterr().out)["added"] == 0
+
+
+def test_an_empty_collection_made_elsewhere_is_claimed_for_our_embedder(
+    make_pipeline: Callable[..., Pipeline], settings: Settings, corpus: Path
+) -> None:
+    open_client(settings).create_collection(settings.collection, embedding_function=None)
+    report = make_pipeline().run([corpus / "onboarding.md"])
+    assert report.added == 1

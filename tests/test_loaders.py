@@ -1,0 +1,104 @@
+"""Each format's extraction: the facts come through, boilerplate and hostile content do not."""
+
+import io
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from ingest.loaders import LoadError, load
+from tests.conftest import EXAMPLES, make_pdf
+
+
+def _load(name: str):
+    path = EXAMPLES / name
+    return load(path, path.read_bytes())
+
+
+def test_pdf_keeps_page_numbers_and_metadata_title() -> None:
+    doc = _load("expenses-policy.pdf")
+    assert doc.title == "Expenses and Travel Policy"
+    assert doc.page_starts is not None and len(doc.page_starts) == 3
+    where = doc.text.index("€68")
+    assert sum(1 for start in doc.page_starts if start <= where) == 3
+    assert "€42" in doc.text[: doc.page_starts[1]]
+
+
+def test_docx_reads_headings_tables_and_title() -> None:
+    doc = _load("leave-policy.docx")
+    assert doc.title == "Leave Policy"
+    names = [h for _, h in doc.headings]
+    assert any("Parental" in h for h in names)
+    assert "27 days" in doc.text and "18 weeks" in doc.text
+    assert " | " in doc.text  # the leave table became rows of cells
+    for offset, heading in doc.headings:
+        assert doc.text[offset : offset + len(heading)] == heading
+
+
+def test_html_keeps_main_text_and_drops_navigation_scripts_and_styles() -> None:
+    doc = _load("it-security.html")
+    assert doc.title == "IT Security Policy"
+    assert "14 characters" in doc.text and "Tunnelgate" in doc.text
+    assert "NAVIGATION_CANARY_7731" not in doc.text
+    assert "{" not in doc.text  # no CSS or JavaScript leaked in
+
+
+def test_html_hidden_elements_are_not_indexed() -> None:
+    html = (
+        b"<html><body><main><h1>Visible</h1><p>Shown text.</p>"
+        b"<p style='display:none'>HIDDEN_ONE</p><div hidden>HIDDEN_TWO</div>"
+        b"<span aria-hidden='true'>HIDDEN_THREE</span></main></body></html>"
+    )
+    doc = load(Path("x.html"), html)
+    assert "Shown text." in doc.text
+    assert "HIDDEN" not in doc.text
+
+
+def test_markdown_headings_ignore_code_fences() -> None:
+    text = "# Title\n\nIntro.\n\n```\n# not a heading\n```\n\n## Real section\n\nBody.\n"
+    doc = load(Path("x.md"), text.encode())
+    assert doc.title == "Title"
+    assert [h for _, h in doc.headings] == ["Title", "Real section"]
+
+
+def test_plain_text_title_is_its_first_line() -> None:
+    assert _load("office-facilities.txt").title == "Office Facilities and Conduct"
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "reason"),
+    [
+        ("empty.txt", b"", "empty file"),
+        ("binary.txt", bytes(range(256)) * 8, "binary"),
+        ("latin1.md", "caf\xe9 price".encode("latin-1"), "not UTF-8"),
+        ("corrupt.pdf", b"%PDF-1.4\n this is not really a pdf", "PDF"),
+        ("corrupt.docx", b"PK\x03\x04 truncated", "DOCX"),
+        ("blank.html", b"<html><body><script>x()</script></body></html>", "no text"),
+        ("image.png", b"\x89PNG\r\n", "unsupported"),
+    ],
+)
+def test_bad_files_raise_a_reason(name: str, data: bytes, reason: str) -> None:
+    with pytest.raises(LoadError, match=reason):
+        load(Path(name), data)
+
+
+def test_password_protected_pdf_is_refused(tmp_path: Path) -> None:
+    from pypdf import PdfReader, PdfWriter
+
+    plain = make_pdf(tmp_path / "p.pdf", ["Secret figures: 99 widgets."])
+    writer = PdfWriter()
+    for page in PdfReader(plain).pages:
+        writer.add_page(page)
+    writer.encrypt(user_password="hunter2", owner_password="owner")
+    out = io.BytesIO()
+    writer.write(out)
+    with pytest.raises(LoadError, match="password-protected"):
+        load(Path("locked.pdf"), out.getvalue())
+
+
+def test_docx_zip_bomb_is_refused_before_parsing() -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("word/document.xml", b"\0" * (300 * 1024 * 1024))
+    with pytest.raises(LoadError, match="zip bomb"):
+        load(Path("bomb.docx"), buffer.getvalue())

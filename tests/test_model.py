@@ -1,0 +1,73 @@
+"""The real Gemma 3 270M GGUF: loading, prompt style, generation bounds, and an answer end to end."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from litestar.testing import TestClient
+
+from ingest.build import build_pipeline
+from rag_server.app import create_app
+from rag_server.embedding import Embedder
+from rag_server.errors import ModelLoadError
+from rag_server.generation import LlamaCppGenerator, Prompt
+from rag_server.rag import assemble
+from rag_server.settings import Settings, load_settings
+from tests.conftest import EXAMPLES
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def gemma(tmp_path_factory: pytest.TempPathFactory) -> LlamaCppGenerator:
+    models = tmp_path_factory.mktemp("models")
+    return LlamaCppGenerator.load(load_settings().generator, models)
+
+
+def test_the_default_model_is_detected_as_a_base_model(gemma: LlamaCppGenerator) -> None:
+    assert gemma.style == "base"
+    assert gemma.name == "gemma-3-270m-q4_k_m.gguf"
+    assert gemma.context_tokens == 4096
+
+
+def test_generation_honours_max_tokens_and_stops(gemma: LlamaCppGenerator) -> None:
+    prompt = Prompt(
+        "base", text="Question: What colour is the sky?\nAnswer:", stop=("\nQuestion:",)
+    )
+    out = gemma.generate(prompt, max_tokens=8, deadline=time.monotonic() + 60)
+    assert out.completion_tokens <= 9 and out.prompt_tokens > 5
+    assert "Question:" not in out.text
+
+
+def test_generation_stops_at_the_deadline(gemma: LlamaCppGenerator) -> None:
+    prompt = Prompt("base", text="Write a long story about a dragon.\n")
+    out = gemma.generate(prompt, max_tokens=2000, deadline=time.monotonic() + 0.3)
+    assert out.finish_reason == "deadline"
+    assert out.completion_tokens < 200
+
+
+def test_a_truncated_model_file_is_refused_with_its_path(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"GGUF" + b"\0" * 64)
+    settings = load_settings().generator.model_copy(update={"model_path": broken})
+    with pytest.raises(ModelLoadError, match=r"broken\.gguf"):
+        LlamaCppGenerator.load(settings, tmp_path)
+
+
+def test_the_real_model_answers_from_the_example_documents(
+    gemma: LlamaCppGenerator, settings: Settings, embedder: Embedder
+) -> None:
+    build_pipeline(settings, embedder).run([EXAMPLES])
+    app = create_app(settings, assemble(settings, embedder, gemma))
+    with TestClient(app=app) as client:
+        response = client.post(
+            "/v1/ask", json={"question": "How many days of paid annual leave do employees get?"}
+        )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["status"] == "answered" and body["answer"]
+    assert body["citations"]
+    assert body["citations"][0]["document_id"] == "leave-policy.docx"
+    assert body["usage"]["completion_tokens"] <= settings.generator.max_tokens + 1

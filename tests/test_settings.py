@@ -1,0 +1,52 @@
+from pathlib import Path
+
+import pytest
+
+from rag_server.errors import ConfigError
+from rag_server.settings import load_settings
+
+
+def test_defaults_match_the_documented_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("RAG_DATA_DIR", "RAG_PORT", "RAG_COLLECTION", "RAG_HOST"):
+        monkeypatch.delenv(name, raising=False)
+    s = load_settings()
+    assert s.data_dir == Path("./data")
+    assert s.port == 8000
+    assert s.collection == "default"
+    assert s.embedder.name == "sentence-transformers/all-MiniLM-L6-v2"
+    assert s.generator.model_path is None
+    assert s.ingest.chunk_size < s.embedder.max_tokens
+
+
+def test_nested_variables_are_read_with_double_underscore(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAG_GENERATOR__N_CTX", "2048")
+    monkeypatch.setenv("RAG_GENERATOR__MODEL_PATH", "/models/phi3.gguf")
+    s = load_settings()
+    assert s.generator.n_ctx == 2048
+    assert s.generator.model_path == Path("/models/phi3.gguf")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("RAG_PORT", "eighty"),
+        ("RAG_PORT", "70000"),
+        ("RAG_GENERATOR__N_CTX", "10"),
+        ("RAG_GENERATOR__PROMPT_STYLE", "poetry"),
+        ("RAG_COLLECTION", "a/../b"),
+        ("RAG_INGEST__CHUNK_SIZE", "-5"),
+    ],
+)
+def test_bad_values_fail_with_a_message_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert name in str(info.value)
+
+
+def test_unknown_nested_keys_are_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAG_GENERATOR__N_CTXX", "2048")
+    with pytest.raises(ConfigError, match="RAG_GENERATOR__N_CTXX"):
+        load_settings()
