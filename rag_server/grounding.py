@@ -1,0 +1,422 @@
+"""Check every answer sentence against the retrieved sources; keep only what they support.
+
+Pure functions, no models: a sentence survives when one retrieved passage (the one it cites, or the
+best match if it cites none) covers most of its content words and contains every number, amount,
+date, identifier and proper name in it, and that passage is relevant to the question. Quotes are
+exact substrings of the passage, with offsets into the document's extracted text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from itertools import pairwise
+
+from rag_server.store import Hit
+
+_CITATION = re.compile(r"\s*\[(\d{1,3})\]")
+# Runs of letters/digits joined by . , : / - _ ' (so 0.31, 09:30, 1,000, Standards-Version stay whole).
+_TOKEN = re.compile(r"/?[^\W_](?:[\w]|[.,:/'’-](?=[^\W_]))*")
+_SENTENCE_END = re.compile(
+    r"(?<=[.!?])[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9])|\n\s*\n|\n(?=\s*(?:[-*•]|\d+[.)])\s)"
+)
+_ABBREVIATIONS = frozenset(
+    [
+        "e.g",
+        "i.e",
+        "etc",
+        "ltd",
+        "inc",
+        "co",
+        "no",
+        "vs",
+        "cf",
+        "approx",
+        "dept",
+        "fig",
+        "st",
+        "mr",
+        "mrs",
+        "ms",
+        "dr",
+        "prof",
+        "sec",
+        "ch",
+        "art",
+        "para",
+    ]
+)
+_STOPWORDS = frozenset(
+    [
+        "a",
+        "about",
+        "above",
+        "after",
+        "again",
+        "against",
+        "all",
+        "also",
+        "am",
+        "an",
+        "and",
+        "any",
+        "are",
+        "as",
+        "at",
+        "be",
+        "because",
+        "been",
+        "before",
+        "being",
+        "below",
+        "between",
+        "both",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "doing",
+        "done",
+        "down",
+        "during",
+        "each",
+        "either",
+        "else",
+        "ever",
+        "every",
+        "few",
+        "for",
+        "from",
+        "further",
+        "had",
+        "has",
+        "have",
+        "having",
+        "he",
+        "her",
+        "here",
+        "hers",
+        "him",
+        "his",
+        "how",
+        "however",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "itself",
+        "just",
+        "may",
+        "me",
+        "might",
+        "more",
+        "most",
+        "must",
+        "my",
+        "no",
+        "nor",
+        "not",
+        "now",
+        "of",
+        "off",
+        "on",
+        "once",
+        "only",
+        "or",
+        "other",
+        "our",
+        "ours",
+        "out",
+        "over",
+        "own",
+        "per",
+        "same",
+        "shall",
+        "she",
+        "should",
+        "so",
+        "some",
+        "such",
+        "than",
+        "that",
+        "the",
+        "their",
+        "them",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "through",
+        "to",
+        "too",
+        "under",
+        "until",
+        "up",
+        "upon",
+        "us",
+        "very",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "while",
+        "who",
+        "whom",
+        "whose",
+        "why",
+        "will",
+        "with",
+        "within",
+        "without",
+        "would",
+        "yes",
+        "you",
+        "your",
+    ]
+)
+_SENTENCE_STARTERS = frozenset(
+    [
+        "the",
+        "a",
+        "an",
+        "this",
+        "that",
+        "these",
+        "those",
+        "it",
+        "they",
+        "we",
+        "you",
+        "if",
+        "when",
+        "in",
+        "on",
+        "for",
+    ]
+)
+
+
+def tokens(text: str) -> list[str]:
+    """Lower-cased tokens; trailing joiners dropped; thousands separators removed from numbers."""
+    out = []
+    for match in _TOKEN.finditer(text):
+        token = match.group(0).lower().rstrip(".,:'’-/")
+        if any(ch.isdigit() for ch in token):
+            token = re.sub(r"(?<=\d),(?=\d{3}\b)", "", token)
+        if token:
+            out.append(token)
+    return out
+
+
+@cache
+def _stem(word: str) -> str:
+    """A light suffix stripper: enough to match 'claims'/'claim', 'required'/'requires'."""
+    for suffix in ("ing", "ed", "es", "s"):
+        if len(word) > len(suffix) + 3 and word.endswith(suffix) and not word.endswith("ss"):
+            return word[: -len(suffix)]
+    return word
+
+
+def content_words(text: str) -> set[str]:
+    return {_stem(t) for t in tokens(text) if t not in _STOPWORDS and (len(t) > 2 or t.isdigit())}
+
+
+def critical_tokens(text: str) -> set[str]:
+    """Tokens a supporting passage must contain verbatim: numbers, identifiers and proper names."""
+    critical: set[str] = set()
+    words = list(_TOKEN.finditer(text))
+    for i, match in enumerate(words):
+        raw = match.group(0).rstrip(".,:'’-/")
+        low = raw.lower()
+        if any(ch.isdigit() for ch in raw) or (any(ch in raw for ch in "/_.:") and len(raw) > 2):
+            critical.add(tokens(raw)[0] if tokens(raw) else low)
+        elif raw[:1].isupper() and low not in _STOPWORDS and low not in _SENTENCE_STARTERS:
+            at_start = i == 0 or text[: match.start()].rstrip().endswith((".", "!", "?", ":", "\n"))
+            if not at_start or any(ch.isupper() for ch in raw[1:]) or "-" in raw:
+                critical.add(low)
+    return critical
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each sentence, whitespace-trimmed; abbreviations and decimals do not split."""
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for match in _SENTENCE_END.finditer(text):
+        before = text[start : match.start()]
+        last = before.rsplit(None, 1)[-1].rstrip(".").lower() if before.split() else ""
+        if last in _ABBREVIATIONS or (len(last) == 1 and last.isalpha()):
+            continue
+        spans.append((start, match.start()))
+        start = match.end()
+    spans.append((start, len(text)))
+    trimmed = []
+    for lo, hi in spans:
+        segment = text[lo:hi]
+        stripped = segment.strip()
+        if stripped:
+            left = lo + (len(segment) - len(segment.lstrip()))
+            trimmed.append((left, left + len(stripped)))
+    return trimmed
+
+
+def citation_numbers(sentence: str) -> list[int]:
+    return [int(m.group(1)) for m in _CITATION.finditer(sentence)]
+
+
+def strip_citations(sentence: str) -> str:
+    return _CITATION.sub("", sentence).strip()
+
+
+@dataclass(frozen=True)
+class Quote:
+    """An exact passage of a source: `text == document_text[start:end]`."""
+
+    n: int
+    hit: Hit
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Support:
+    coverage: float
+    missing: frozenset[str]
+    quote: Quote
+
+
+@dataclass
+class Verified:
+    answer: str
+    status: str  # "answered", "extractive" or "insufficient_evidence"
+    citations: list[Quote] = field(default_factory=list)
+    removed_sentences: int = 0
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Thresholds for support; calibrated on the dev set, set from settings."""
+
+    min_coverage: float = 0.6
+    min_relevance: float = 0.3
+    refusal: str = "The documents do not say."
+
+
+def _claim_terms(text: str) -> set[str]:
+    return content_words(text) | critical_tokens(text) | set(tokens(text))
+
+
+def best_quote(n: int, hit: Hit, claim: str) -> Quote:
+    """The sentence (or two neighbouring sentences) of the passage that best covers `claim`."""
+    text = hit.chunk.text
+    wanted = content_words(claim) | critical_tokens(claim)
+    spans = sentence_spans(text) or [(0, len(text))]
+    windows = spans + [(a[0], b[1]) for a, b in pairwise(spans)]
+
+    def rank(window: tuple[int, int]) -> tuple[int, int]:
+        lo, hi = window
+        return len(wanted & _claim_terms(text[lo:hi])), -(hi - lo)  # most covered, then shortest
+
+    lo, hi = max(windows, key=rank)
+    return Quote(n, hit, hit.chunk.start + lo, hit.chunk.start + hi, text[lo:hi])
+
+
+def support(claim: str, n: int, hit: Hit) -> Support:
+    """How well one passage backs one claim: content-word coverage and missing critical tokens."""
+    passage_tokens = set(tokens(hit.chunk.text))
+    passage_words = content_words(hit.chunk.text)
+    words = content_words(claim)
+    coverage = len(words & passage_words) / len(words) if words else 0.0
+    missing = frozenset(t for t in critical_tokens(claim) if t not in passage_tokens)
+    return Support(coverage, missing, best_quote(n, hit, claim))
+
+
+def verify(
+    answer: str, sources: Sequence[Hit], relevance: Sequence[float], policy: Policy
+) -> Verified:
+    """Keep the supported sentences of a generated answer, each with its citation and quote.
+
+    `sources[i]` is the passage the prompt numbered i + 1; `relevance[i]` its relevance to the
+    question. Citations to numbers outside the sources are dropped; an uncited sentence is checked
+    against every relevant source. Nothing supported -> status insufficient_evidence (the caller
+    falls back to an extractive answer).
+    """
+    sentences = [answer[lo:hi] for lo, hi in sentence_spans(answer)]
+    kept: list[str] = []
+    quotes: dict[int, Quote] = {}
+    for sentence in sentences:
+        claim = strip_citations(sentence)
+        if not content_words(claim) and not critical_tokens(claim):
+            continue
+        cited = [n for n in citation_numbers(sentence) if 1 <= n <= len(sources)]
+        candidates = cited or list(range(1, len(sources) + 1))
+        checks = [
+            support(claim, n, sources[n - 1])
+            for n in candidates
+            if relevance[n - 1] >= policy.min_relevance
+        ]
+        good = [s for s in checks if s.coverage >= policy.min_coverage and not s.missing]
+        if not good:
+            continue
+        best = max(good, key=lambda s: s.coverage)
+        kept.append(_cite(claim, best.quote.n))
+        quotes.setdefault(best.quote.n, best.quote)
+    removed = len([s for s in sentences if content_words(strip_citations(s))]) - len(kept)
+    if not kept:
+        return Verified(policy.refusal, "insufficient_evidence", [], max(removed, 0))
+    ordered = sorted(quotes.values(), key=lambda q: q.n)
+    return Verified(" ".join(kept), "answered", ordered, max(removed, 0))
+
+
+def extractive(
+    question: str,
+    sources: Sequence[Hit],
+    relevance: Sequence[float],
+    policy: Policy,
+    score: Callable[[str, list[str]], list[float]] | None = None,
+) -> Verified:
+    """Quote the source sentence that best answers the question, verbatim, from a relevant passage.
+
+    `score(question, sentences)` ranks candidate sentences (the service passes an embedding
+    similarity); by default, the share of the question's content words each sentence contains.
+    """
+    candidates: list[tuple[int, int, int]] = []  # (source index, start, end) within the chunk
+    for i, hit in enumerate(sources):
+        if relevance[i] >= policy.min_relevance:
+            candidates += [(i, lo, hi) for lo, hi in sentence_spans(hit.chunk.text)]
+    texts = [sources[i].chunk.text[lo:hi] for i, lo, hi in candidates]
+    if not texts:
+        return Verified(policy.refusal, "insufficient_evidence")
+    scores = (score or _overlap_score)(question, texts)
+    best = max(range(len(texts)), key=lambda k: (scores[k], relevance[candidates[k][0]]))
+    i, lo, hi = candidates[best]
+    hit = sources[i]
+    quote = Quote(i + 1, hit, hit.chunk.start + lo, hit.chunk.start + hi, texts[best])
+    return Verified(_cite(texts[best], i + 1), "extractive", [quote], 0)
+
+
+def _cite(sentence: str, n: int) -> str:
+    """Put the marker inside the sentence: 'It is €42 [1].'"""
+    body = sentence.rstrip()
+    end = len(body.rstrip(".!?"))
+    return f"{body[:end]} [{n}]{body[end:]}"
+
+
+def _overlap_score(question: str, sentences: list[str]) -> list[float]:
+    wanted = content_words(question)
+    if not wanted:
+        return [0.0] * len(sentences)
+    return [len(wanted & content_words(s)) / len(wanted) for s in sentences]

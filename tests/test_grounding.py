@@ -1,0 +1,116 @@
+"""The verifier on its own: planted false sentences go, supported ones stay with exact quotes."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag_server.grounding import (
+    Policy,
+    critical_tokens,
+    extractive,
+    sentence_spans,
+    tokens,
+    verify,
+)
+from rag_server.store import Chunk, Hit
+
+DOC = (
+    "Meals and Accommodation\n\n"
+    "The domestic meal allowance is €42 per day. Hotel stays are capped at €165 per night, "
+    "including breakfast. Itemised receipts are required for any expense above €25.\n\n"
+    "Claims and Approval\n\n"
+    "Claims must be submitted within 30 days through the Ledgerly expense system. Any single "
+    "claim above €500 needs approval from the cost-centre manager. Mileage is reimbursed at "
+    "€0.31 per kilometre."
+)
+POLICY = Policy(min_coverage=0.6, min_relevance=0.3)
+
+
+def _hit(start: int, end: int, score: float = 0.8, doc: str = "expenses.pdf") -> Hit:
+    chunk = Chunk(
+        chunk_id=f"{doc}-{start}", document_id=doc, source=doc, title="Expenses", text=DOC[start:end],
+        start=start, end=end, chunk_index=0, chunk_count=2, content_hash="h", pipeline="p",
+        ingested_at="t", page=1,
+    )  # fmt: skip
+    return Hit(chunk, score)
+
+
+SPLIT = DOC.index("Claims and Approval")
+SOURCES = [_hit(0, SPLIT), _hit(SPLIT, len(DOC))]
+RELEVANCE = [0.7, 0.6]
+
+
+def test_sentences_split_on_ends_not_on_decimals_or_abbreviations() -> None:
+    text = (
+        "Mileage is €0.31 per km, e.g. for visits. Claims go to Ledgerly Ltd. within 30 days! Done?"
+    )
+    got = [text[a:b] for a, b in sentence_spans(text)]
+    assert got == [
+        "Mileage is €0.31 per km, e.g. for visits.",
+        "Claims go to Ledgerly Ltd. within 30 days!",
+        "Done?",
+    ]
+
+
+def test_numbers_identifiers_and_names_are_critical() -> None:
+    critical = critical_tokens("Submit within 30 days through Ledgerly to /usr/share/doc at 09:30.")
+    assert {"30", "ledgerly", "/usr/share/doc", "09:30"} <= critical
+    assert "submit" not in critical
+    assert tokens("It costs €1,000 or 0.31.") == ["it", "costs", "1000", "or", "0.31"]
+
+
+def test_a_supported_sentence_survives_with_an_exact_quote() -> None:
+    result = verify("The meal allowance is €42 per day [1].", SOURCES, RELEVANCE, POLICY)
+    assert result.status == "answered" and result.removed_sentences == 0
+    assert result.answer == "The meal allowance is €42 per day [1]."
+    (quote,) = result.citations
+    assert DOC[quote.start : quote.end] == quote.text
+    assert "€42" in quote.text
+
+
+@pytest.mark.parametrize(
+    "planted",
+    [
+        "The meal allowance is €55 per day [1].",  # wrong number
+        "Claims must be submitted within 45 days through Ledgerly [2].",  # wrong number
+        "Claims must be submitted through the Expensify system [2].",  # invented name
+        "The CEO's salary is €250,000 per year [1].",  # not in the sources at all
+        "Employees receive a company car after 2 years [2].",  # unsupported topic
+        "Hotel stays are capped at €165 per night in Paris [1].",  # an added proper name
+    ],
+)
+def test_planted_false_sentences_are_removed(planted: str) -> None:
+    true = "Hotel stays are capped at €165 per night [1]."
+    result = verify(f"{true} {planted}", SOURCES, RELEVANCE, POLICY)
+    assert result.answer == true
+    assert result.removed_sentences == 1
+
+
+def test_citations_to_missing_sources_are_dropped_and_support_is_found() -> None:
+    result = verify("Mileage is reimbursed at €0.31 per kilometre [7].", SOURCES, RELEVANCE, POLICY)
+    assert result.answer == "Mileage is reimbursed at €0.31 per kilometre [2]."
+    assert [q.n for q in result.citations] == [2]
+
+
+def test_a_sentence_citing_the_wrong_source_is_removed() -> None:
+    result = verify("Mileage is reimbursed at €0.31 per kilometre [1].", SOURCES, RELEVANCE, POLICY)
+    assert result.status == "insufficient_evidence" and result.removed_sentences == 1
+
+
+def test_a_passage_irrelevant_to_the_question_supports_nothing() -> None:
+    result = verify("The meal allowance is €42 per day.", SOURCES, [0.1, 0.1], POLICY)
+    assert result.status == "insufficient_evidence"
+
+
+def test_extractive_fallback_quotes_the_best_sentence_verbatim() -> None:
+    result = extractive("How much is mileage reimbursed per kilometre?", SOURCES, RELEVANCE, POLICY)
+    assert result.status == "extractive"
+    (quote,) = result.citations
+    assert quote.text == "Mileage is reimbursed at €0.31 per kilometre."
+    assert DOC[quote.start : quote.end] == quote.text
+    assert result.answer == "Mileage is reimbursed at €0.31 per kilometre [2]."
+
+
+def test_extractive_refuses_when_no_source_is_relevant() -> None:
+    result = extractive("What is the CEO's salary?", SOURCES, [0.05, 0.05], POLICY)
+    assert result.status == "insufficient_evidence" and result.citations == []
