@@ -5,13 +5,11 @@ Validates keys and types, counts, ids and splits, and that every gold answer of
 an answerable question appears in the main text of its source chapter
 (case-insensitive, whitespace-normalised). Prints a summary; exits 1 on any problem.
 
-Main text is extracted the way the server's HTML loader does: scripts, styles,
-navigation, headers, footers and hidden elements are dropped, and only the
-<main>/<article>/role="main" element (else <body>) is kept. BeautifulSoup is used
-if it is installed, otherwise the standard library's html.parser.
+Main text comes from the server's own loader (ingest.loaders), so gold answers are
+checked against exactly what gets indexed.
 
-Usage:
-    python3 eval/check_devset.py [--data FILE] [--corpus DIR]
+Usage (from the repository, with the project installed):
+    .venv/bin/python eval/check_devset.py [--data FILE] [--corpus DIR]
 The corpus folder defaults to $DEBIAN_POLICY_HTML or
 /usr/share/doc/debian-policy/policy.html (from Debian's debian-policy package).
 """
@@ -24,7 +22,6 @@ import os
 import re
 import sys
 from collections import Counter
-from html.parser import HTMLParser
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -43,183 +40,16 @@ MAX_ANSWERS = 3
 MAX_ANSWER_WORDS = 6
 ID_RE = re.compile(r"^dp-\d{3}$")
 
-DROP = {
-    "script", "style", "noscript", "template", "nav", "header", "footer", "aside",
-    "form", "button", "svg", "iframe", "object", "embed", "head",
-}  # fmt: skip
-BLOCK = {
-    "p", "div", "section", "article", "main", "li", "ul", "ol", "dl", "dt", "dd",
-    "table", "tr", "td", "th", "pre", "blockquote", "figure", "figcaption", "caption",
-    "h1", "h2", "h3", "h4", "h5", "h6", "br", "hr", "address", "details", "summary",
-}  # fmt: skip
-VOID = {
-    "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta",
-    "param", "source", "track", "wbr",
-}  # fmt: skip
-HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
-
 
 def normalise(text: str) -> str:
     return " ".join(text.split()).casefold()
 
 
-def _is_hidden(attrs: dict) -> bool:
-    return (
-        "hidden" in attrs
-        or str(attrs.get("aria-hidden", "")).lower() == "true"
-        or bool(HIDDEN_STYLE.search(str(attrs.get("style") or "")))
-    )
-
-
-def _main_text_bs4(html: str) -> str:
-    from bs4 import BeautifulSoup
-    from bs4.element import (
-        Comment,
-        Declaration,
-        Doctype,
-        NavigableString,
-        ProcessingInstruction,
-        Tag,
-    )
-
-    soup = BeautifulSoup(html, "html.parser")
-    for tag in soup.find_all(list(DROP)):
-        tag.decompose()
-    for tag in soup.find_all(True):
-        if isinstance(tag, Tag) and not tag.decomposed and _is_hidden(tag.attrs or {}):
-            tag.decompose()
-    root = soup.find("main") or soup.find("article") or soup.find(role="main") or soup.body or soup
-    skip = (Comment, Declaration, Doctype, ProcessingInstruction)
-    parts: list[str] = []
-
-    def walk(node: Tag) -> None:
-        for child in node.children:
-            if isinstance(child, NavigableString):
-                if not isinstance(child, skip):
-                    parts.append(str(child))
-            elif isinstance(child, Tag):
-                block = child.name in BLOCK
-                if block:
-                    parts.append("\n")
-                walk(child)
-                if block:
-                    parts.append("\n")
-
-    walk(root)
-    return "".join(parts)
-
-
-class _StdlibExtractor(HTMLParser):
-    """Fallback: same rules as the bs4 path, with the standard library only."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.stack: list[tuple[str, bool, str | None]] = []  # (tag, skipped, region)
-        self.skip_depth = 0
-        self.regions: dict[str, list[str]] = {
-            "main": [],
-            "article": [],
-            "role": [],
-            "body": [],
-            "all": [],
-        }
-        self.done: set[str] = set()
-
-    def _active(self) -> set[str]:
-        active = {"all"}
-        for _, _, region in self.stack:
-            if region and region not in self.done:
-                active.add(region)
-        return active
-
-    def _emit(self, text: str) -> None:
-        if self.skip_depth:
-            return
-        for region in self._active():
-            if region == "all" or region not in self.done:
-                self.regions[region].append(text)
-
-    def handle_starttag(self, tag, attrs):
-        attrs_d = {k: (v if v is not None else "") for k, v in attrs}
-        skipped = tag in DROP or _is_hidden(attrs_d)
-        region = None
-        if not self.skip_depth and not skipped:
-            if tag == "main" and not self.regions["main"] and "main" not in self.done:
-                region = "main"
-            elif tag == "article" and not self.regions["article"] and "article" not in self.done:
-                region = "article"
-            elif (
-                attrs_d.get("role") == "main"
-                and "role" not in self.done
-                and not self.regions["role"]
-            ):
-                region = "role"
-            elif tag == "body" and "body" not in self.done:
-                region = "body"
-        if tag in VOID:
-            if tag in BLOCK and not skipped:
-                self._emit("\n")
-            return
-        if skipped:
-            self.skip_depth += 1
-        self.stack.append((tag, skipped, region))
-        if tag in BLOCK:
-            self._emit("\n")
-
-    def handle_startendtag(self, tag, attrs):
-        if tag in BLOCK and tag not in DROP:
-            self._emit("\n")
-
-    def handle_endtag(self, tag):
-        if tag in VOID:
-            return
-        # pop to the matching open tag (tolerates unclosed inline/block tags)
-        for i in range(len(self.stack) - 1, -1, -1):
-            if self.stack[i][0] == tag:
-                break
-        else:
-            return
-        while len(self.stack) > i:
-            name, skipped, region = self.stack.pop()
-            if name in BLOCK:
-                self._emit("\n")
-            if skipped:
-                self.skip_depth -= 1
-            if region:
-                self.done.add(region)
-
-    def handle_data(self, data):
-        self._emit(data)
-
-    def text(self) -> str:
-        for region in ("main", "article", "role", "body", "all"):
-            if self.regions[region]:
-                return "".join(self.regions[region])
-        return ""
-
-
-def _main_text_stdlib(html: str) -> str:
-    parser = _StdlibExtractor()
-    parser.feed(html)
-    parser.close()
-    return parser.text()
-
-
 def main_text(path: Path) -> str:
-    html = path.read_bytes().decode("utf-8", errors="replace")
-    try:
-        import bs4  # noqa: F401
-    except ImportError:
-        return _main_text_stdlib(html)
-    return _main_text_bs4(html)
+    """The text the server indexes for this file: the project's own loader, not a copy of it."""
+    from ingest.loaders import load
 
-
-def parser_name() -> str:
-    try:
-        import bs4  # noqa: F401
-    except ImportError:
-        return "html.parser (stdlib fallback)"
-    return "BeautifulSoup"
+    return load(path, path.read_bytes()).text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -358,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         (r["split"], "answerable" if r["answerable"] else "unanswerable") for r in valid
     )
     print(f"data:    {args.data}")
-    print(f"corpus:  {args.corpus} ({len(corpus_files)} chapter files, parser: {parser_name()})")
+    print(f"corpus:  {args.corpus} ({len(corpus_files)} chapter files)")
     print(
         f"total:   {len(valid)} valid of {len(rows)} rows; answerable {len(answerable)}, unanswerable {len(unanswerable)}"
     )

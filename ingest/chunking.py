@@ -13,7 +13,7 @@ from llama_index.core.node_parser import SentenceSplitter
 from ingest.loaders import LoadedDocument
 
 # Bump when splitting or extraction changes meaning: stored chunks of older versions re-ingest.
-PIPELINE_VERSION = "1"
+PIPELINE_VERSION = "2"  # 2: HTML permalink anchors dropped
 
 
 @dataclass(frozen=True)

@@ -199,6 +199,8 @@ def load_html(path: Path, data: bytes) -> LoadedDocument:
     page_title = soup.title.get_text(" ", strip=True) if soup.title else ""
     for tag in soup.find_all(_HTML_DROP):
         tag.decompose()
+    for tag in soup.find_all("a", class_="headerlink"):  # Sphinx/MkDocs "¶" permalink anchors
+        tag.decompose()
     for tag in soup.find_all(True):
         if not isinstance(tag, Tag) or tag.decomposed:
             continue

@@ -125,11 +125,13 @@ class Pipeline:
         self.max_file_bytes = max_file_bytes
         self.batch_chunks = batch_chunks
         self.clock = clock
+        self._wrote = False
 
     def run(
         self, paths: Sequence[Path], *, sync: bool = False, progress: Progress | None = None
     ) -> IngestReport:
         began = time.perf_counter()
+        self._wrote = False
         progress = progress or Progress()
         report = IngestReport()
         sources, report.skipped = discover(paths)
@@ -158,11 +160,21 @@ class Pipeline:
             seen = {s.document_id for s in sources}
             for document_id, state in states.items():
                 if document_id not in seen:
+                    self._before_write()
                     self.store.delete_ids(sorted(state.chunk_ids))
                     report.deleted += 1
+        if self._wrote:
+            self.store.bump_revision()  # after the last write too: readers rebuild on what landed
         progress.close()
         report.seconds = time.perf_counter() - began
         return report
+
+    def _before_write(self) -> None:
+        """Bump the revision before the first write of a run, so even a run killed midway
+        makes readers (the server's keyword index) rebuild from what is actually stored."""
+        if not self._wrote:
+            self.store.bump_revision()
+            self._wrote = True
 
     def _prepare(self, source: SourceFile, state: DocumentState | None) -> _Pending | None:
         """Read, hash and (if changed) split one file. None means the store already has it."""
@@ -211,6 +223,7 @@ class Pipeline:
         if not pending:
             return
         chunks = [c for item in pending for c in item.chunks]
+        self._before_write()
         self.store.upsert(chunks, self.embedder.embed_texts([c.text for c in chunks]))
         for item in pending:
             fresh = {c.chunk_id for c in item.chunks}

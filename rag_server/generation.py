@@ -10,7 +10,7 @@ import asyncio
 import re
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +40,7 @@ class Generation:
     text: str
     prompt_tokens: int
     completion_tokens: int
-    finish_reason: str  # "stop", "length" or "deadline"
+    finish_reason: str  # "stop", "length", "deadline" or "cancelled"
 
 
 class Generator(Protocol):
@@ -52,7 +52,15 @@ class Generator(Protocol):
 
     def count_tokens(self, text: str) -> int: ...
 
-    def generate(self, prompt: Prompt, max_tokens: int, deadline: float) -> Generation: ...
+    def generate(
+        self,
+        prompt: Prompt,
+        max_tokens: int,
+        deadline: float,
+        on_token: Callable[[str], bool] | None = None,
+    ) -> Generation:
+        """Complete `prompt`. `on_token` sees each piece as it is made; returning False stops."""
+        ...
 
 
 _INSTRUCT_HINT = re.compile(r"instruct|chat|\bit\b|[-_]it\b|sft|dpo|rlhf", re.IGNORECASE)
@@ -115,7 +123,13 @@ class LlamaCppGenerator:
     def count_tokens(self, text: str) -> int:
         return len(self.llm.tokenize(text.encode(), add_bos=False, special=False))
 
-    def generate(self, prompt: Prompt, max_tokens: int, deadline: float) -> Generation:
+    def generate(
+        self,
+        prompt: Prompt,
+        max_tokens: int,
+        deadline: float,
+        on_token: Callable[[str], bool] | None = None,
+    ) -> Generation:
         with self._lock:
             out: list[str] = []
             finish = "stop"
@@ -125,6 +139,9 @@ class LlamaCppGenerator:
                     finish = "length"
                 if time.monotonic() > deadline:
                     finish = "deadline"
+                    break
+                if on_token is not None and not on_token(piece):
+                    finish = "cancelled"
                     break
             text = "".join(out)
             completion_tokens = self.count_tokens(text) if text else 0
@@ -174,12 +191,16 @@ class GenerationGate:
     def waiting(self) -> int:
         return self._waiting
 
-    @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
+    def check(self) -> None:
+        """Refuse now, before a streamed response starts, if a request would be turned away."""
         if self._running.locked() and self._waiting >= self.depth:
             raise OverloadedError(
                 f"the model is busy and {self._waiting} requests are already waiting; retry shortly"
             )
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        self.check()
         self._waiting += 1
         try:
             await self._running.acquire()

@@ -187,6 +187,8 @@ _STOPWORDS = frozenset(
         "your",
     ]
 )
+# The prompt's own delimiters echoed back by the model are never a claim about the documents.
+_ECHO = re.compile(r"<<<|>>>|\bSOURCE \d|^Source \[", re.IGNORECASE)
 _SENTENCE_STARTERS = frozenset(
     [
         "the",
@@ -313,6 +315,8 @@ class Policy:
     min_coverage: float = 0.6
     min_relevance: float = 0.3
     refusal: str = "The documents do not say."
+    min_claim_words: int = 3  # shorter fragments (headings, "1.", echoed markers) are not claims
+    max_sentences: int = 3  # small models repeat themselves; a long answer is not a better one
 
 
 def _claim_terms(text: str) -> set[str]:
@@ -356,10 +360,16 @@ def verify(
     """
     sentences = [answer[lo:hi] for lo, hi in sentence_spans(answer)]
     kept: list[str] = []
+    seen: set[frozenset[str]] = set()
     quotes: dict[int, Quote] = {}
+    claims = 0
     for sentence in sentences:
         claim = strip_citations(sentence)
-        if not content_words(claim) and not critical_tokens(claim):
+        words = content_words(claim)
+        if not words and not critical_tokens(claim):
+            continue  # punctuation or a bare marker: nothing was claimed
+        claims += 1
+        if len(words) < policy.min_claim_words or _ECHO.search(claim) or frozenset(words) in seen:
             continue
         cited = [n for n in citation_numbers(sentence) if 1 <= n <= len(sources)]
         candidates = cited or list(range(1, len(sources) + 1))
@@ -369,16 +379,17 @@ def verify(
             if relevance[n - 1] >= policy.min_relevance
         ]
         good = [s for s in checks if s.coverage >= policy.min_coverage and not s.missing]
-        if not good:
+        if not good or len(kept) >= policy.max_sentences:
             continue
         best = max(good, key=lambda s: s.coverage)
+        seen.add(frozenset(words))
         kept.append(_cite(claim, best.quote.n))
         quotes.setdefault(best.quote.n, best.quote)
-    removed = len([s for s in sentences if content_words(strip_citations(s))]) - len(kept)
+    removed = claims - len(kept)
     if not kept:
-        return Verified(policy.refusal, "insufficient_evidence", [], max(removed, 0))
+        return Verified(policy.refusal, "insufficient_evidence", [], removed)
     ordered = sorted(quotes.values(), key=lambda q: q.n)
-    return Verified(" ".join(kept), "answered", ordered, max(removed, 0))
+    return Verified(" ".join(kept), "answered", ordered, removed)
 
 
 def extractive(
@@ -387,25 +398,43 @@ def extractive(
     relevance: Sequence[float],
     policy: Policy,
     score: Callable[[str, list[str]], list[float]] | None = None,
+    min_score: float | None = None,
 ) -> Verified:
     """Quote the source sentence that best answers the question, verbatim, from a relevant passage.
 
     `score(question, sentences)` ranks candidate sentences (the service passes an embedding
     similarity); by default, the share of the question's content words each sentence contains.
+    Below `min_score`, the best sentence does not answer the question: refuse instead.
     """
     candidates: list[tuple[int, int, int]] = []  # (source index, start, end) within the chunk
     for i, hit in enumerate(sources):
         if relevance[i] >= policy.min_relevance:
-            candidates += [(i, lo, hi) for lo, hi in sentence_spans(hit.chunk.text)]
+            candidates += [
+                (i, lo, hi)
+                for lo, hi in sentence_spans(hit.chunk.text)
+                if _is_statement(hit.chunk.text[lo:hi], policy)
+            ]
     texts = [sources[i].chunk.text[lo:hi] for i, lo, hi in candidates]
     if not texts:
         return Verified(policy.refusal, "insufficient_evidence")
-    scores = (score or _overlap_score)(question, texts)
+    scores = (score or overlap_scores)(question, texts)
     best = max(range(len(texts)), key=lambda k: (scores[k], relevance[candidates[k][0]]))
+    if min_score is not None and scores[best] < min_score:
+        return Verified(policy.refusal, "insufficient_evidence")
     i, lo, hi = candidates[best]
     hit = sources[i]
     quote = Quote(i + 1, hit, hit.chunk.start + lo, hit.chunk.start + hi, texts[best])
-    return Verified(_cite(texts[best], i + 1), "extractive", [quote], 0)
+    return Verified(
+        f"{texts[best]} [{i + 1}]", "extractive", [quote], 0
+    )  # the quote stays verbatim
+
+
+def _is_statement(sentence: str, policy: Policy) -> bool:
+    """A full sentence worth quoting: ends like one and says something (not a heading)."""
+    return (
+        sentence.rstrip().endswith((".", "!", "?", ":", ";"))
+        and len(content_words(sentence)) >= policy.min_claim_words
+    )
 
 
 def _cite(sentence: str, n: int) -> str:
@@ -415,7 +444,8 @@ def _cite(sentence: str, n: int) -> str:
     return f"{body[:end]} [{n}]{body[end:]}"
 
 
-def _overlap_score(question: str, sentences: list[str]) -> list[float]:
+def overlap_scores(question: str, sentences: list[str]) -> list[float]:
+    """Share of the question's content words that each sentence contains."""
     wanted = content_words(question)
     if not wanted:
         return [0.0] * len(sentences)

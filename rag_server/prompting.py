@@ -10,7 +10,7 @@ from rag_server.generation import Prompt, PromptStyle
 from rag_server.store import Hit
 
 # Stops for completion-style prompts: a base model otherwise writes the next "Question:" itself.
-_BASE_STOPS = ("\nQuestion:", "\n\n\n", "<<<SOURCE", "Source [")
+_BASE_STOPS = ("\nQuestion:", "\n\n", "<<<SOURCE", "Source [")
 
 
 @dataclass(frozen=True)

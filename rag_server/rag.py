@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from rag_server.embedding import Embedder, load_embedder
 from rag_server.errors import RagError
 from rag_server.generation import GenerationGate, Generator, LlamaCppGenerator
+from rag_server.retrieval import HybridRetriever, KeywordIndex
 from rag_server.service import RagService
 from rag_server.settings import Settings
 from rag_server.store import ChunkStore, open_client
@@ -23,6 +24,7 @@ class Rag:
     settings: Settings
     embedder: Embedder
     store: ChunkStore
+    keyword: KeywordIndex
     generator: Generator
     service: RagService
 
@@ -40,9 +42,13 @@ class Rag:
 def assemble(settings: Settings, embedder: Embedder, generator: Generator) -> Rag:
     """Wire already-loaded models into a Rag (tests pass a scripted generator here)."""
     store = ChunkStore(open_client(settings), settings.collection, embedder.identity)
+    keyword = KeywordIndex(store)
+    keyword.refresh()  # build the BM25 index now, not on the first request
+    r = settings.retrieval
+    retriever = HybridRetriever(store, embedder, keyword, r.fusion, r.candidates, r.dense_weight)
     gate = GenerationGate(settings.generator.queue_depth)
-    service = RagService(settings, embedder, store, generator, gate)
-    return Rag(settings, embedder, store, generator, service)
+    service = RagService(settings, embedder, retriever, generator, gate)
+    return Rag(settings, embedder, store, keyword, generator, service)
 
 
 def build_rag(settings: Settings) -> Rag:

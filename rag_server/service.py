@@ -1,34 +1,46 @@
-"""Orchestration: retrieve -> (nothing found: refuse) -> prompt -> generate -> cite. No web imports."""
+"""Orchestration: retrieve -> evidence gate -> prompt -> generate -> verify -> (extract) -> respond.
+
+No web imports. Nothing the model writes reaches the caller unless the verifier found it in a
+retrieved passage; when nothing survives, the answer is a verbatim quote or a refusal.
+"""
 
 from __future__ import annotations
 
-import re
+import asyncio
+import math
+import threading
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import anyio
+import numpy as np
 
 from rag_server.embedding import Embedder
 from rag_server.generation import GenerationGate, Generator
+from rag_server.grounding import (
+    Policy,
+    Quote,
+    Verified,
+    best_quote,
+    extractive,
+    overlap_scores,
+    verify,
+)
 from rag_server.prompting import build_prompt
+from rag_server.retrieval import Filters, HybridRetriever
 from rag_server.settings import Settings
-from rag_server.store import ChunkStore, Hit
-
-_CITATION = re.compile(r"\[(\d{1,3})\]")
-NO_EVIDENCE = "The documents do not contain an answer to this question."
-
-
-@dataclass(frozen=True)
-class Citation:
-    n: int
-    hit: Hit
+from rag_server.store import Hit
 
 
 @dataclass
 class Answer:
     answer: str
-    status: str
-    citations: list[Citation]
+    status: str  # "answered" | "extractive" | "insufficient_evidence"
+    citations: list[Quote]
+    related: list[Quote]
+    removed_sentences: int
     model: str
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -46,71 +58,151 @@ class RagService:
         self,
         settings: Settings,
         embedder: Embedder,
-        store: ChunkStore,
+        retriever: HybridRetriever,
         generator: Generator,
         gate: GenerationGate,
     ) -> None:
         self.settings = settings
         self.embedder = embedder
-        self.store = store
+        self.retriever = retriever
         self.generator = generator
         self.gate = gate
+        g = settings.grounding
+        self.policy = Policy(g.min_coverage, g.min_relevance, g.refusal)
 
-    def _search_sync(self, query: str, top_k: int) -> list[Hit]:
-        return self.store.query(self.embedder.embed_query(query), top_k)
+    async def search(self, query: str, top_k: int, filters: Filters | None = None) -> list[Hit]:
+        """Embedding, BM25 and the store call block, so they run in a worker thread."""
+        return await anyio.to_thread.run_sync(self.retriever.retrieve, query, top_k, filters)
 
-    async def search(self, query: str, top_k: int) -> list[Hit]:
-        """Embedding and the store call block, so they run in a worker thread."""
-        return await anyio.to_thread.run_sync(self._search_sync, query, top_k)
-
-    async def ask(self, question: str, top_k: int | None = None) -> Answer:
+    async def ask(
+        self,
+        question: str,
+        top_k: int | None = None,
+        filters: Filters | None = None,
+        on_sources: Callable[[list[Hit]], Awaitable[None]] | None = None,
+        on_token: Callable[[str], bool] | None = None,
+    ) -> Answer:
+        """The verified answer. The hooks serve streaming: `on_sources` gets the passages shown to
+        the model; `on_token` (called from the worker thread) each raw piece, False to stop."""
         began = time.perf_counter()
-        hits = await self.search(question, top_k or self.settings.retrieval.top_k)
+        hits = await self.search(question, top_k or self.settings.retrieval.top_k, filters)
         timings = {"retrieve": _ms(began)}
-        if not hits:
-            timings["total"] = _ms(began)
-            return Answer(
-                NO_EVIDENCE, "insufficient_evidence", [], self.generator.name, timings_ms=timings
-            )
+        if not hits or max(h.score for h in hits) < self.settings.grounding.gate_threshold:
+            return self._refuse(question, hits, timings, began)
 
         cfg = self.settings.generator
-        max_tokens = cfg.max_tokens
         rendered = build_prompt(
             self.generator.style,
             question,
-            hits,
+            hits[: self.settings.retrieval.prompt_sources],
             self.generator.count_tokens,
-            budget=self.generator.context_tokens - max_tokens - 16,
+            budget=self.generator.context_tokens - cfg.max_tokens - 16,
         )
+        if on_sources is not None:
+            await on_sources(rendered.sources)
         started = time.perf_counter()
         async with self.gate.slot():
             deadline = time.monotonic() + cfg.timeout_s
             generation = await anyio.to_thread.run_sync(
-                self.generator.generate, rendered.prompt, max_tokens, deadline
+                self.generator.generate, rendered.prompt, cfg.max_tokens, deadline, on_token
             )
         timings["generate"] = _ms(started)
-        answer = generation.text.strip()
-        cited = _cited_numbers(answer, len(rendered.sources))
-        # Until answers are verified (next step), an uncited answer points at every source it saw.
-        numbers = cited or list(range(1, len(rendered.sources) + 1))
-        citations = [Citation(n, rendered.sources[n - 1]) for n in numbers]
-        timings["total"] = _ms(began)
-        return Answer(
-            answer=answer,
-            status="answered",
-            citations=citations,
-            model=self.generator.name,
-            prompt_tokens=generation.prompt_tokens,
-            completion_tokens=generation.completion_tokens,
-            timings_ms=timings,
+
+        started = time.perf_counter()
+        sources = rendered.sources
+        relevance = [h.score for h in sources]
+        verified = verify(generation.text, sources, relevance, self.policy)
+        if verified.status != "answered":
+            verified = await anyio.to_thread.run_sync(self._extract, question, hits)
+        timings["verify"] = _ms(started)
+        if verified.status == "insufficient_evidence":
+            answer = self._refuse(question, hits, timings, began, verified.removed_sentences)
+        else:
+            timings["total"] = _ms(began)
+            answer = Answer(
+                verified.answer,
+                verified.status,
+                verified.citations,
+                [],
+                verified.removed_sentences,
+                self.generator.name,
+                timings_ms=timings,
+            )
+        answer.prompt_tokens = generation.prompt_tokens
+        answer.completion_tokens = generation.completion_tokens
+        return answer
+
+    async def ask_stream(
+        self, question: str, top_k: int | None = None, filters: Filters | None = None
+    ) -> AsyncIterator[tuple[str, Any]]:
+        """("sources", hits), ("token", text)..., ("final", Answer). Closing the iterator (a client
+        that went away) stops generation at the next token, which frees the model for others."""
+        send, receive = anyio.create_memory_object_stream[tuple[str, Any]](max_buffer_size=math.inf)
+        cancelled = threading.Event()
+
+        def on_token(piece: str) -> bool:
+            if cancelled.is_set():
+                return False
+            anyio.from_thread.run_sync(send.send_nowait, ("token", piece))
+            return True
+
+        async def on_sources(hits: list[Hit]) -> None:
+            await send.send(("sources", hits))
+
+        async def produce() -> None:
+            async with send:
+                answer = await self.ask(question, top_k, filters, on_sources, on_token)
+                await send.send(("final", answer))
+
+        task = asyncio.ensure_future(produce())
+        try:
+            async with receive:
+                async for event in receive:
+                    yield event
+            await task  # re-raise what went wrong before "final"
+        finally:
+            cancelled.set()
+
+    def sentence_scorer(self, question: str) -> Callable[[str, list[str]], list[float]]:
+        """Rank candidate sentences: embedding cosine with the question plus word overlap."""
+        query = np.asarray(self.embedder.embed_query(question), dtype=np.float32)
+        weight = self.settings.grounding.lexical_weight
+
+        def score(_: str, sentences: list[str]) -> list[float]:
+            cosine = self.embedder.embed_texts(sentences) @ query
+            overlap = overlap_scores(question, sentences)
+            return [float(c) + weight * o for c, o in zip(cosine, overlap, strict=True)]
+
+        return score
+
+    def _extract(self, question: str, hits: list[Hit]) -> Verified:
+        """The best source sentence, quoted verbatim, if it scores above the threshold."""
+        return extractive(
+            question,
+            hits,
+            [h.score for h in hits],
+            self.policy,
+            score=self.sentence_scorer(question),
+            min_score=self.settings.grounding.extractive_threshold,
         )
 
-
-def _cited_numbers(text: str, available: int) -> list[int]:
-    """[n] markers that point at a source in the prompt, in first-seen order."""
-    seen: list[int] = []
-    for match in _CITATION.finditer(text):
-        n = int(match.group(1))
-        if 1 <= n <= available and n not in seen:
-            seen.append(n)
-    return seen
+    def _refuse(
+        self,
+        question: str,
+        hits: list[Hit],
+        timings: dict[str, float],
+        began: float,
+        removed: int = 0,
+    ) -> Answer:
+        """A fixed refusal, with the nearest passages as `related` (never as citations)."""
+        related = [best_quote(n, hit, question) for n, hit in enumerate(hits[:3], start=1)]
+        timings["total"] = _ms(began)
+        return Answer(
+            self.settings.grounding.refusal,
+            "insufficient_evidence",
+            [],
+            related,
+            removed,
+            self.generator.name,
+            timings_ms=timings,
+        )

@@ -47,7 +47,7 @@ class GeneratorSettings(_Section):
     model_path: Path | None = None
     n_ctx: int = Field(4096, ge=512, le=131072)
     n_threads: int = Field(default_factory=_cpu_count, ge=1, le=256)
-    max_tokens: int = Field(160, ge=1, le=4096)
+    max_tokens: int = Field(96, ge=1, le=4096)
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     prompt_style: Literal["auto", "base", "chat"] = "auto"
     queue_depth: int = Field(4, ge=0, le=1024, description="requests that may wait for the model")
@@ -66,7 +66,28 @@ class IngestSettings(_Section):
 
 class RetrievalSettings(_Section):
     top_k: int = Field(5, ge=1, le=50)
-    max_top_k: int = Field(50, ge=1, le=1000)
+    candidates: int = Field(20, ge=1, le=1000, description="per retriever, before fusion")
+    prompt_sources: int = Field(3, ge=1, le=50, description="best passages shown to the model")
+    fusion: Literal["rrf", "weighted"] = "rrf"
+    dense_weight: float = Field(0.5, ge=0.0, le=1.0, description="for weighted fusion")
+
+
+class GroundingSettings(_Section):
+    """The evidence gate and the verifier. Thresholds are cosine similarities / word shares."""
+
+    # Defaults calibrated on eval/debian-policy.jsonl (dev split): bench/calibrate.py, README.
+    gate_threshold: float = Field(0.61, ge=-1.0, le=1.0, description="best passage below: refuse")
+    min_relevance: float = Field(0.3, ge=-1.0, le=1.0, description="passage may support claims")
+    min_coverage: float = Field(0.6, ge=0.0, le=1.0, description="share of a claim's words found")
+    extractive_threshold: float = Field(
+        1.1, ge=-1.0, le=3.0, description="best sentence score below: refuse instead of quoting"
+    )
+    lexical_weight: float = Field(
+        1.0, ge=0.0, le=5.0, description="weight of question-word overlap in sentence scores"
+    )
+    refusal: str = Field(
+        "The documents do not contain an answer to this question.", min_length=1, max_length=500
+    )
 
 
 class Settings(BaseSettings):
@@ -85,6 +106,7 @@ class Settings(BaseSettings):
     generator: GeneratorSettings = GeneratorSettings()
     ingest: IngestSettings = IngestSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
+    grounding: GroundingSettings = GroundingSettings()
 
     @field_validator("collection")
     @classmethod

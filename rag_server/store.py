@@ -6,11 +6,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from rag_server.embedding import EmbedderIdentity
 from rag_server.errors import EmbedderMismatchError, StoreUnavailableError
 
 if TYPE_CHECKING:
-    import numpy as np
     from chromadb.api import ClientAPI
     from chromadb.api.models.Collection import Collection
 
@@ -18,6 +19,9 @@ if TYPE_CHECKING:
 
 _META_MODEL = "embed_model"
 _META_DIM = "embed_dim"
+_META_REVISION = (
+    "revision"  # bumped by every write, so readers know when to rebuild derived indexes
+)
 _PAGE = 1000  # rows per read when scanning the whole collection
 
 
@@ -183,25 +187,39 @@ class ChunkStore:
         for lo in range(0, len(ids), self.max_batch):
             self.collection.delete(ids=list(ids[lo : lo + self.max_batch]))
 
-    def _scan(self, where: dict[str, Any] | None = None) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    def _scan(
+        self, where: dict[str, Any] | None = None, documents: bool = False
+    ) -> Iterator[tuple[str, Mapping[str, Any], str]]:
+        include: list[Any] = ["metadatas", "documents"] if documents else ["metadatas"]
         offset = 0
         while True:
-            page = self.collection.get(
-                where=where,
-                include=["metadatas"],
-                limit=_PAGE,
-                offset=offset,  # type: ignore[list-item]
-            )
+            page = self.collection.get(where=where, include=include, limit=_PAGE, offset=offset)
             ids, metas = page["ids"], page["metadatas"] or []
-            yield from zip(ids, metas, strict=True)
+            texts = page["documents"] or [""] * len(ids)
+            yield from zip(ids, metas, texts, strict=True)
             if len(ids) < _PAGE:
                 return
             offset += len(ids)
 
+    def all_chunks(self) -> list[Chunk]:
+        return [
+            Chunk.from_record(cid, text, meta) for cid, meta, text in self._scan(documents=True)
+        ]
+
+    def revision(self) -> int:
+        """The collection's write counter, read fresh (another process may have written)."""
+        collection = self.client.get_collection(self.name, embedding_function=None)
+        return int((collection.metadata or {}).get(_META_REVISION, 0))
+
+    def bump_revision(self) -> None:
+        meta = dict(self.client.get_collection(self.name, embedding_function=None).metadata or {})
+        meta[_META_REVISION] = int(meta.get(_META_REVISION, 0)) + 1
+        self.collection.modify(metadata=meta)
+
     def document_states(self) -> dict[str, DocumentState]:
         """Every document in the collection, from chunk metadata alone (the store is the truth)."""
         states: dict[str, DocumentState] = {}
-        for chunk_id, meta in self._scan():
+        for chunk_id, meta, _ in self._scan():
             state = states.setdefault(str(meta["document_id"]), DocumentState())
             state.chunk_ids.add(chunk_id)
             state.hashes.add(str(meta.get("content_hash")))
@@ -210,13 +228,16 @@ class ChunkStore:
         return states
 
     def document_chunk_ids(self, document_id: str) -> set[str]:
-        return {cid for cid, _ in self._scan({"document_id": document_id})}
+        return {cid for cid, _, _ in self._scan({"document_id": document_id})}
 
-    def query(self, embedding: Sequence[float], top_k: int) -> list[Hit]:
-        """Nearest chunks by cosine similarity (1 - distance), best first."""
+    def query(
+        self, embedding: Sequence[float], top_k: int, where: dict[str, Any] | None = None
+    ) -> list[Hit]:
+        """Nearest chunks by cosine similarity (1 - distance), best first, among those `where` admits."""
         result = self.collection.query(
             query_embeddings=[list(embedding)],  # type: ignore[arg-type]
             n_results=top_k,
+            where=where,
             include=["documents", "metadatas", "distances"],  # type: ignore[list-item]
         )
         ids = result["ids"][0]
@@ -227,3 +248,15 @@ class ChunkStore:
             Hit(Chunk.from_record(cid, doc, meta), 1.0 - float(dist))
             for cid, doc, meta, dist in zip(ids, docs, metas, dists, strict=True)
         ]
+
+    def similarities(self, embedding: Sequence[float], ids: Sequence[str]) -> dict[str, float]:
+        """Cosine of the query with stored chunks (vectors are normalised, so a dot product)."""
+        got = self.collection.get(ids=list(ids), include=["embeddings"])  # type: ignore[list-item]
+        vectors = got["embeddings"]
+        if vectors is None or len(got["ids"]) == 0:
+            return {}
+        query = np.asarray(embedding, dtype=np.float32)
+        return {
+            cid: float(np.dot(np.asarray(v, dtype=np.float32), query))
+            for cid, v in zip(got["ids"], vectors, strict=True)
+        }

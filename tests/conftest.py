@@ -79,16 +79,31 @@ class ScriptedGenerator:
     style: PromptStyle = "base"
     context_tokens: int = 4096
     delay_s: float = 0.0
+    token_delay_s: float = 0.0
     calls: list[Prompt] = field(default_factory=list)
+    finished: list[str] = field(default_factory=list)
 
     def count_tokens(self, text: str) -> int:
         return len(text.split())
 
-    def generate(self, prompt: Prompt, max_tokens: int, deadline: float) -> Generation:
+    def generate(
+        self,
+        prompt: Prompt,
+        max_tokens: int,
+        deadline: float,
+        on_token: Callable[[str], bool] | None = None,
+    ) -> Generation:
         self.calls.append(prompt)
         if self.delay_s:
             time.sleep(self.delay_s)
         text = self.replies[min(len(self.calls), len(self.replies)) - 1]
+        pieces = text.split(" ")
+        for i, word in enumerate(pieces):
+            time.sleep(self.token_delay_s)
+            if on_token is not None and not on_token(word if i == 0 else " " + word):
+                self.finished.append("cancelled")
+                return Generation(" ".join(pieces[: i + 1]), 1, i + 1, "cancelled")
+        self.finished.append("stop")
         return Generation(text, self.count_tokens(prompt.text), len(text.split()), "stop")
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -21,8 +23,13 @@ ClientFor = Callable[..., TestClient]  # type: ignore[type-arg]
 
 @pytest.fixture
 def ingested(settings: Settings, embedder: Embedder) -> Settings:
+    """The examples, with thresholds fixed here: these tests are about orchestration, and must not
+    move when the defaults are recalibrated."""
     build_pipeline(settings, embedder).run([EXAMPLES])
-    return settings
+    grounding = settings.grounding.model_copy(
+        update={"gate_threshold": 0.3, "extractive_threshold": 0.8}
+    )
+    return settings.model_copy(update={"grounding": grounding})
 
 
 @pytest.fixture
@@ -66,28 +73,98 @@ def test_search_returns_pdf_page_numbers(ingested: Settings, client_for: ClientF
     assert (first["document_id"], first["page"]) == ("expenses-policy.pdf", 3)
 
 
-def test_ask_sends_numbered_sources_to_the_model_and_returns_its_citations(
+def test_ask_keeps_verified_sentences_and_drops_invented_ones(
     ingested: Settings, client_for: ClientFor
 ) -> None:
-    generator = ScriptedGenerator(["New starters begin at 09:30 on floor 4 [1]. See also [9]."])
+    generator = ScriptedGenerator(
+        [
+            "The first day starts at 09:30 at the reception on floor 4. "
+            "The CEO welcomes every new starter with champagne at 10:00. See also [9]."
+        ]
+    )
     client = client_for(ingested, generator)
     response = client.post("/v1/ask", json={"question": "What time does the first day start?"})
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["status"] == "answered" and body["model"] == "scripted"
     prompt = generator.calls[0].text
-    assert (
-        "Source [1]" in prompt
-        and "<<<SOURCE 1" in prompt
-        and "What time does the first day start?" in prompt
-    )
-    assert [c["n"] for c in body["citations"]] == [1]  # [9] points at no source and is dropped
-    cited = body["citations"][0]
+    assert "Source [1]" in prompt and "<<<SOURCE 1" in prompt
+    assert "What time does the first day start?" in prompt
+    # Uncited sentences are checked against every source; the supporting one is cited.
+    (cited,) = body["citations"]
+    n = cited["n"]
+    assert body["answer"] == f"The first day starts at 09:30 at the reception on floor 4 [{n}]."
+    assert body["removed_sentences"] == 2
+    assert body["related"] == []
     assert cited["document_id"] == "onboarding.md"
     source = (EXAMPLES / "onboarding.md").read_text()
     assert source[cited["start"] : cited["end"]] == cited["quote"]
-    assert set(body["timings_ms"]) >= {"retrieve", "generate", "total"}
+    assert "09:30" in cited["quote"]
+    assert set(body["timings_ms"]) >= {"retrieve", "generate", "verify", "total"}
     assert body["usage"]["prompt_tokens"] > 0
+
+
+def test_an_invented_answer_never_reaches_the_caller(
+    ingested: Settings, client_for: ClientFor
+) -> None:
+    generator = ScriptedGenerator(["The CEO's salary is €250,000 per year [1]."])
+    body = (
+        client_for(ingested, generator)
+        .post("/v1/ask", json={"question": "What is the CEO's salary?"})
+        .json()
+    )
+    assert "250,000" not in body["answer"]
+    assert body["status"] == "insufficient_evidence"
+    assert body["citations"] == [] and body["related"]
+    for related in body["related"]:
+        assert related["quote"] and related["document_id"]
+
+
+def test_an_unsupported_answer_falls_back_to_a_verbatim_quote(
+    ingested: Settings, client_for: ClientFor
+) -> None:
+    generator = ScriptedGenerator(["Parental leave lasts 12 weeks [1]."])
+    body = (
+        client_for(ingested, generator)
+        .post(
+            "/v1/ask", json={"question": "How many weeks of fully paid parental leave are there?"}
+        )
+        .json()
+    )
+    assert body["status"] == "extractive", body
+    assert "18 weeks" in body["answer"] and "12 weeks" not in body["answer"]
+    (cited,) = body["citations"]
+    assert cited["quote"] in body["answer"] and cited["document_id"] == "leave-policy.docx"
+
+
+def test_filters_apply_inside_retrieval(ingested: Settings, client_for: ClientFor) -> None:
+    client = client_for(ingested, ScriptedGenerator(["unused"]))
+
+    def search(filters: dict[str, object]) -> list[dict[str, object]]:
+        body = {"query": "how many days of leave", "top_k": 5, "filters": filters}
+        response = client.post("/v1/search", json=body)
+        assert response.status_code == 200, response.text
+        return list(response.json()["results"])
+
+    only = search({"document_id": ["expenses-policy.pdf"]})
+    assert only and {r["document_id"] for r in only} == {"expenses-policy.pdf"}
+    assert len(only) == 5  # top-k filled from the filtered set, not cut after retrieval
+    assert {r["document_id"] for r in search({"source_prefix": "it-"})} == {"it-security.html"}
+    assert {r["page"] for r in search({"metadata": {"page": 3}})} == {3}
+    assert search({"document_id": ["no-such-doc"]}) == []
+
+
+def test_the_evidence_gate_refuses_without_calling_the_model(
+    ingested: Settings, client_for: ClientFor
+) -> None:
+    strict = ingested.grounding.model_copy(update={"gate_threshold": 0.99})
+    generator = ScriptedGenerator(["should never be used"])
+    client = client_for(ingested.model_copy(update={"grounding": strict}), generator)
+    body = client.post("/v1/ask", json={"question": "How many weeks of parental leave?"}).json()
+    assert body["status"] == "insufficient_evidence" and generator.calls == []
+    assert body["answer"] == ingested.grounding.refusal
+    assert body["related"] and body["related"][0]["document_id"] == "leave-policy.docx"
+    assert body["citations"] == []
 
 
 def test_ask_on_an_empty_collection_refuses_without_calling_the_model(
@@ -157,11 +234,13 @@ def test_a_full_generation_queue_answers_503_with_retry_after(
     settings = ingested.model_copy(
         update={"generator": ingested.generator.model_copy(update={"queue_depth": 1})}
     )
-    client = client_for(settings, ScriptedGenerator(["Slow answer [1]."], delay_s=1.5))
+    generator = ScriptedGenerator(["Hotel stays are capped at €165 per night."], delay_s=1.5)
+    client = client_for(settings, generator)
     statuses: list[int] = []
+    question = {"question": "What is the cap on hotel stays per night?"}
 
     def ask() -> None:
-        statuses.append(client.post("/v1/ask", json={"question": "hotel cap?"}).status_code)
+        statuses.append(client.post("/v1/ask", json=question).status_code)
 
     threads = [threading.Thread(target=ask) for _ in range(4)]
     for t in threads:
@@ -170,7 +249,8 @@ def test_a_full_generation_queue_answers_503_with_retry_after(
         t.join(timeout=30)
     assert sorted(statuses).count(200) >= 2  # one running, one waiting
     assert set(statuses) <= {200, 503} and 503 in statuses
-    busy = client.post("/v1/ask", json={"question": "hotel cap?"})
+    assert len(generator.calls) == statuses.count(200)  # refused requests never reached the model
+    busy = client.post("/v1/ask", json=question)
     assert busy.status_code == 200  # the queue drained; nothing is stuck
 
 
@@ -184,3 +264,79 @@ def test_the_app_is_built_from_settings_without_loading_models(
 ) -> None:
     app = create_app(settings)  # cheap: models load in the lifespan, not here
     assert app.state.get("rag") is None
+
+
+def _sse(text: str) -> list[tuple[str, object]]:
+    events = []
+    for block in text.replace("\r\n", "\n").strip().split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        if "event" in fields:
+            events.append((fields["event"], json.loads(fields["data"])))
+    return events
+
+
+@pytest.mark.parametrize("how", ["body", "accept"])
+def test_streaming_sends_sources_tokens_then_the_verified_final(
+    ingested: Settings, client_for: ClientFor, how: str
+) -> None:
+    reply = "The first day starts at 09:30 at the reception on floor 4. Lunch is free on Fridays."
+    client = client_for(ingested, ScriptedGenerator([reply]))
+    question = {"question": "What time does the first day start?"}
+    if how == "body":
+        response = client.post("/v1/ask", json={**question, "stream": True})
+    else:
+        response = client.post("/v1/ask", json=question, headers={"accept": "text/event-stream"})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    events = _sse(response.text)
+    kinds = [kind for kind, _ in events]
+    assert kinds[0] == "sources" and kinds[-1] == "final"
+    assert set(kinds[1:-1]) == {"token"}
+    sources = events[0][1]
+    assert isinstance(sources, list) and sources[0]["n"] == 1
+    assert "".join(data["text"] for kind, data in events if kind == "token") == reply  # type: ignore[index]
+    final = events[-1][1]
+    assert isinstance(final, dict) and final["status"] == "answered"
+    assert "Lunch" not in final["answer"] and final["removed_sentences"] == 1
+
+
+def test_a_client_that_leaves_a_stream_stops_generation(
+    ingested: Settings, embedder: Embedder
+) -> None:
+    """Over a real uvicorn server: the test client would buffer the whole stream."""
+    import socket
+
+    import httpx
+    import uvicorn
+
+    words = " ".join(["Hotel stays are capped at €165 per night."] * 40)
+    generator = ScriptedGenerator([words], token_delay_s=0.05)
+    app = create_app(ingested, assemble(ingested, embedder, generator))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            time.sleep(0.05)
+        body = {"question": "What is the cap on hotel stays per night?", "stream": True}
+        with httpx.stream(
+            "POST", f"http://127.0.0.1:{port}/v1/ask", json=body, timeout=30
+        ) as response:
+            for line in response.iter_lines():
+                if line.startswith("event: token"):
+                    break
+        deadline = time.monotonic() + 10
+        while not generator.finished and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert generator.finished == ["cancelled"]
+        # The slot is free again: a plain request is answered at once.
+        after = httpx.post(
+            f"http://127.0.0.1:{port}/v1/ask", json={"question": body["question"]}, timeout=30
+        )
+        assert after.status_code == 200
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -108,9 +108,16 @@ def test_extractive_fallback_quotes_the_best_sentence_verbatim() -> None:
     (quote,) = result.citations
     assert quote.text == "Mileage is reimbursed at €0.31 per kilometre."
     assert DOC[quote.start : quote.end] == quote.text
-    assert result.answer == "Mileage is reimbursed at €0.31 per kilometre [2]."
+    assert result.answer == "Mileage is reimbursed at €0.31 per kilometre. [2]"
 
 
 def test_extractive_refuses_when_no_source_is_relevant() -> None:
     result = extractive("What is the CEO's salary?", SOURCES, [0.05, 0.05], POLICY)
     assert result.status == "insufficient_evidence" and result.citations == []
+
+
+def test_extractive_refuses_when_the_best_sentence_scores_below_the_threshold() -> None:
+    question = "How much is mileage reimbursed per kilometre?"
+    assert extractive(question, SOURCES, RELEVANCE, POLICY, min_score=0.5).status == "extractive"
+    result = extractive(question, SOURCES, RELEVANCE, POLICY, min_score=1.01)
+    assert result.status == "insufficient_evidence"

@@ -67,7 +67,21 @@ def test_the_real_model_answers_from_the_example_documents(
         )
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["status"] == "answered" and body["answer"]
-    assert body["citations"]
+    # With the default thresholds: answered or quoted, and the fact itself, from its document.
+    assert body["status"] in {"answered", "extractive"}, body
+    assert "27 days" in body["answer"]
     assert body["citations"][0]["document_id"] == "leave-policy.docx"
     assert body["usage"]["completion_tokens"] <= settings.generator.max_tokens + 1
+
+
+def test_the_real_model_refuses_what_the_documents_do_not_say(
+    gemma: LlamaCppGenerator, settings: Settings, embedder: Embedder
+) -> None:
+    """The issue's own example: a stock pipeline made up the CEO's salary with this model."""
+    build_pipeline(settings, embedder).run([EXAMPLES])
+    app = create_app(settings, assemble(settings, embedder, gemma))
+    with TestClient(app=app) as client:
+        for question in ("What is the CEO's salary?", "Can I bring my dog to the office?"):
+            body = client.post("/v1/ask", json={"question": question}).json()
+            assert body["status"] == "insufficient_evidence", body
+            assert body["answer"] == settings.grounding.refusal

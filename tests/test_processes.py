@@ -60,12 +60,15 @@ def test_ingest_then_serve_answers_over_http(tmp_path: Path) -> None:
         else:
             pytest.fail("server never became ready")
         answer = httpx.post(
-            f"{base}/v1/ask", json={"question": "How long is the probation period?"}, timeout=120
+            f"{base}/v1/ask",
+            json={"question": "How many days of paid annual leave do employees get?"},
+            timeout=120,
         )
         assert answer.status_code == 200, answer.text
         body = answer.json()
-        assert body["status"] == "answered"
-        assert any(c["document_id"] == "onboarding.md" for c in body["citations"])
+        assert body["status"] in {"answered", "extractive"}, body
+        assert "27 days" in body["answer"]
+        assert body["citations"][0]["document_id"] == "leave-policy.docx"
     finally:
         server.send_signal(signal.SIGTERM)
         try:

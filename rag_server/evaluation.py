@@ -1,0 +1,163 @@
+"""rag-eval: run a question set against a running server and report grounded-QA quality.
+
+    rag-eval QA.jsonl [--url URL] [--json] [--split dev] [--records OUT.jsonl]
+
+Input lines: {"id", "question", "answerable": bool, "answers": [str], "source": str|null}.
+Reports, overall and by answerable/unanswerable: retrieval hit@5, answer accuracy, abstention,
+false abstention, the share of answer sentences the verifier removed, latency p50/p95.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+MAX_ANSWER_WORDS = 80
+_PUNCT = re.compile(r"[^\w\s]")
+
+
+@dataclass
+class Record:
+    """One question's outcome; enough to recompute every metric at another gate threshold."""
+
+    id: str
+    answerable: bool
+    status: str
+    correct: bool
+    hit_at_5: bool | None
+    best_score: float
+    removed: int
+    kept: int
+    latency_s: float
+    answer: str
+
+
+def normalise(text: str) -> str:
+    return " ".join(_PUNCT.sub(" ", text.lower()).split())
+
+
+def is_correct(answer: str, gold: list[str]) -> bool:
+    """A gold string inside the answer (case- and punctuation-insensitive), answer ≤ 80 words."""
+    if len(answer.split()) > MAX_ANSWER_WORDS:
+        return False
+    said = f" {normalise(answer)} "
+    return any(f" {normalise(g)} " in said for g in gold if normalise(g))
+
+
+def _sentences(answer: str) -> int:
+    return len([s for s in re.split(r"(?<=[.!?])\s+", answer.strip()) if s])
+
+
+def run_one(client: Any, item: dict[str, Any]) -> Record:
+    search = client.post("/v1/search", json={"query": item["question"], "top_k": 5})
+    search.raise_for_status()
+    results = search.json()["results"]
+    began = time.perf_counter()
+    response = client.post("/v1/ask", json={"question": item["question"]})
+    latency = time.perf_counter() - began
+    response.raise_for_status()
+    body = response.json()
+    status = body["status"]
+    answered = status != "insufficient_evidence"
+    answerable = bool(item["answerable"])
+    return Record(
+        id=str(item["id"]),
+        answerable=answerable,
+        status=status,
+        correct=answerable and answered and is_correct(body["answer"], list(item["answers"])),
+        hit_at_5=(item["source"] in {r["source"] for r in results}) if answerable else None,
+        best_score=max((r["score"] for r in results), default=-1.0),
+        removed=int(body.get("removed_sentences", 0)),
+        kept=_sentences(body["answer"]) if status == "answered" else 0,
+        latency_s=latency,
+        answer=body["answer"],
+    )
+
+
+def _pct(values: list[bool]) -> float | None:
+    return round(100.0 * sum(values) / len(values), 1) if values else None
+
+
+def _quantile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
+
+
+def summarise(records: list[Record]) -> dict[str, Any]:
+    def block(rs: list[Record]) -> dict[str, Any]:
+        answerable = [r for r in rs if r.answerable]
+        unanswerable = [r for r in rs if not r.answerable]
+        removed = sum(r.removed for r in rs)
+        return {
+            "questions": len(rs),
+            "hit_at_5": _pct([bool(r.hit_at_5) for r in answerable]),
+            "accuracy": _pct([r.correct for r in answerable]),
+            "abstention": _pct([r.status == "insufficient_evidence" for r in unanswerable]),
+            "false_abstention": _pct([r.status == "insufficient_evidence" for r in answerable]),
+            "removed_share": round(100.0 * removed / max(1, removed + sum(r.kept for r in rs)), 1),
+            "extractive": _pct([r.status == "extractive" for r in rs]),
+            "latency_p50_s": _quantile([r.latency_s for r in rs], 0.5),
+            "latency_p95_s": _quantile([r.latency_s for r in rs], 0.95),
+            "latency_mean_s": round(statistics.fmean([r.latency_s for r in rs]), 3) if rs else None,
+        }
+
+    return {
+        "overall": block(records),
+        "answerable": block([r for r in records if r.answerable]),
+        "unanswerable": block([r for r in records if not r.answerable]),
+    }
+
+
+def _table(summary: dict[str, Any]) -> str:
+    keys = list(summary["overall"])
+    lines = ["| metric | overall | answerable | unanswerable |", "|---|---|---|---|"]
+    for key in keys:
+        cells = [summary[part][key] for part in ("overall", "answerable", "unanswerable")]
+        lines.append(f"| {key} | " + " | ".join("–" if c is None else str(c) for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="rag-eval", description=__doc__.splitlines()[0])
+    parser.add_argument("qa", type=Path, help="question set (JSON lines)")
+    parser.add_argument("--url", default="http://127.0.0.1:8000", help="server base URL")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument("--split", help="only questions whose 'split' field equals this")
+    parser.add_argument("--records", type=Path, help="write one JSON line per question here")
+    parser.add_argument("--timeout", type=float, default=120.0)
+    parser.add_argument("--api-key", help="bearer token, when the server requires one")
+    args = parser.parse_args(argv)
+
+    import httpx
+
+    items = [json.loads(line) for line in args.qa.read_text().splitlines() if line.strip()]
+    if args.split:
+        items = [i for i in items if i.get("split") == args.split]
+    if not items:
+        parser.error("no questions to run")
+    headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
+    records: list[Record] = []
+    with httpx.Client(base_url=args.url, timeout=args.timeout, headers=headers) as client:
+        for n, item in enumerate(items, 1):
+            records.append(run_one(client, item))
+            if not args.json:
+                print(f"\r{n}/{len(items)}", end="", file=sys.stderr, flush=True)
+    if not args.json:
+        print(file=sys.stderr)
+    if args.records:
+        args.records.write_text("".join(json.dumps(asdict(r)) + "\n" for r in records))
+    summary = summarise(records)
+    print(json.dumps(summary) if args.json else _table(summary))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,197 @@
+"""Hybrid retrieval: dense (Chroma) + keyword (BM25 via bm25s), fused, with filters applied inside.
+
+The keyword index is built from the store itself and rebuilt whenever the collection's revision
+changes (every ingest, update or delete bumps it), so the two can never disagree for long.
+Filters become a Chroma `where` for the dense side and a weight mask for BM25, so they act
+before top-k, never after.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from rag_server.embedding import Embedder
+from rag_server.store import Chunk, ChunkStore, Hit
+
+if TYPE_CHECKING:
+    import bm25s
+
+MetaValue = str | int | float | bool
+Fusion = Literal["rrf", "weighted"]
+_RRF_K = 60
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Restrict retrieval: exact document ids, a source path prefix, exact metadata values."""
+
+    document_id: tuple[str, ...] = ()
+    source_prefix: str | None = None
+    metadata: Mapping[str, MetaValue] = field(default_factory=dict)
+
+    def is_empty(self) -> bool:
+        return not self.document_id and self.source_prefix is None and not self.metadata
+
+    def admits(self, chunk: Chunk) -> bool:
+        if self.document_id and chunk.document_id not in self.document_id:
+            return False
+        if self.source_prefix is not None and not chunk.source.startswith(self.source_prefix):
+            return False
+        meta = chunk.metadata()
+        return all(meta.get(key) == value for key, value in self.metadata.items())
+
+
+def _stemmer() -> Any:
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+class KeywordIndex:
+    """BM25 over every chunk in the collection, plus the chunks themselves for filtering."""
+
+    def __init__(self, store: ChunkStore) -> None:
+        self.store = store
+        self._stem = _stemmer()
+        self._lock = threading.Lock()
+        self._revision: int | None = None
+        self._chunks: list[Chunk] = []
+        self._bm25: bm25s.BM25 | None = None
+
+    @property
+    def chunks(self) -> list[Chunk]:
+        self.refresh()
+        return self._chunks
+
+    def refresh(self) -> None:
+        """Rebuild when the store changed since the last build (cheap check: one metadata read)."""
+        revision = self.store.revision()
+        if revision == self._revision:
+            return
+        with self._lock:
+            if revision == self._revision:
+                return
+            self._build(revision)
+
+    def _build(self, revision: int) -> None:
+        import bm25s
+
+        chunks = self.store.all_chunks()
+        bm25 = None
+        if chunks:
+            tokens = bm25s.tokenize(
+                [c.text for c in chunks], stopwords="en", stemmer=self._stem, show_progress=False
+            )
+            bm25 = bm25s.BM25()
+            bm25.index(tokens, show_progress=False)
+        self._chunks, self._bm25, self._revision = chunks, bm25, revision
+
+    def search(self, query: str, k: int, filters: Filters) -> list[tuple[Chunk, float]]:
+        import bm25s
+
+        self.refresh()
+        chunks, bm25 = self._chunks, self._bm25
+        if bm25 is None or not chunks:
+            return []
+        mask = None
+        if not filters.is_empty():
+            mask = np.array([filters.admits(c) for c in chunks], dtype=np.float32)
+            if not mask.any():
+                return []
+        query_tokens = bm25s.tokenize(
+            [query], stopwords="en", stemmer=self._stem, return_ids=False, show_progress=False
+        )
+        if not query_tokens or not query_tokens[0]:
+            return []
+        ids, scores = bm25.retrieve(
+            query_tokens, k=min(k, len(chunks)), show_progress=False, weight_mask=mask, n_threads=1
+        )
+        return [(chunks[int(i)], float(s)) for i, s in zip(ids[0], scores[0], strict=True) if s > 0]
+
+
+def _where(filters: Filters, keyword: KeywordIndex) -> dict[str, Any] | None:
+    """The same filters as a Chroma `where`; a source prefix resolves to the matching ids."""
+    clauses: list[dict[str, Any]] = [{key: value} for key, value in filters.metadata.items()]
+    ids = set(filters.document_id)
+    if filters.source_prefix is not None:
+        prefixed = {
+            c.document_id for c in keyword.chunks if c.source.startswith(filters.source_prefix)
+        }
+        ids = ids & prefixed if ids else prefixed
+        if not ids:
+            ids = {"\x00no-such-document"}
+    if ids:
+        clauses.append({"document_id": {"$in": sorted(ids)}})
+    if not clauses:
+        return None
+    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+class HybridRetriever:
+    """Dense + BM25 candidates, fused; every returned Hit carries its dense cosine as `score`.
+
+    The cosine is what the evidence gate and the verifier read as question–passage relevance,
+    whichever side found the passage.
+    """
+
+    def __init__(
+        self,
+        store: ChunkStore,
+        embedder: Embedder,
+        keyword: KeywordIndex,
+        fusion: Fusion = "rrf",
+        candidates: int = 20,
+        dense_weight: float = 0.5,
+    ) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.keyword = keyword
+        self.fusion = fusion
+        self.candidates = candidates
+        self.dense_weight = dense_weight
+
+    def retrieve(self, query: str, top_k: int, filters: Filters | None = None) -> list[Hit]:
+        filters = filters or Filters()
+        pool = max(self.candidates, top_k)
+        vector = self.embedder.embed_query(query)
+        dense = self.store.query(vector, pool, where=_where(filters, self.keyword))
+        sparse = self.keyword.search(query, pool, filters)
+        fused = self._fuse(dense, sparse)[:top_k]
+        cosine = {h.chunk.chunk_id: h.score for h in dense}
+        missing = [c.chunk_id for c in fused if c.chunk_id not in cosine]
+        if missing:
+            cosine.update(self.store.similarities(vector, missing))
+        return [Hit(c, cosine[c.chunk_id]) for c in fused]
+
+    def _fuse(self, dense: Sequence[Hit], sparse: Sequence[tuple[Chunk, float]]) -> list[Chunk]:
+        scores: dict[str, float] = {}
+        chunks: dict[str, Chunk] = {}
+        if self.fusion == "rrf":
+            for rank, hit in enumerate(dense):
+                scores[hit.chunk.chunk_id] = 1.0 / (_RRF_K + rank + 1)
+                chunks[hit.chunk.chunk_id] = hit.chunk
+            for rank, (chunk, _) in enumerate(sparse):
+                scores[chunk.chunk_id] = scores.get(chunk.chunk_id, 0.0) + 1.0 / (_RRF_K + rank + 1)
+                chunks[chunk.chunk_id] = chunk
+        else:  # weighted: min-max normalised scores, blended
+            for hit, norm in zip(dense, _normalise([h.score for h in dense]), strict=True):
+                scores[hit.chunk.chunk_id] = self.dense_weight * norm
+                chunks[hit.chunk.chunk_id] = hit.chunk
+            for (chunk, _), norm in zip(sparse, _normalise([s for _, s in sparse]), strict=True):
+                weight = (1 - self.dense_weight) * norm
+                scores[chunk.chunk_id] = scores.get(chunk.chunk_id, 0.0) + weight
+                chunks[chunk.chunk_id] = chunk
+        order = sorted(scores, key=lambda cid: scores[cid], reverse=True)
+        return [chunks[cid] for cid in order]
+
+
+def _normalise(values: list[float]) -> list[float]:
+    if not values:
+        return []
+    lo, hi = min(values), max(values)
+    return [1.0 if hi == lo else (v - lo) / (hi - lo) for v in values]

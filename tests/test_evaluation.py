@@ -1,0 +1,63 @@
+"""rag-eval's scoring rules, and a run against the real app served in-process."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rag_server.evaluation import Record, is_correct, summarise
+
+
+@pytest.mark.parametrize(
+    ("answer", "gold", "expected"),
+    [
+        ("Synopses must stay under 80 characters [1].", ["80 characters"], True),
+        ("It must be OPTIONAL.", ["optional"], True),
+        ("Use the area/section form.", ["area/section"], True),
+        ("It is 800 characters.", ["80 characters"], False),  # not a substring match on words
+        ("word " * 81 + "80 characters", ["80 characters"], False),  # over 80 words
+        ("Anything.", [], False),
+    ],
+)
+def test_accuracy_is_a_gold_string_inside_a_short_answer(
+    answer: str, gold: list[str], expected: bool
+) -> None:
+    assert is_correct(answer, gold) is expected
+
+
+def _record(answerable: bool, status: str, correct: bool = False, **kw: object) -> Record:
+    base = dict(
+        id="x", answerable=answerable, status=status, correct=correct,
+        hit_at_5=True if answerable else None, best_score=0.5, removed=0, kept=1,
+        latency_s=1.0, answer="a",
+    )  # fmt: skip
+    base.update(kw)
+    return Record(**base)  # type: ignore[arg-type]
+
+
+def test_summary_splits_answerable_and_unanswerable() -> None:
+    records = [
+        _record(True, "answered", correct=True, removed=1, kept=2),
+        _record(True, "insufficient_evidence", kept=0, hit_at_5=False),
+        _record(False, "insufficient_evidence", kept=0),
+        _record(False, "extractive", latency_s=3.0),
+    ]
+    summary = summarise(records)
+    assert summary["answerable"]["accuracy"] == 50.0
+    assert summary["answerable"]["hit_at_5"] == 50.0
+    assert summary["answerable"]["false_abstention"] == 50.0
+    assert summary["unanswerable"]["abstention"] == 50.0
+    assert summary["overall"]["questions"] == 4
+    assert summary["overall"]["removed_share"] == pytest.approx(100 * 1 / (1 + 2 + 1), abs=0.1)
+    json.dumps(summary)
+
+
+def test_the_committed_dev_set_has_the_required_shape() -> None:
+    path = Path(__file__).resolve().parent.parent / "eval" / "debian-policy.jsonl"
+    items = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(items) >= 60 and sum(not i["answerable"] for i in items) >= 20
+    for item in items:
+        assert set(item) >= {"id", "question", "answerable", "answers", "source"}
+        assert bool(item["answers"]) == item["answerable"] == (item["source"] is not None)

@@ -1,0 +1,88 @@
+"""Hybrid retrieval over the real embedder and Chroma: fusion, filters, and a keyword index that
+follows every ingest, update and delete."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from ingest.pipeline import Pipeline
+from rag_server.retrieval import Filters, HybridRetriever, KeywordIndex
+
+
+def _retriever(pipeline: Pipeline, fusion: str = "rrf") -> HybridRetriever:
+    keyword = KeywordIndex(pipeline.store)
+    return HybridRetriever(pipeline.store, pipeline.embedder, keyword, fusion)  # type: ignore[arg-type]
+
+
+def _ids(hits: list) -> list[str]:  # type: ignore[type-arg]
+    return [h.chunk.document_id for h in hits]
+
+
+def test_keyword_search_finds_a_rare_exact_term(
+    make_pipeline: Callable[..., Pipeline], corpus: Path
+) -> None:
+    pipeline = make_pipeline()
+    pipeline.run([corpus])
+    keyword = KeywordIndex(pipeline.store)
+    (chunk, score), *_ = keyword.search("Wayfarer", 5, Filters())
+    assert chunk.document_id == "expenses-policy.pdf" and "Wayfarer" in chunk.text and score > 0
+    assert keyword.search("zyzzyva quux", 5, Filters()) == []
+
+
+@pytest.mark.parametrize("fusion", ["rrf", "weighted"])
+def test_fused_results_carry_dense_cosine_for_every_hit(
+    make_pipeline: Callable[..., Pipeline], corpus: Path, fusion: str
+) -> None:
+    pipeline = make_pipeline()
+    pipeline.run([corpus])
+    hits = _retriever(pipeline, fusion).retrieve("Which VPN is used for remote access?", 5)
+    assert len(hits) == 5 and len({h.chunk.chunk_id for h in hits}) == 5
+    assert hits[0].chunk.document_id == "it-security.html"
+    assert all(-1.0 <= h.score <= 1.0 for h in hits)
+
+
+def test_the_keyword_index_follows_ingest_update_and_delete(
+    make_pipeline: Callable[..., Pipeline], corpus: Path
+) -> None:
+    pipeline = make_pipeline()
+    pipeline.run([corpus])
+    keyword = KeywordIndex(pipeline.store)
+    assert keyword.search("Zanzibar", 5, Filters()) == []
+
+    note = corpus / "travel-note.md"
+    note.write_text("# Travel note\n\nThe annual retreat is held in Zanzibar.\n")
+    pipeline.run([corpus])
+    assert [c.document_id for c, _ in keyword.search("Zanzibar", 5, Filters())] == [
+        "travel-note.md"
+    ]
+
+    note.write_text("# Travel note\n\nThe annual retreat is held in Reykjavik.\n")
+    pipeline.run([corpus])
+    assert keyword.search("Zanzibar", 5, Filters()) == []
+    assert [c.document_id for c, _ in keyword.search("Reykjavik", 5, Filters())] == [
+        "travel-note.md"
+    ]
+
+    note.unlink()
+    pipeline.run([corpus], sync=True)
+    assert keyword.search("Reykjavik", 5, Filters()) == []
+    assert len(keyword.chunks) == pipeline.store.count()
+
+
+def test_filters_act_before_top_k_on_both_retrievers(
+    make_pipeline: Callable[..., Pipeline], corpus: Path
+) -> None:
+    pipeline = make_pipeline()
+    pipeline.run([corpus])
+    retriever = _retriever(pipeline)
+    question = "How many days of paid annual leave?"
+    assert _ids(retriever.retrieve(question, 1))[0] == "leave-policy.docx"
+    hits = retriever.retrieve(question, 4, Filters(document_id=("onboarding.md",)))
+    assert len(hits) == 4 and set(_ids(hits)) == {"onboarding.md"}
+    sparse = retriever.keyword.search("leave", 10, Filters(source_prefix="office"))
+    assert sparse and {c.document_id for c, _ in sparse} == {"office-facilities.txt"}
+    paged = retriever.retrieve("per diem", 3, Filters(metadata={"page": 3}))
+    assert paged and {h.chunk.page for h in paged} == {3}
