@@ -23,191 +23,22 @@ _SENTENCE_END = re.compile(
     r"(?<=[.!?])[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9])|\n\s*\n|\n(?=\s*(?:[-*•]|\d+[.)])\s)"
 )
 _ABBREVIATIONS = frozenset(
-    [
-        "e.g",
-        "i.e",
-        "etc",
-        "ltd",
-        "inc",
-        "co",
-        "no",
-        "vs",
-        "cf",
-        "approx",
-        "dept",
-        "fig",
-        "st",
-        "mr",
-        "mrs",
-        "ms",
-        "dr",
-        "prof",
-        "sec",
-        "ch",
-        "art",
-        "para",
-    ]
+    """e.g i.e etc ltd inc co no vs cf approx dept fig st mr mrs ms dr prof sec ch art para""".split()
 )
 _STOPWORDS = frozenset(
-    [
-        "a",
-        "about",
-        "above",
-        "after",
-        "again",
-        "against",
-        "all",
-        "also",
-        "am",
-        "an",
-        "and",
-        "any",
-        "are",
-        "as",
-        "at",
-        "be",
-        "because",
-        "been",
-        "before",
-        "being",
-        "below",
-        "between",
-        "both",
-        "but",
-        "by",
-        "can",
-        "could",
-        "did",
-        "do",
-        "does",
-        "doing",
-        "done",
-        "down",
-        "during",
-        "each",
-        "either",
-        "else",
-        "ever",
-        "every",
-        "few",
-        "for",
-        "from",
-        "further",
-        "had",
-        "has",
-        "have",
-        "having",
-        "he",
-        "her",
-        "here",
-        "hers",
-        "him",
-        "his",
-        "how",
-        "however",
-        "i",
-        "if",
-        "in",
-        "into",
-        "is",
-        "it",
-        "its",
-        "itself",
-        "just",
-        "may",
-        "me",
-        "might",
-        "more",
-        "most",
-        "must",
-        "my",
-        "no",
-        "nor",
-        "not",
-        "now",
-        "of",
-        "off",
-        "on",
-        "once",
-        "only",
-        "or",
-        "other",
-        "our",
-        "ours",
-        "out",
-        "over",
-        "own",
-        "per",
-        "same",
-        "shall",
-        "she",
-        "should",
-        "so",
-        "some",
-        "such",
-        "than",
-        "that",
-        "the",
-        "their",
-        "them",
-        "then",
-        "there",
-        "these",
-        "they",
-        "this",
-        "those",
-        "through",
-        "to",
-        "too",
-        "under",
-        "until",
-        "up",
-        "upon",
-        "us",
-        "very",
-        "was",
-        "we",
-        "were",
-        "what",
-        "when",
-        "where",
-        "which",
-        "while",
-        "who",
-        "whom",
-        "whose",
-        "why",
-        "will",
-        "with",
-        "within",
-        "without",
-        "would",
-        "yes",
-        "you",
-        "your",
-    ]
+    """a about above after again against all also am an and any are as at be because been
+    before being below between both but by can could did do does doing done down during each
+    either else ever every few for from further had has have having he her here hers him his
+    how however i if in into is it its itself just may me might more most must my no nor not
+    now of off on once only or other our ours out over own per same shall she should so some
+    such than that the their them then there these they this those through to too under
+    until up upon us very was we were what when where which while who whom whose why will
+    with within without would yes you your""".split()
 )
 # The prompt's own delimiters echoed back by the model are never a claim about the documents.
 _ECHO = re.compile(r"<<<|>>>|\bSOURCE \d|^Source \[", re.IGNORECASE)
 _SENTENCE_STARTERS = frozenset(
-    [
-        "the",
-        "a",
-        "an",
-        "this",
-        "that",
-        "these",
-        "those",
-        "it",
-        "they",
-        "we",
-        "you",
-        "if",
-        "when",
-        "in",
-        "on",
-        "for",
-    ]
+    """the a an this that these those it they we you if when in on for""".split()
 )
 
 
@@ -317,6 +148,7 @@ class Policy:
     refusal: str = "The documents do not say."
     min_claim_words: int = 3  # shorter fragments (headings, "1.", echoed markers) are not claims
     max_sentences: int = 3  # small models repeat themselves; a long answer is not a better one
+    max_quote_words: int = 60  # an extractive quote takes the next sentence too, up to this
 
 
 def _claim_terms(text: str) -> set[str]:
@@ -406,27 +238,30 @@ def extractive(
     similarity); by default, the share of the question's content words each sentence contains.
     Below `min_score`, the best sentence does not answer the question: refuse instead.
     """
-    candidates: list[tuple[int, int, int]] = []  # (source index, start, end) within the chunk
+    candidates: list[tuple[int, int, int, int]] = []  # (source, start, end, quote end) in chunk
     for i, hit in enumerate(sources):
         if relevance[i] >= policy.min_relevance:
-            candidates += [
-                (i, lo, hi)
-                for lo, hi in sentence_spans(hit.chunk.text)
-                if _is_statement(hit.chunk.text[lo:hi], policy)
-            ]
-    texts = [sources[i].chunk.text[lo:hi] for i, lo, hi in candidates]
+            spans = sentence_spans(hit.chunk.text)
+            for k, (lo, hi) in enumerate(spans):
+                if _is_statement(hit.chunk.text[lo:hi], policy):
+                    # The sentence most like the question often announces the answer ("... set to
+                    # this value:") and the next one gives it: quote both when they are short.
+                    end = spans[k + 1][1] if k + 1 < len(spans) else hi
+                    if len(hit.chunk.text[lo:end].split()) > policy.max_quote_words:
+                        end = hi
+                    candidates.append((i, lo, hi, end))
+    texts = [sources[i].chunk.text[lo:hi] for i, lo, hi, _ in candidates]
     if not texts:
         return Verified(policy.refusal, "insufficient_evidence")
     scores = (score or overlap_scores)(question, texts)
     best = max(range(len(texts)), key=lambda k: (scores[k], relevance[candidates[k][0]]))
     if min_score is not None and scores[best] < min_score:
         return Verified(policy.refusal, "insufficient_evidence")
-    i, lo, hi = candidates[best]
+    i, lo, _, end = candidates[best]
     hit = sources[i]
-    quote = Quote(i + 1, hit, hit.chunk.start + lo, hit.chunk.start + hi, texts[best])
-    return Verified(
-        f"{texts[best]} [{i + 1}]", "extractive", [quote], 0
-    )  # the quote stays verbatim
+    text = hit.chunk.text[lo:end]
+    quote = Quote(i + 1, hit, hit.chunk.start + lo, hit.chunk.start + end, text)
+    return Verified(f"{text} [{i + 1}]", "extractive", [quote], 0)  # the quote stays verbatim
 
 
 def _is_statement(sentence: str, policy: Policy) -> bool:

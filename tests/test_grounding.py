@@ -121,3 +121,21 @@ def test_extractive_refuses_when_the_best_sentence_scores_below_the_threshold() 
     assert extractive(question, SOURCES, RELEVANCE, POLICY, min_score=0.5).status == "extractive"
     result = extractive(question, SOURCES, RELEVANCE, POLICY, min_score=1.01)
     assert result.status == "insufficient_evidence"
+
+
+def test_extractive_quotes_the_next_sentence_that_gives_the_announced_answer() -> None:
+    text = (
+        "Accounts\n\nSystem users who should not have a home directory should have their home "
+        "directory set to this value. It is /nonexistent. Other users need one."
+    )
+    chunk = Chunk(
+        chunk_id="c", document_id="users.md", source="users.md", title="Users", text=text,
+        start=100, end=100 + len(text), chunk_index=0, chunk_count=1, content_hash="h",
+        pipeline="p", ingested_at="t",
+    )  # fmt: skip
+    question = "Which home directory should a system user without a home directory have?"
+    result = extractive(question, [Hit(chunk, 0.8)], [0.8], POLICY)
+    (quote,) = result.citations
+    assert quote.text.endswith("It is /nonexistent.")
+    assert text[quote.start - 100 : quote.end - 100] == quote.text
+    assert "Other users" not in result.answer
