@@ -7,6 +7,7 @@ retrieved passage; when nothing survives, the answer is a verbatim quote or a re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import threading
 import time
@@ -45,6 +46,12 @@ class Answer:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+def _consume(task: asyncio.Future[None]) -> None:
+    """An abandoned stream's task may end in an error nobody awaits; retrieve it, don't log it."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _ms(since: float) -> float:
@@ -143,7 +150,10 @@ class RagService:
         def on_token(piece: str) -> bool:
             if cancelled.is_set():
                 return False
-            anyio.from_thread.run_sync(send.send_nowait, ("token", piece))
+            try:
+                anyio.from_thread.run_sync(send.send_nowait, ("token", piece))
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                return False  # the reader is gone
             return True
 
         async def on_sources(hits: list[Hit]) -> None:
@@ -152,16 +162,18 @@ class RagService:
         async def produce() -> None:
             async with send:
                 answer = await self.ask(question, top_k, filters, on_sources, on_token)
-                await send.send(("final", answer))
+                with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    await send.send(("final", answer))
 
         task = asyncio.ensure_future(produce())
         try:
-            async with receive:
-                async for event in receive:
-                    yield event
+            async for event in receive:
+                yield event
             await task  # re-raise what went wrong before "final"
         finally:
-            cancelled.set()
+            cancelled.set()  # before closing, so the worker stops rather than hits a closed stream
+            receive.close()
+            task.add_done_callback(_consume)
 
     def sentence_scorer(self, question: str) -> Callable[[str, list[str]], list[float]]:
         """Rank candidate sentences: embedding cosine with the question plus word overlap."""

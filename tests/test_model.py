@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -56,15 +57,22 @@ def test_a_truncated_model_file_is_refused_with_its_path(tmp_path: Path) -> None
         LlamaCppGenerator.load(settings, tmp_path)
 
 
-def test_the_real_model_answers_from_the_example_documents(
+@pytest.fixture
+def served(
     gemma: LlamaCppGenerator, settings: Settings, embedder: Embedder
-) -> None:
+) -> Iterator[TestClient]:  # type: ignore[type-arg]
+    """The example documents served by the real app with the real model and default settings."""
     build_pipeline(settings, embedder).run([EXAMPLES])
-    app = create_app(settings, assemble(settings, embedder, gemma))
-    with TestClient(app=app) as client:
-        response = client.post(
-            "/v1/ask", json={"question": "How many days of paid annual leave do employees get?"}
-        )
+    with TestClient(app=create_app(settings, assemble(settings, embedder, gemma))) as client:
+        yield client
+
+
+def test_the_real_model_answers_from_the_example_documents(
+    served: TestClient,
+    settings: Settings,  # type: ignore[type-arg]
+) -> None:
+    question = "How many days of paid annual leave do employees get?"
+    response = served.post("/v1/ask", json={"question": question})
     assert response.status_code == 200, response.text
     body = response.json()
     # With the default thresholds: answered or quoted, and the fact itself, from its document.
@@ -75,13 +83,11 @@ def test_the_real_model_answers_from_the_example_documents(
 
 
 def test_the_real_model_refuses_what_the_documents_do_not_say(
-    gemma: LlamaCppGenerator, settings: Settings, embedder: Embedder
+    served: TestClient,
+    settings: Settings,  # type: ignore[type-arg]
 ) -> None:
     """The issue's own example: a stock pipeline made up the CEO's salary with this model."""
-    build_pipeline(settings, embedder).run([EXAMPLES])
-    app = create_app(settings, assemble(settings, embedder, gemma))
-    with TestClient(app=app) as client:
-        for question in ("What is the CEO's salary?", "Can I bring my dog to the office?"):
-            body = client.post("/v1/ask", json={"question": question}).json()
-            assert body["status"] == "insufficient_evidence", body
-            assert body["answer"] == settings.grounding.refusal
+    for question in ("What is the CEO's salary?", "Can I bring my dog to the office?"):
+        body = served.post("/v1/ask", json={"question": question}).json()
+        assert body["status"] == "insufficient_evidence", body
+        assert body["answer"] == settings.grounding.refusal
