@@ -21,14 +21,36 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def collect(qa: list[dict[str, Any]]) -> list[dict[str, Any]]:
+class _Replay:
+    """Stands in for the model when its earlier outputs are replayed: never asked to generate."""
+
+    name = "replay"
+    style = "base"
+    context_tokens = 4096
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def generate(self, *args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("replay mode never calls the model")
+
+
+def collect(
+    qa: list[dict[str, Any]], generations: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """One row per question. With `generations` (id -> raw model text from an earlier run), the
+    model is not called again: verification and ranking are recomputed with the current code."""
+    from rag_server.embedding import load_embedder
     from rag_server.grounding import extractive, verify
     from rag_server.prompting import build_prompt
-    from rag_server.rag import build_rag
+    from rag_server.rag import assemble, build_rag
     from rag_server.settings import load_settings
 
     settings = load_settings()
-    rag = build_rag(settings)
+    if generations is None:
+        rag = build_rag(settings)
+    else:
+        rag = assemble(settings, load_embedder(settings.embedder), _Replay())
     service, generator = rag.service, rag.generator
     rows = []
     for item in qa:
@@ -42,11 +64,14 @@ def collect(qa: list[dict[str, Any]]) -> list[dict[str, Any]]:
             generator.count_tokens,
             generator.context_tokens - settings.generator.max_tokens - 16,
         )
-        generation = generator.generate(
-            rendered.prompt, settings.generator.max_tokens, time.monotonic() + 120
-        )
+        if generations is None:
+            raw = generator.generate(
+                rendered.prompt, settings.generator.max_tokens, time.monotonic() + 120
+            ).text
+        else:
+            raw = generations[item["id"]]
         sources = rendered.sources
-        verified = verify(generation.text, sources, [h.score for h in sources], service.policy)
+        verified = verify(raw, sources, [h.score for h in sources], service.policy)
         scorer = service.sentence_scorer(question)
         extracted = extractive(
             question, hits, [h.score for h in hits], service.policy, score=scorer
@@ -60,7 +85,7 @@ def collect(qa: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "answerable": item["answerable"],
                 "answers": item["answers"],
                 "best": max((h.score for h in hits), default=-1.0),
-                "raw": generation.text,
+                "raw": raw,
                 "verified": verified.answer if verified.status == "answered" else None,
                 "extractive": extracted.answer if extracted.citations else None,
                 "extractive_score": ex_score,
@@ -147,7 +172,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("qa", type=Path)
     parser.add_argument("--split", help="tune on this split; report the others as held out")
-    parser.add_argument("--rows", type=Path, help="reuse rows from an earlier collection")
+    parser.add_argument(
+        "--rows", type=Path, help="reuse rows from an earlier collection as they are"
+    )
+    parser.add_argument(
+        "--reuse-generations", type=Path, help="rows file whose model outputs to replay (no model)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -156,6 +186,10 @@ def main() -> None:
     rows_path = args.out / "calibration_rows.jsonl"
     if args.rows:
         rows = [json.loads(line) for line in args.rows.read_text().splitlines() if line.strip()]
+    elif args.reuse_generations:
+        old = [json.loads(line) for line in args.reuse_generations.read_text().splitlines() if line]
+        rows = collect(qa, {r["id"]: r["raw"] for r in old})
+        rows_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     else:
         rows = collect(qa)
         rows_path.write_text("".join(json.dumps(r) + "\n" for r in rows))

@@ -279,9 +279,14 @@ def _cite(sentence: str, n: int) -> str:
     return f"{body[:end]} [{n}]{body[end:]}"
 
 
-def overlap_scores(question: str, sentences: list[str]) -> list[float]:
-    """Share of the question's content words that each sentence contains."""
+def overlap_scores(
+    question: str, sentences: list[str], weight: Callable[[str], float] | None = None
+) -> list[float]:
+    """Share of the question's content words each sentence contains, each word counted by
+    `weight` (e.g. its IDF in the collection), or equally."""
     wanted = content_words(question)
-    if not wanted:
+    weigh = weight or (lambda _: 1.0)
+    total = sum(weigh(w) for w in wanted)
+    if total <= 0:
         return [0.0] * len(sentences)
-    return [len(wanted & content_words(s)) / len(wanted) for s in sentences]
+    return [sum(weigh(w) for w in wanted & content_words(s)) / total for s in sentences]

@@ -8,7 +8,9 @@ before top-k, never after.
 
 from __future__ import annotations
 
+import math
 import threading
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -16,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from rag_server.embedding import Embedder
+from rag_server.grounding import content_words
 from rag_server.store import Chunk, ChunkStore, Hit
 
 if TYPE_CHECKING:
@@ -62,6 +65,7 @@ class KeywordIndex:
         self._revision: int | None = None
         self._chunks: list[Chunk] = []
         self._bm25: bm25s.BM25 | None = None
+        self._df: Counter[str] = Counter()
 
     @property
     def chunks(self) -> list[Chunk]:
@@ -89,7 +93,14 @@ class KeywordIndex:
             )
             bm25 = bm25s.BM25()
             bm25.index(tokens, show_progress=False)
-        self._chunks, self._bm25, self._revision = chunks, bm25, revision
+        df: Counter[str] = Counter()
+        for chunk in chunks:
+            df.update(content_words(chunk.text))
+        self._chunks, self._bm25, self._df, self._revision = chunks, bm25, df, revision
+
+    def idf(self, word: str) -> float:
+        """How rare a (stemmed) content word is in this collection: rare words say more."""
+        return math.log((len(self._chunks) + 1) / (self._df.get(word, 0) + 0.5))
 
     def search(self, query: str, k: int, filters: Filters) -> list[tuple[Chunk, float]]:
         import bm25s

@@ -176,13 +176,14 @@ class RagService:
             task.add_done_callback(_consume)
 
     def sentence_scorer(self, question: str) -> Callable[[str, list[str]], list[float]]:
-        """Rank candidate sentences: embedding cosine with the question plus word overlap."""
+        """Rank candidate sentences: embedding cosine with the question, plus the IDF-weighted
+        share of the question's words they contain (chosen on the dev split: bench/, README)."""
         query = np.asarray(self.embedder.embed_query(question), dtype=np.float32)
         weight = self.settings.grounding.lexical_weight
 
         def score(_: str, sentences: list[str]) -> list[float]:
             cosine = self.embedder.embed_texts(sentences) @ query
-            overlap = overlap_scores(question, sentences)
+            overlap = overlap_scores(question, sentences, self.retriever.keyword.idf)
             return [float(c) + weight * o for c, o in zip(cosine, overlap, strict=True)]
 
         return score

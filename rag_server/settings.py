@@ -80,10 +80,10 @@ class GroundingSettings(_Section):
     min_relevance: float = Field(0.3, ge=-1.0, le=1.0, description="passage may support claims")
     min_coverage: float = Field(0.6, ge=0.0, le=1.0, description="share of a claim's words found")
     extractive_threshold: float = Field(
-        1.1, ge=-1.0, le=3.0, description="best sentence score below: refuse instead of quoting"
+        1.15, ge=-1.0, le=3.0, description="best sentence score below: refuse instead of quoting"
     )
     lexical_weight: float = Field(
-        1.0, ge=0.0, le=5.0, description="weight of question-word overlap in sentence scores"
+        1.5, ge=0.0, le=5.0, description="weight of IDF-weighted question-word overlap"
     )
     refusal: str = Field(
         "The documents do not contain an answer to this question.", min_length=1, max_length=500

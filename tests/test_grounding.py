@@ -139,3 +139,14 @@ def test_extractive_quotes_the_next_sentence_that_gives_the_announced_answer() -
     assert quote.text.endswith("It is /nonexistent.")
     assert text[quote.start - 100 : quote.end - 100] == quote.text
     assert "Other users" not in result.answer
+
+
+def test_weighted_overlap_counts_rare_question_words_more() -> None:
+    from rag_server.grounding import overlap_scores
+
+    question = "Which policy governs Tunnelgate access?"
+    sentences = ["This policy covers access.", "Tunnelgate is the VPN."]
+    assert overlap_scores(question, sentences) == [0.5, 0.25]  # policy+access vs tunnelgate
+    rare = {"tunnelgate": 4.0}
+    weighted = overlap_scores(question, sentences, lambda w: rare.get(w, 0.5))
+    assert weighted[1] > weighted[0]
