@@ -40,8 +40,3 @@ class OverloadedError(RagError):
     status = 503
     title = "Generation queue is full"
     retry_after = 2
-
-
-class GenerationTimeoutError(RagError):
-    status = 504
-    title = "Generation exceeded its deadline"

@@ -187,10 +187,6 @@ class GenerationGate:
         self._running = asyncio.Lock()
         self._waiting = 0
 
-    @property
-    def waiting(self) -> int:
-        return self._waiting
-
     def check(self) -> None:
         """Refuse now, before a streamed response starts, if a request would be turned away."""
         if self._running.locked() and self._waiting >= self.depth:

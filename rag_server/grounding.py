@@ -126,9 +126,9 @@ class Quote:
 
 @dataclass(frozen=True)
 class Support:
+    n: int
     coverage: float
     missing: frozenset[str]
-    quote: Quote
 
 
 @dataclass
@@ -177,7 +177,7 @@ def support(claim: str, n: int, hit: Hit) -> Support:
     words = content_words(claim)
     coverage = len(words & passage_words) / len(words) if words else 0.0
     missing = frozenset(t for t in critical_tokens(claim) if t not in passage_tokens)
-    return Support(coverage, missing, best_quote(n, hit, claim))
+    return Support(n, coverage, missing)
 
 
 def verify(
@@ -215,8 +215,9 @@ def verify(
             continue
         best = max(good, key=lambda s: s.coverage)
         seen.add(frozenset(words))
-        kept.append(_cite(claim, best.quote.n))
-        quotes.setdefault(best.quote.n, best.quote)
+        kept.append(_cite(claim, best.n))
+        if best.n not in quotes:  # quote only the passage that won, once
+            quotes[best.n] = best_quote(best.n, sources[best.n - 1], claim)
     removed = claims - len(kept)
     if not kept:
         return Verified(policy.refusal, "insufficient_evidence", [], removed)

@@ -24,7 +24,6 @@ class Rag:
     settings: Settings
     embedder: Embedder
     store: ChunkStore
-    keyword: KeywordIndex
     generator: Generator
     service: RagService
 
@@ -48,7 +47,7 @@ def assemble(settings: Settings, embedder: Embedder, generator: Generator) -> Ra
     retriever = HybridRetriever(store, embedder, keyword, r.fusion, r.candidates, r.dense_weight)
     gate = GenerationGate(settings.generator.queue_depth)
     service = RagService(settings, embedder, retriever, generator, gate)
-    return Rag(settings, embedder, store, keyword, generator, service)
+    return Rag(settings, embedder, store, generator, service)
 
 
 def build_rag(settings: Settings) -> Rag:

@@ -19,9 +19,8 @@ if TYPE_CHECKING:
 
 _META_MODEL = "embed_model"
 _META_DIM = "embed_dim"
-_META_REVISION = (
-    "revision"  # bumped by every write, so readers know when to rebuild derived indexes
-)
+# Bumped by every write, so readers know when to rebuild derived indexes (the keyword index).
+_META_REVISION = "revision"
 _PAGE = 1000  # rows per read when scanning the whole collection
 
 
@@ -187,13 +186,12 @@ class ChunkStore:
         for lo in range(0, len(ids), self.max_batch):
             self.collection.delete(ids=list(ids[lo : lo + self.max_batch]))
 
-    def _scan(
-        self, where: dict[str, Any] | None = None, documents: bool = False
-    ) -> Iterator[tuple[str, Mapping[str, Any], str]]:
+    def _scan(self, documents: bool = False) -> Iterator[tuple[str, Mapping[str, Any], str]]:
+        """Every record, a page at a time: (id, metadata, text or "")."""
         include: list[Any] = ["metadatas", "documents"] if documents else ["metadatas"]
         offset = 0
         while True:
-            page = self.collection.get(where=where, include=include, limit=_PAGE, offset=offset)
+            page = self.collection.get(include=include, limit=_PAGE, offset=offset)
             ids, metas = page["ids"], page["metadatas"] or []
             texts = page["documents"] or [""] * len(ids)
             yield from zip(ids, metas, texts, strict=True)
@@ -226,9 +224,6 @@ class ChunkStore:
             state.pipelines.add(str(meta.get("pipeline")))
             state.chunk_counts.add(int(meta.get("chunk_count", -1)))
         return states
-
-    def document_chunk_ids(self, document_id: str) -> set[str]:
-        return {cid for cid, _, _ in self._scan({"document_id": document_id})}
 
     def query(
         self, embedding: Sequence[float], top_k: int, where: dict[str, Any] | None = None

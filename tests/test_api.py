@@ -14,6 +14,8 @@ from litestar.testing import TestClient
 from ingest.build import build_pipeline
 from rag_server.app import create_app
 from rag_server.embedding import Embedder
+from rag_server.errors import StoreUnavailableError
+from rag_server.generation import Generation
 from rag_server.rag import Rag, assemble
 from rag_server.settings import Settings
 from tests.conftest import EXAMPLES, ScriptedGenerator
@@ -340,3 +342,44 @@ def test_a_client_that_leaves_a_stream_stops_generation(
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+class FailingGenerator(ScriptedGenerator):
+    """A generator that fails mid-request the way a lost dependency would."""
+
+    def generate(self, *args: object, **kwargs: object) -> Generation:
+        raise StoreUnavailableError("vector store went away")
+
+
+def test_a_failure_after_the_stream_started_arrives_as_a_problem_event(
+    ingested: Settings, client_for: ClientFor
+) -> None:
+    client = client_for(ingested, FailingGenerator(["unused"]))
+    body = {"question": "What time does the first day start?", "stream": True}
+    events = _sse(client.post("/v1/ask", json=body).text)
+    assert [kind for kind, _ in events] == ["sources", "error"]
+    problem = events[-1][1]
+    assert problem == {
+        "type": "about:blank",
+        "title": "Vector store unavailable",
+        "status": 503,
+        "detail": "vector store went away",
+    }
+
+
+def test_a_stream_is_refused_before_it_starts_when_the_queue_is_full(
+    ingested: Settings, client_for: ClientFor
+) -> None:
+    settings = ingested.model_copy(
+        update={"generator": ingested.generator.model_copy(update={"queue_depth": 0})}
+    )
+    client = client_for(settings, ScriptedGenerator(["The first day starts at 09:30."], delay_s=2))
+    question = {"question": "What time does the first day start?"}
+    busy = threading.Thread(target=lambda: client.post("/v1/ask", json=question))
+    busy.start()
+    time.sleep(0.8)  # the first request now holds the model
+    refused = client.post("/v1/ask", json={**question, "stream": True})
+    busy.join(timeout=30)
+    assert refused.status_code == 503
+    assert refused.headers["retry-after"]
+    assert refused.headers["content-type"].startswith("application/problem+json")

@@ -14,6 +14,7 @@ from litestar.di import Provide
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from litestar.status_codes import HTTP_200_OK
 
+from rag_server.api.problems import problem_body
 from rag_server.api.schemas import (
     AskRequest,
     AskResponse,
@@ -130,12 +131,7 @@ async def _events(
                 body = _response(payload)
             yield ServerSentEventMessage(event=kind, data=msgspec.json.encode(body).decode())
     except RagError as exc:
-        problem = {
-            "type": "about:blank",
-            "title": exc.title,
-            "status": exc.status,
-            "detail": exc.detail,
-        }
+        problem = problem_body(exc.status, exc.title, exc.detail)
         yield ServerSentEventMessage(event="error", data=json.dumps(problem))
 
 
