@@ -22,6 +22,8 @@ install: $(BIN)/.installed  ## create .venv with everything (torch CPU, llama.cp
 
 run: install  ## serve on the embedded defaults, ingesting the examples if the store is empty
 	$(BIN)/rag-ingest examples/docs --if-empty
+	@# The first run creates an admin key and prints it once; later runs keep the existing keys.
+	$(BIN)/rag-server keys add --id local-admin --role admin --groups '*' --if-none
 	$(BIN)/rag-server
 
 test: install  ## the whole suite, slow model and process tests included

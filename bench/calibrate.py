@@ -52,11 +52,12 @@ def collect(
     else:
         rag = assemble(settings, load_embedder(settings.embedder), _Replay())
     service, generator = rag.service, rag.generator
+    corpus = rag.catalog.get()
     rows = []
     for item in qa:
         question = item["question"]
         began = time.perf_counter()
-        hits = service.retriever.retrieve(question, settings.retrieval.top_k)
+        hits = corpus.retriever.retrieve(question, settings.retrieval.top_k)
         rendered = build_prompt(
             generator.style,
             question,
@@ -72,7 +73,7 @@ def collect(
             raw = generations[item["id"]]
         sources = rendered.sources
         verified = verify(raw, sources, [h.score for h in sources], service.policy)
-        scorer = service.sentence_scorer(question)
+        scorer = service.sentence_scorer(question, corpus)
         extracted = extractive(
             question, hits, [h.score for h in hits], service.policy, score=scorer
         )

@@ -12,6 +12,11 @@ from rag_server.store import ChunkStore, open_client
 def build_pipeline(settings: Settings, embedder: Embedder | None = None) -> Pipeline:
     embedder = embedder or load_embedder(settings.embedder)
     store = ChunkStore(open_client(settings), settings.collection, embedder.identity)
+    return pipeline_for(settings, store, embedder)
+
+
+def pipeline_for(settings: Settings, store: ChunkStore, embedder: Embedder) -> Pipeline:
+    """A pipeline over an open store: the CLI and the server's upload route both come here."""
     chunk_size = min(settings.ingest.chunk_size, embedder.max_tokens - 2)  # [CLS] and [SEP]
     chunker = Chunker(embedder.tokenize, chunk_size, settings.ingest.chunk_overlap)
     return Pipeline(

@@ -13,7 +13,7 @@ from llama_index.core.node_parser import SentenceSplitter
 from ingest.loaders import LoadedDocument
 
 # Bump when splitting or extraction changes meaning: stored chunks of older versions re-ingest.
-PIPELINE_VERSION = "2"  # 2: HTML permalink anchors dropped
+PIPELINE_VERSION = "3"  # 2: HTML permalink anchors dropped; 3: access stamps on every chunk
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ import json
 import sys
 from pathlib import Path
 
-from ingest.pipeline import IngestReport, Progress
+from ingest.pipeline import SIDECAR, IngestReport, Progress, document_groups
+from rag_server.auth import parse_groups
 from rag_server.errors import RagError
 from rag_server.settings import Settings, load_settings, validate_collection_name
 
@@ -46,6 +47,15 @@ def _collection_arg(value: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _groups_arg(value: str) -> frozenset[str]:
+    try:
+        groups = parse_groups(value)
+        document_groups(groups)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return groups
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rag-ingest",
@@ -57,6 +67,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--sync", action="store_true", help="remove documents whose files are gone from PATHs"
+    )
+    parser.add_argument(
+        "--groups",
+        type=_groups_arg,
+        default=frozenset(),
+        metavar="G1,G2",
+        help=f"only keys with one of these groups may read the documents (default: public); "
+        f"a {SIDECAR} file in a folder overrides this for its subtree",
     )
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     parser.add_argument(
@@ -94,7 +112,7 @@ def run(argv: list[str] | None, settings: Settings | None = None) -> int:
             report = IngestReport()
         else:
             progress = _Bar() if sys.stderr.isatty() and not args.json else None
-            report = pipeline.run(args.paths, sync=args.sync, progress=progress)
+            report = pipeline.run(args.paths, sync=args.sync, progress=progress, groups=args.groups)
     except RagError as exc:
         print(f"rag-ingest: error: {exc.detail}", file=sys.stderr)
         return 2

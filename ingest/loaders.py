@@ -269,6 +269,18 @@ def loader_for(path: Path) -> Callable[[Path, bytes], LoadedDocument] | None:
     return LOADERS.get(path.suffix.lower())
 
 
+def sniff(path: Path, data: bytes) -> None:
+    """The content must be what the name says: a renamed binary fails here, with a clear reason."""
+    suffix = path.suffix.lower()
+    head = data[:8]
+    if suffix == ".pdf" and not data[:1024].lstrip().startswith(b"%PDF-"):
+        raise LoadError("not a PDF file (no %PDF- header)")
+    if suffix == ".docx" and not head.startswith(b"PK\x03\x04"):
+        raise LoadError("not a DOCX file (not a zip archive)")
+    if suffix not in (".pdf", ".docx") and b"\x00" in data[:65536]:
+        raise LoadError("binary content in a text file")
+
+
 def load(path: Path, data: bytes) -> LoadedDocument:
     """Extract a document; raises LoadError for empty, corrupt or unsupported content."""
     loader = loader_for(path)
@@ -276,6 +288,7 @@ def load(path: Path, data: bytes) -> LoadedDocument:
         raise LoadError(f"unsupported file type '{path.suffix or path.name}'")
     if not data:
         raise LoadError("empty file")
+    sniff(path, data)
     document = loader(path, data)
     if not document.text.strip():
         raise LoadError("no text could be extracted")

@@ -18,14 +18,22 @@ from pathlib import Path
 
 from ingest.chunking import Chunker, chunk_id
 from ingest.loaders import LoadError, load, loader_for
+from rag_server.auth import ALL_GROUPS, parse_groups
 from rag_server.embedding import Embedder
 from rag_server.store import Chunk, ChunkStore, DocumentState
+
+# A file of group names in a folder stamps every document below it (nearest one wins over
+# `--groups`); an empty sidecar makes that subtree public.
+SIDECAR = ".rag-groups"
+# Documents uploaded over HTTP live under this id prefix; `--sync` of a folder never removes them.
+UPLOAD_PREFIX = "uploads/"
 
 
 @dataclass(frozen=True)
 class SourceFile:
     path: Path
     document_id: str  # the path relative to its ingested root, '/'-separated
+    groups: tuple[str, ...] = ()  # sorted; empty: public
 
 
 @dataclass
@@ -66,14 +74,49 @@ class Progress:
     def close(self) -> None: ...
 
 
-def discover(paths: Iterable[Path]) -> tuple[list[SourceFile], list[Problem]]:
+def document_groups(groups: Iterable[str]) -> tuple[str, ...]:
+    """Validated, sorted, without duplicates. '*' is a key's wildcard, never a document's stamp."""
+    stamped = tuple(sorted(set(groups)))
+    if ALL_GROUPS in stamped:
+        raise ValueError("'*' may be given to keys, not to documents")
+    return stamped
+
+
+class _Sidecars:
+    """The groups for each folder: its own sidecar file, else its parent's, else the default."""
+
+    def __init__(self, root: Path, default: tuple[str, ...]) -> None:
+        self.root = root
+        self.default = default
+        self._cache: dict[Path, tuple[str, ...]] = {}
+
+    def groups(self, folder: Path) -> tuple[str, ...]:
+        if folder not in self._cache:
+            sidecar = folder / SIDECAR
+            if sidecar.is_file() and not sidecar.is_symlink():
+                text = sidecar.read_text(encoding="utf-8", errors="strict")
+                found = document_groups(parse_groups(text))
+            elif folder == self.root or self.root not in folder.parents:
+                found = self.default
+            else:
+                found = self.groups(folder.parent)
+            self._cache[folder] = found
+        return self._cache[folder]
+
+
+def discover(
+    paths: Iterable[Path], groups: Iterable[str] = ()
+) -> tuple[list[SourceFile], list[Problem]]:
     """Walk the roots. A file named directly is its own root. Hidden entries are passed over;
-    unknown types and links leaving their root are reported."""
+    unknown types and links leaving their root are reported. `groups` stamps documents that no
+    sidecar file covers."""
+    default = document_groups(groups)
     found: dict[str, SourceFile] = {}
     skipped: list[Problem] = []
     for given in paths:
         root = given if given.is_dir() else given.parent
         root_real = root.resolve()
+        sidecars = _Sidecars(root, default)
         candidates = sorted(_walk(given)) if given.is_dir() else [given]
         for path in candidates:
             rel = path.relative_to(root).as_posix()
@@ -88,7 +131,12 @@ def discover(paths: Iterable[Path]) -> tuple[list[SourceFile], list[Problem]]:
                     Problem(str(path), f"document id '{rel}' already taken by another root")
                 )
                 continue
-            found[rel] = SourceFile(path, rel)
+            try:
+                stamp = sidecars.groups(path.parent)
+            except (OSError, UnicodeDecodeError, ValueError) as exc:
+                skipped.append(Problem(str(path), f"unreadable {SIDECAR} file: {exc}"))
+                continue
+            found[rel] = SourceFile(path, rel, stamp)
     return list(found.values()), skipped
 
 
@@ -128,13 +176,27 @@ class Pipeline:
         self._wrote = False
 
     def run(
-        self, paths: Sequence[Path], *, sync: bool = False, progress: Progress | None = None
+        self,
+        paths: Sequence[Path],
+        *,
+        sync: bool = False,
+        progress: Progress | None = None,
+        groups: Iterable[str] = (),
+    ) -> IngestReport:
+        """Ingest files and folders. With `sync`, documents whose files are gone are removed
+        (uploaded documents excepted: they have no folder to be missing from)."""
+        sources, skipped = discover(paths, groups)
+        report = self.ingest(sources, progress=progress, sync=sync)
+        report.skipped = skipped + report.skipped
+        return report
+
+    def ingest(
+        self, sources: Sequence[SourceFile], *, progress: Progress | None = None, sync: bool = False
     ) -> IngestReport:
         began = time.perf_counter()
         self._wrote = False
         progress = progress or Progress()
         report = IngestReport()
-        sources, report.skipped = discover(paths)
         states = self.store.document_states()
         progress.start(len(sources))
         pending: list[_Pending] = []
@@ -159,7 +221,7 @@ class Pipeline:
         if sync:
             seen = {s.document_id for s in sources}
             for document_id, state in states.items():
-                if document_id not in seen:
+                if document_id not in seen and not document_id.startswith(UPLOAD_PREFIX):
                     self._before_write()
                     self.store.delete_ids(sorted(state.chunk_ids))
                     report.deleted += 1
@@ -186,7 +248,9 @@ class Pipeline:
         except OSError as exc:
             raise LoadError(f"cannot read file: {exc.strerror or exc}") from None
         content_hash = hashlib.sha256(data).hexdigest()
-        if state is not None and state.is_complete(content_hash, self.chunker.fingerprint):
+        if state is not None and state.is_complete(
+            content_hash, self.chunker.fingerprint, source.groups
+        ):
             return None
         document = load(source.path, data)
         spans = self.chunker.split(document)
@@ -207,6 +271,7 @@ class Pipeline:
                 ingested_at=now,
                 page=span.page,
                 section=span.section,
+                groups=source.groups,
             )
             for span in spans
         ]
@@ -223,8 +288,15 @@ class Pipeline:
         if not pending:
             return
         chunks = [c for item in pending for c in item.chunks]
+        revoked = {
+            group
+            for item in pending
+            for stamp in states.get(item.source.document_id, DocumentState()).groups
+            for group in stamp.split(",")
+            if group
+        }
         self._before_write()
-        self.store.upsert(chunks, self.embedder.embed_texts([c.text for c in chunks]))
+        self.store.upsert(chunks, self.embedder.embed_texts([c.text for c in chunks]), revoked)
         for item in pending:
             fresh = {c.chunk_id for c in item.chunks}
             state = states.get(item.source.document_id)

@@ -7,33 +7,87 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.datastructures import State
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from rag_server import __version__
 from rag_server.api.controllers import HealthController, QueryController
+from rag_server.api.documents import DocumentsController
+from rag_server.api.openai import OpenAIController
 from rag_server.api.problems import EXCEPTION_HANDLERS
+from rag_server.api.security import PUBLIC_PATHS, ApiKeyMiddleware, rate_limit
+from rag_server.audit import Auditor
+from rag_server.auth import KeyRing
 from rag_server.rag import Rag, build_rag
 from rag_server.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 
 
+class MetricsController(PrometheusController):
+    """Prometheus text format; needs an API key like every route but the health probes."""
+
+
 def create_app(settings: Settings | None = None, rag: Rag | None = None) -> Litestar:
-    """Models load in the lifespan (once, in a thread) unless a ready Rag is passed in."""
+    """Models load in the lifespan (once, in a thread) unless a ready Rag is passed in. The keys
+    file is read now: a malformed one stops the start with its path named."""
     settings = settings or load_settings()
+    keys = KeyRing(settings.keys_file)
+    if not keys.keys():
+        log.warning(
+            "no API keys in %s: every request but /healthz and /readyz gets 401; create one with "
+            "`rag-server keys add --role admin`",
+            settings.keys_file,
+        )
+    auditor = Auditor(settings.audit)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         if app.state.get("rag") is None:
             app.state.rag = await anyio.to_thread.run_sync(build_rag, settings)
-        yield
+        try:
+            yield
+        finally:
+            auditor.close()
 
+    limits = settings.limits
+    prometheus = PrometheusConfig(app_name="rag-server", prefix="rag_http", group_path=True)
+    uploads = Router(
+        "/",
+        route_handlers=[DocumentsController],
+        request_max_body_size=int(limits.max_upload_mb * 1024 * 1024) + 65536,
+    )
     return Litestar(
-        route_handlers=[HealthController, QueryController],
+        route_handlers=[
+            HealthController,
+            QueryController,
+            OpenAIController,
+            MetricsController,
+            uploads,
+        ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
-        state=State({"rag": rag, "settings": settings}),
-        openapi_config=OpenAPIConfig(title="rag-server", version=__version__),
+        middleware=[
+            prometheus.middleware,
+            DefineMiddleware(ApiKeyMiddleware, exclude=PUBLIC_PATHS),
+            rate_limit(limits.requests_per_minute).middleware,
+        ],
+        request_max_body_size=limits.max_body_kb * 1024,
+        state=State({"rag": rag, "settings": settings, "keyring": keys, "auditor": auditor}),
+        openapi_config=OpenAPIConfig(
+            title="rag-server",
+            version=__version__,
+            components=Components(
+                security_schemes={
+                    "apiKey": SecurityScheme(
+                        type="http", scheme="bearer", description="rag_<id>_<secret>"
+                    )
+                }
+            ),
+            security=[{"apiKey": []}],
+        ),
     )

@@ -1,4 +1,9 @@
-"""rag-server: run the REST service with uvicorn on RAG_HOST:RAG_PORT."""
+"""rag-server: run the REST service with uvicorn on RAG_HOST:RAG_PORT, or manage its API keys.
+
+rag-server                                       serve
+rag-server keys add --role reader --groups hr    create a key; it is printed once, only its hash is kept
+rag-server keys list | keys revoke ID
+"""
 
 from __future__ import annotations
 
@@ -6,15 +11,100 @@ import argparse
 import logging
 import sys
 
+from rag_server.auth import ROLES, fresh_id, new_key, parse_groups, read_keys, write_keys
 from rag_server.errors import RagError
-from rag_server.settings import load_settings
+from rag_server.settings import Settings, load_settings, validate_collection_name
+
+
+def _groups(value: str) -> frozenset[str]:
+    try:
+        return parse_groups(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _collections(value: str) -> frozenset[str]:
+    try:
+        return frozenset(validate_collection_name(c.strip()) for c in value.split(",") if c.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rag-server", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command")
+    keys = commands.add_parser("keys", help="manage API keys (the file RAG_AUTH__KEYS_FILE)")
+    verbs = keys.add_subparsers(dest="verb", required=True)
+    add = verbs.add_parser("add", help="create a key and print it (once)")
+    add.add_argument("--id", help="a name for the key, e.g. hr-portal (default: random)")
+    add.add_argument("--role", choices=ROLES, default="reader")
+    add.add_argument(
+        "--groups",
+        type=_groups,
+        default=frozenset(),
+        metavar="G1,G2",
+        help="document groups it may read besides public documents ('*': all)",
+    )
+    add.add_argument(
+        "--collections",
+        type=_collections,
+        default=None,
+        metavar="C1,C2",
+        help="collections it may use (default: all)",
+    )
+    add.add_argument(
+        "--if-none", action="store_true", help="do nothing if the file already holds a key"
+    )
+    verbs.add_parser("list", help="list keys (ids, roles, groups; never secrets)")
+    revoke = verbs.add_parser("revoke", help="delete a key")
+    revoke.add_argument("id")
+    return parser
+
+
+def keys_command(args: argparse.Namespace, settings: Settings) -> int:
+    path = settings.keys_file
+    keys = read_keys(path)
+    if args.verb == "list":
+        for key in keys.values():
+            collections = ",".join(sorted(key.collections)) if key.collections else "*"
+            groups = ",".join(sorted(key.groups)) or "-"
+            print(
+                f"{key.id}\t{key.role}\tgroups={groups}\tcollections={collections}\t{key.created}"
+            )
+        return 0
+    if args.verb == "revoke":
+        if keys.pop(args.id, None) is None:
+            print(f"rag-server: no key '{args.id}' in {path}", file=sys.stderr)
+            return 1
+        write_keys(path, keys.values())
+        print(f"revoked {args.id}", file=sys.stderr)
+        return 0
+    if args.if_none and keys:
+        print(f"{path} already holds {len(keys)} key(s); none added", file=sys.stderr)
+        return 0
+    key_id = args.id or fresh_id()
+    if key_id in keys:
+        print(f"rag-server: a key '{key_id}' exists already in {path}", file=sys.stderr)
+        return 1
+    try:
+        token, record = new_key(key_id, args.role, args.groups, args.collections)
+    except ValueError as exc:
+        print(f"rag-server: {exc}", file=sys.stderr)
+        return 2
+    write_keys(path, [*keys.values(), record])
+    print(f"created {args.role} key '{key_id}' in {path}; it is shown only now:", file=sys.stderr)
+    print(token)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="rag-server", description=__doc__)
-    parser.parse_args(sys.argv[1:] if argv is None else argv)
+    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
     try:
         settings = load_settings()
+        if args.command == "keys":
+            sys.exit(keys_command(args, settings))
     except RagError as exc:
         print(f"rag-server: {exc.detail}", file=sys.stderr)
         sys.exit(2)
@@ -25,8 +115,13 @@ def main(argv: list[str] | None = None) -> None:
 
     from rag_server.app import create_app
 
+    try:
+        app = create_app(settings)
+    except RagError as exc:
+        print(f"rag-server: {exc.detail}", file=sys.stderr)
+        sys.exit(2)
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,

@@ -26,6 +26,23 @@ class EmbedderMismatchError(RagError):
     title = "Embedder does not match the collection"
 
 
+class CollectionNotFoundError(RagError):
+    status = 404
+    title = "Collection not found"
+
+
+class NotFoundError(RagError):
+    status = 404
+    title = "Not found"
+
+
+class InvalidInputError(RagError):
+    """A request that is well-formed but unacceptable (e.g. an upload of an unsupported type)."""
+
+    status = 422
+    title = "Unprocessable content"
+
+
 class StoreUnavailableError(RagError):
     status = 503
     title = "Vector store unavailable"

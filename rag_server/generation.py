@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
 
+from rag_server import metrics
 from rag_server.errors import ModelLoadError, OverloadedError
 from rag_server.settings import GeneratorSettings
 
@@ -198,11 +199,15 @@ class GenerationGate:
     async def slot(self) -> AsyncIterator[None]:
         self.check()
         self._waiting += 1
+        metrics.QUEUE_WAITING.inc()
         try:
             await self._running.acquire()
         finally:
             self._waiting -= 1
+            metrics.QUEUE_WAITING.dec()
+        metrics.GENERATING.inc()
         try:
             yield
         finally:
+            metrics.GENERATING.dec()
             self._running.release()

@@ -6,10 +6,12 @@ import logging
 import time
 from dataclasses import dataclass
 
+from rag_server.auth import KeyRing
+from rag_server.catalog import Catalog
+from rag_server.documents import DocumentService
 from rag_server.embedding import Embedder, load_embedder
 from rag_server.errors import RagError
 from rag_server.generation import GenerationGate, Generator, LlamaCppGenerator
-from rag_server.retrieval import HybridRetriever, KeywordIndex
 from rag_server.service import RagService
 from rag_server.settings import Settings
 from rag_server.store import ChunkStore, open_client
@@ -23,9 +25,16 @@ class Rag:
 
     settings: Settings
     embedder: Embedder
-    store: ChunkStore
+    catalog: Catalog
     generator: Generator
     service: RagService
+    documents: DocumentService
+    keys: KeyRing
+
+    @property
+    def store(self) -> ChunkStore:
+        """The default collection's store."""
+        return self.catalog.get().store
 
     def readiness(self) -> dict[str, str]:
         """Raises RagError naming the failing dependency; returns the checks that passed."""
@@ -40,14 +49,14 @@ class Rag:
 
 def assemble(settings: Settings, embedder: Embedder, generator: Generator) -> Rag:
     """Wire already-loaded models into a Rag (tests pass a scripted generator here)."""
-    store = ChunkStore(open_client(settings), settings.collection, embedder.identity)
-    keyword = KeywordIndex(store)
-    keyword.refresh()  # build the BM25 index now, not on the first request
-    r = settings.retrieval
-    retriever = HybridRetriever(store, embedder, keyword, r.fusion, r.candidates, r.dense_weight)
+    catalog = Catalog(settings, open_client(settings), embedder)
+    catalog.get(create=True)  # the default collection, with its BM25 index built now
     gate = GenerationGate(settings.generator.queue_depth)
-    service = RagService(settings, embedder, retriever, generator, gate)
-    return Rag(settings, embedder, store, generator, service)
+    service = RagService(settings, embedder, catalog, generator, gate)
+    documents = DocumentService(settings, catalog)
+    keys = KeyRing(settings.keys_file)
+    keys.keys()  # a malformed keys file stops the start, with the file named
+    return Rag(settings, embedder, catalog, generator, service, documents, keys)
 
 
 def build_rag(settings: Settings) -> Rag:

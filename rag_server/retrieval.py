@@ -2,8 +2,9 @@
 
 The keyword index is built from the store itself and rebuilt whenever the collection's revision
 changes (every ingest, update or delete bumps it), so the two can never disagree for long.
-Filters become a Chroma `where` for the dense side and a weight mask for BM25, so they act
-before top-k, never after.
+Filters — including the caller's document access — become a Chroma `where` for the dense side
+and a weight mask for BM25, so they act before top-k, never after: a document the caller may not
+read never competes, so it can leak neither as a hit nor by pushing others out.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from rag_server.auth import UNRESTRICTED, Access
 from rag_server.embedding import Embedder
 from rag_server.grounding import content_words
-from rag_server.store import Chunk, ChunkStore, Hit
+from rag_server.store import ACL_GROUP_PREFIX, ACL_PUBLIC, Chunk, ChunkStore, Hit
 
 if TYPE_CHECKING:
     import bm25s
@@ -31,16 +33,21 @@ _RRF_K = 60
 
 @dataclass(frozen=True)
 class Filters:
-    """Restrict retrieval: exact document ids, a source path prefix, exact metadata values."""
+    """Restrict retrieval: exact document ids, a source path prefix, exact metadata values, and
+    the documents the caller may read (`access`; the service always sets it from the API key)."""
 
     document_id: tuple[str, ...] = ()
     source_prefix: str | None = None
     metadata: Mapping[str, MetaValue] = field(default_factory=dict)
+    access: Access = UNRESTRICTED
 
-    def is_empty(self) -> bool:
-        return not self.document_id and self.source_prefix is None and not self.metadata
+    def narrows(self) -> bool:
+        """True when something besides access restricts the result."""
+        return bool(self.document_id) or self.source_prefix is not None or bool(self.metadata)
 
     def admits(self, chunk: Chunk) -> bool:
+        if not self.access.admits(chunk.groups):
+            return False
         if self.document_id and chunk.document_id not in self.document_id:
             return False
         if self.source_prefix is not None and not chunk.source.startswith(self.source_prefix):
@@ -66,6 +73,7 @@ class KeywordIndex:
         self._chunks: list[Chunk] = []
         self._bm25: bm25s.BM25 | None = None
         self._df: Counter[str] = Counter()
+        self._access_masks: dict[frozenset[str], np.ndarray] = {}
 
     @property
     def chunks(self) -> list[Chunk]:
@@ -97,6 +105,21 @@ class KeywordIndex:
         for chunk in chunks:
             df.update(content_words(chunk.text))
         self._chunks, self._bm25, self._df, self._revision = chunks, bm25, df, revision
+        self._access_masks = {}
+
+    def _mask(self, chunks: list[Chunk], filters: Filters) -> np.ndarray | None:
+        """BM25 weights: 1 for chunks the filters admit. Access-only masks are cached per group set
+        until the next rebuild, so the common case costs no Python loop per query."""
+        if filters.narrows():
+            return np.array([filters.admits(c) for c in chunks], dtype=np.float32)
+        if filters.access.everything:
+            return None
+        key = filters.access.groups
+        mask = self._access_masks.get(key)
+        if mask is None or len(mask) != len(chunks):
+            mask = np.array([filters.access.admits(c.groups) for c in chunks], dtype=np.float32)
+            self._access_masks[key] = mask
+        return mask
 
     def idf(self, word: str) -> float:
         """How rare a (stemmed) content word is in this collection: rare words say more."""
@@ -109,11 +132,9 @@ class KeywordIndex:
         chunks, bm25 = self._chunks, self._bm25
         if bm25 is None or not chunks:
             return []
-        mask = None
-        if not filters.is_empty():
-            mask = np.array([filters.admits(c) for c in chunks], dtype=np.float32)
-            if not mask.any():
-                return []
+        mask = self._mask(chunks, filters)
+        if mask is not None and not mask.any():
+            return []
         query_tokens = bm25s.tokenize(
             [query], stopwords="en", stemmer=self._stem, return_ids=False, show_progress=False
         )
@@ -138,6 +159,10 @@ def _where(filters: Filters, keyword: KeywordIndex) -> dict[str, Any] | None:
             ids = {"\x00no-such-document"}
     if ids:
         clauses.append({"document_id": {"$in": sorted(ids)}})
+    if not filters.access.everything:
+        allowed: list[dict[str, Any]] = [{ACL_PUBLIC: True}]
+        allowed += [{ACL_GROUP_PREFIX + g: True} for g in sorted(filters.access.groups)]
+        clauses.append(allowed[0] if len(allowed) == 1 else {"$or": allowed})
     if not clauses:
         return None
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}

@@ -18,6 +18,8 @@ from typing import Any
 import anyio
 import numpy as np
 
+from rag_server import metrics
+from rag_server.catalog import Catalog, Corpus
 from rag_server.embedding import Embedder
 from rag_server.generation import GenerationGate, Generator
 from rag_server.grounding import (
@@ -30,7 +32,7 @@ from rag_server.grounding import (
     verify,
 )
 from rag_server.prompting import build_prompt
-from rag_server.retrieval import Filters, HybridRetriever
+from rag_server.retrieval import Filters
 from rag_server.settings import Settings
 from rag_server.store import Hit
 
@@ -45,6 +47,9 @@ class Answer:
     model: str
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    # Why generation ended: "stop", "length", "deadline" (the verified part of what was written
+    # in time), "cancelled"; None when the model was not called.
+    finish_reason: str | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
@@ -65,35 +70,51 @@ class RagService:
         self,
         settings: Settings,
         embedder: Embedder,
-        retriever: HybridRetriever,
+        catalog: Catalog,
         generator: Generator,
         gate: GenerationGate,
     ) -> None:
         self.settings = settings
         self.embedder = embedder
-        self.retriever = retriever
+        self.catalog = catalog
         self.generator = generator
         self.gate = gate
         g = settings.grounding
         self.policy = Policy(g.min_coverage, g.min_relevance, g.refusal)
 
-    async def search(self, query: str, top_k: int, filters: Filters | None = None) -> list[Hit]:
+    async def corpus(self, collection: str | None) -> Corpus:
+        """The named collection (default: the configured one); opening one reads the store."""
+        return await anyio.to_thread.run_sync(self.catalog.get, collection)
+
+    async def collections(self) -> list[str]:
+        return await anyio.to_thread.run_sync(self.catalog.names)
+
+    async def search(
+        self, query: str, top_k: int, filters: Filters, collection: str | None = None
+    ) -> list[Hit]:
         """Embedding, BM25 and the store call block, so they run in a worker thread."""
-        return await anyio.to_thread.run_sync(self.retriever.retrieve, query, top_k, filters)
+        corpus = await self.corpus(collection)
+        return await anyio.to_thread.run_sync(corpus.retriever.retrieve, query, top_k, filters)
 
     async def ask(
         self,
         question: str,
+        filters: Filters,
         top_k: int | None = None,
-        filters: Filters | None = None,
+        collection: str | None = None,
         on_sources: Callable[[list[Hit]], Awaitable[None]] | None = None,
         on_token: Callable[[str], bool] | None = None,
     ) -> Answer:
         """The verified answer. The hooks serve streaming: `on_sources` gets the passages shown to
         the model; `on_token` (called from the worker thread) each raw piece, False to stop."""
         began = time.perf_counter()
-        hits = await self.search(question, top_k or self.settings.retrieval.top_k, filters)
+        corpus = await self.corpus(collection)
+        hits = await anyio.to_thread.run_sync(
+            corpus.retriever.retrieve, question, top_k or self.settings.retrieval.top_k, filters
+        )
         timings = {"retrieve": _ms(began)}
+        if not hits:
+            metrics.EMPTY_RETRIEVALS.inc()
         if not hits or max(h.score for h in hits) < self.settings.grounding.gate_threshold:
             return self._refuse(question, hits, timings, began)
 
@@ -114,18 +135,23 @@ class RagService:
                 self.generator.generate, rendered.prompt, cfg.max_tokens, deadline, on_token
             )
         timings["generate"] = _ms(started)
+        seconds = time.perf_counter() - started
+        metrics.GENERATED_TOKENS.inc(generation.completion_tokens)
+        metrics.GENERATION_SECONDS.inc(seconds)
+        metrics.TOKENS_PER_SECOND.set(generation.completion_tokens / max(seconds, 1e-6))
 
         started = time.perf_counter()
         sources = rendered.sources
         relevance = [h.score for h in sources]
         verified = verify(generation.text, sources, relevance, self.policy)
         if verified.status != "answered":
-            verified = await anyio.to_thread.run_sync(self._extract, question, hits)
+            verified = await anyio.to_thread.run_sync(self._extract, question, hits, corpus)
         timings["verify"] = _ms(started)
         if verified.status == "insufficient_evidence":
             answer = self._refuse(question, hits, timings, began, verified.removed_sentences)
         else:
             timings["total"] = _ms(began)
+            metrics.ANSWERS.labels(verified.status).inc()
             answer = Answer(
                 verified.answer,
                 verified.status,
@@ -137,10 +163,15 @@ class RagService:
             )
         answer.prompt_tokens = generation.prompt_tokens
         answer.completion_tokens = generation.completion_tokens
+        answer.finish_reason = generation.finish_reason
         return answer
 
     async def ask_stream(
-        self, question: str, top_k: int | None = None, filters: Filters | None = None
+        self,
+        question: str,
+        filters: Filters,
+        top_k: int | None = None,
+        collection: str | None = None,
     ) -> AsyncIterator[tuple[str, Any]]:
         """("sources", hits), ("token", text)..., ("final", Answer). Closing the iterator (a client
         that went away) stops generation at the next token, which frees the model for others."""
@@ -161,7 +192,7 @@ class RagService:
 
         async def produce() -> None:
             async with send:
-                answer = await self.ask(question, top_k, filters, on_sources, on_token)
+                answer = await self.ask(question, filters, top_k, collection, on_sources, on_token)
                 with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
                     await send.send(("final", answer))
 
@@ -175,7 +206,9 @@ class RagService:
             receive.close()
             task.add_done_callback(_consume)
 
-    def sentence_scorer(self, question: str) -> Callable[[str, list[str]], list[float]]:
+    def sentence_scorer(
+        self, question: str, corpus: Corpus
+    ) -> Callable[[str, list[str]], list[float]]:
         """Rank candidate sentences: embedding cosine with the question, plus the IDF-weighted
         share of the question's words they contain (chosen on the dev split: bench/, README)."""
         query = np.asarray(self.embedder.embed_query(question), dtype=np.float32)
@@ -183,19 +216,19 @@ class RagService:
 
         def score(_: str, sentences: list[str]) -> list[float]:
             cosine = self.embedder.embed_texts(sentences) @ query
-            overlap = overlap_scores(question, sentences, self.retriever.keyword.idf)
+            overlap = overlap_scores(question, sentences, corpus.keyword.idf)
             return [float(c) + weight * o for c, o in zip(cosine, overlap, strict=True)]
 
         return score
 
-    def _extract(self, question: str, hits: list[Hit]) -> Verified:
+    def _extract(self, question: str, hits: list[Hit], corpus: Corpus) -> Verified:
         """The best source sentence, quoted verbatim, if it scores above the threshold."""
         return extractive(
             question,
             hits,
             [h.score for h in hits],
             self.policy,
-            score=self.sentence_scorer(question),
+            score=self.sentence_scorer(question, corpus),
             min_score=self.settings.grounding.extractive_threshold,
         )
 
@@ -210,6 +243,7 @@ class RagService:
         """A fixed refusal, with the nearest passages as `related` (never as citations)."""
         related = [best_quote(n, hit, question) for n, hit in enumerate(hits[:3], start=1)]
         timings["total"] = _ms(began)
+        metrics.ANSWERS.labels("insufficient_evidence").inc()
         return Answer(
             self.settings.grounding.refusal,
             "insufficient_evidence",

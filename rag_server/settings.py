@@ -90,6 +90,28 @@ class GroundingSettings(_Section):
     )
 
 
+class AuthSettings(_Section):
+    """API keys: a JSON file of hashed keys (made by `rag-server keys add`), e.g. a mounted Secret."""
+
+    # None: <data_dir>/api-keys.json.
+    keys_file: Path | None = None
+
+
+class AuditSettings(_Section):
+    """One JSON line per ask, search, chat completion, upload and delete."""
+
+    path: str = Field("-", min_length=1, description="a file to append to, or '-' for stdout")
+    hash_questions: bool = Field(False, description="log a SHA-256 of the question, not its text")
+
+
+class LimitsSettings(_Section):
+    """Bounds on what one caller may send and how often."""
+
+    max_body_kb: int = Field(64, ge=1, le=1_048_576, description="JSON request bodies")
+    max_upload_mb: float = Field(20.0, gt=0, le=1024, description="one uploaded document")
+    requests_per_minute: int = Field(120, ge=1, le=1_000_000, description="per API key")
+
+
 class Settings(BaseSettings):
     """All configuration. Construct with load_settings() to get errors that name the variable."""
 
@@ -107,6 +129,9 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
     grounding: GroundingSettings = GroundingSettings()
+    auth: AuthSettings = AuthSettings()
+    audit: AuditSettings = AuditSettings()
+    limits: LimitsSettings = LimitsSettings()
 
     @field_validator("collection")
     @classmethod
@@ -120,6 +145,14 @@ class Settings(BaseSettings):
     @property
     def models_dir(self) -> Path:
         return self.data_dir / "models"
+
+    @property
+    def keys_file(self) -> Path:
+        return self.auth.keys_file or self.data_dir / "api-keys.json"
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.data_dir / "uploads"
 
 
 def validate_collection_name(value: str) -> str:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from rag_server.embedding import EmbedderIdentity
-from rag_server.errors import EmbedderMismatchError, StoreUnavailableError
+from rag_server.errors import CollectionNotFoundError, EmbedderMismatchError, StoreUnavailableError
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
@@ -22,6 +22,10 @@ _META_DIM = "embed_dim"
 # Bumped by every write, so readers know when to rebuild derived indexes (the keyword index).
 _META_REVISION = "revision"
 _PAGE = 1000  # rows per read when scanning the whole collection
+# Document-level access, stamped on every chunk: Chroma metadata holds scalars only, so a group
+# becomes a boolean key (`acl_g_hr`) that a `where` clause can test, plus a public flag.
+ACL_PUBLIC = "acl_public"
+ACL_GROUP_PREFIX = "acl_g_"
 
 
 @dataclass(frozen=True)
@@ -42,10 +46,12 @@ class Chunk:
     ingested_at: str
     page: int | None = None
     section: str | None = None
+    groups: tuple[str, ...] = ()  # empty: public to every key of the collection
 
-    def metadata(self) -> dict[str, str | int]:
-        """Chroma metadata: scalar values only, and no None (Chroma rejects it)."""
-        meta: dict[str, str | int] = {
+    def metadata(self, revoked: Iterable[str] = ()) -> dict[str, str | int | bool]:
+        """Chroma metadata: scalar values only, and no None (Chroma rejects it). Chroma merges
+        metadata on upsert, so groups a document loses (`revoked`) are written as False."""
+        meta: dict[str, str | int | bool] = {
             "document_id": self.document_id,
             "source": self.source,
             "title": self.title,
@@ -61,6 +67,10 @@ class Chunk:
             meta["page"] = self.page
         if self.section is not None:
             meta["section"] = self.section
+        meta[ACL_PUBLIC] = not self.groups
+        meta["groups"] = ",".join(self.groups)
+        meta.update({ACL_GROUP_PREFIX + g: False for g in revoked})
+        meta.update({ACL_GROUP_PREFIX + g: True for g in self.groups})
         return meta
 
     @classmethod
@@ -82,6 +92,7 @@ class Chunk:
             ingested_at=str(meta["ingested_at"]),
             page=int(page) if page is not None else None,
             section=str(section) if section is not None else None,
+            groups=tuple(g for g in str(meta.get("groups", "")).split(",") if g),
         )
 
 
@@ -93,16 +104,16 @@ class DocumentState:
     hashes: set[str] = field(default_factory=set)
     pipelines: set[str] = field(default_factory=set)
     chunk_counts: set[int] = field(default_factory=set)
+    groups: set[str] = field(default_factory=set)
 
-    def is_complete(self, content_hash: str, pipeline: str) -> bool:
-        """True when every chunk of exactly this content and pipeline is present, and nothing else.
-
-        A crash mid-write leaves a mix of hashes or fewer chunks than chunk_count, which fails this.
-        """
+    def is_complete(self, content_hash: str, pipeline: str, groups: tuple[str, ...] = ()) -> bool:
+        """True when every chunk of exactly this content, pipeline and access stamp is present, and
+        nothing else. A crash mid-write leaves a mix of hashes or fewer chunks than chunk_count."""
         return (
             self.hashes == {content_hash}
             and self.pipelines == {pipeline}
             and self.chunk_counts == {len(self.chunk_ids)}
+            and self.groups == {",".join(groups)}
         )
 
 
@@ -127,14 +138,23 @@ def open_client(settings: Settings) -> ClientAPI:
 class ChunkStore:
     """One collection, bound to the embedder that built it."""
 
-    def __init__(self, client: ClientAPI, name: str, identity: EmbedderIdentity) -> None:
+    def __init__(
+        self, client: ClientAPI, name: str, identity: EmbedderIdentity, create: bool = True
+    ) -> None:
         self.client = client
         self.name = name
         self.identity = identity
-        self.collection: Collection = self._open_collection()
+        self.collection: Collection = self._open_collection(create)
         self.max_batch = max(1, int(client.get_max_batch_size()))
 
-    def _open_collection(self) -> Collection:
+    def _open_collection(self, create: bool) -> Collection:
+        if not create:
+            from chromadb.errors import NotFoundError
+
+            try:
+                self.client.get_collection(self.name, embedding_function=None)
+            except NotFoundError:
+                raise CollectionNotFoundError(f"no collection named '{self.name}'") from None
         collection = self.client.get_or_create_collection(
             self.name,
             metadata={_META_MODEL: self.identity.name, _META_DIM: self.identity.dim},
@@ -171,20 +191,33 @@ class ChunkStore:
     def count(self) -> int:
         return int(self.collection.count())
 
-    def upsert(self, chunks: Sequence[Chunk], embeddings: np.ndarray) -> None:
-        """Idempotent writes in the largest batches Chroma accepts."""
+    def upsert(
+        self, chunks: Sequence[Chunk], embeddings: np.ndarray, revoked: Iterable[str] = ()
+    ) -> None:
+        """Idempotent writes in the largest batches Chroma accepts. `revoked`: groups some of
+        these documents were stamped with before and are not any more."""
+        revoked = tuple(revoked)
         for lo in range(0, len(chunks), self.max_batch):
             part = chunks[lo : lo + self.max_batch]
             self.collection.upsert(
                 ids=[c.chunk_id for c in part],
                 embeddings=embeddings[lo : lo + self.max_batch],
                 documents=[c.text for c in part],
-                metadatas=[c.metadata() for c in part],  # type: ignore[misc]
+                metadatas=[c.metadata(revoked) for c in part],  # type: ignore[misc]
             )
 
     def delete_ids(self, ids: Sequence[str]) -> None:
         for lo in range(0, len(ids), self.max_batch):
             self.collection.delete(ids=list(ids[lo : lo + self.max_batch]))
+
+    def delete_document(self, document_id: str) -> int:
+        """Remove every chunk of one document; the number removed (0: there was no such document)."""
+        ids = self.collection.get(where={"document_id": document_id}, include=[])["ids"]
+        if ids:
+            self.bump_revision()
+            self.delete_ids(ids)
+            self.bump_revision()
+        return len(ids)
 
     def _scan(self, documents: bool = False) -> Iterator[tuple[str, Mapping[str, Any], str]]:
         """Every record, a page at a time: (id, metadata, text or "")."""
@@ -223,6 +256,7 @@ class ChunkStore:
             state.hashes.add(str(meta.get("content_hash")))
             state.pipelines.add(str(meta.get("pipeline")))
             state.chunk_counts.add(int(meta.get("chunk_count", -1)))
+            state.groups.add(str(meta.get("groups", "")))
         return states
 
     def query(

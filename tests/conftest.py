@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import socket
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from litestar import Litestar
 
 from ingest.build import build_pipeline
 from ingest.pipeline import Pipeline
+from rag_server.auth import Role, fresh_id, new_key, read_keys, write_keys
 from rag_server.embedding import Embedder, load_embedder
 from rag_server.generation import Generation, Prompt, PromptStyle
 from rag_server.settings import Settings, load_settings
@@ -27,7 +32,30 @@ def embedder() -> Embedder:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return load_settings(data_dir=tmp_path / "data")
+    return load_settings(data_dir=tmp_path / "data", audit={"path": str(tmp_path / "audit.jsonl")})
+
+
+def add_key(
+    settings: Settings,
+    role: Role = "reader",
+    groups: Iterable[str] = ("*",),
+    collections: Iterable[str] | None = None,
+    key_id: str | None = None,
+) -> str:
+    """A real API key in the settings' keys file; returns the secret token."""
+    keys = read_keys(settings.keys_file)
+    token, record = new_key(
+        key_id or fresh_id(),
+        role,
+        frozenset(groups),
+        None if collections is None else frozenset(collections),
+    )
+    write_keys(settings.keys_file, [*keys.values(), record])
+    return token
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture
@@ -110,3 +138,23 @@ class ScriptedGenerator:
 @pytest.fixture
 def scripted() -> Iterator[Callable[..., ScriptedGenerator]]:
     yield ScriptedGenerator
+
+
+@contextlib.contextmanager
+def serve_app(app: Litestar) -> Iterator[str]:
+    """The app on a real uvicorn server in a thread, on a free loopback port; yields its URL."""
+    import uvicorn
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

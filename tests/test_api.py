@@ -18,7 +18,7 @@ from rag_server.errors import StoreUnavailableError
 from rag_server.generation import Generation
 from rag_server.rag import Rag, assemble
 from rag_server.settings import Settings
-from tests.conftest import EXAMPLES, ScriptedGenerator
+from tests.conftest import EXAMPLES, ScriptedGenerator, add_key, bearer, serve_app
 
 ClientFor = Callable[..., TestClient]  # type: ignore[type-arg]
 
@@ -39,8 +39,10 @@ def client_for(embedder: Embedder) -> Iterator[ClientFor]:
     clients: list[TestClient] = []  # type: ignore[type-arg]
 
     def make(settings: Settings, generator: ScriptedGenerator) -> TestClient:  # type: ignore[type-arg]
+        """A client authenticated with an admin key that reads every group."""
         rag = assemble(settings, embedder, generator)
         client = TestClient(app=create_app(settings, rag), raise_server_exceptions=False)
+        client.headers.update(bearer(add_key(settings, "admin")))
         client.__enter__()
         clients.append(client)
         return client
@@ -306,26 +308,16 @@ def test_a_client_that_leaves_a_stream_stops_generation(
     ingested: Settings, embedder: Embedder
 ) -> None:
     """Over a real uvicorn server: the test client would buffer the whole stream."""
-    import socket
-
     import httpx
-    import uvicorn
 
     words = " ".join(["Hotel stays are capped at €165 per night."] * 40)
     generator = ScriptedGenerator([words], token_delay_s=0.05)
     app = create_app(ingested, assemble(ingested, embedder, generator))
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        while not server.started:
-            time.sleep(0.05)
+    headers = bearer(add_key(ingested))
+    with serve_app(app) as url:
         body = {"question": "What is the cap on hotel stays per night?", "stream": True}
         with httpx.stream(
-            "POST", f"http://127.0.0.1:{port}/v1/ask", json=body, timeout=30
+            "POST", f"{url}/v1/ask", json=body, headers=headers, timeout=30
         ) as response:
             for line in response.iter_lines():
                 if line.startswith("event: token"):
@@ -336,12 +328,9 @@ def test_a_client_that_leaves_a_stream_stops_generation(
         assert generator.finished == ["cancelled"]
         # The slot is free again: a plain request is answered at once.
         after = httpx.post(
-            f"http://127.0.0.1:{port}/v1/ask", json={"question": body["question"]}, timeout=30
+            f"{url}/v1/ask", json={"question": body["question"]}, headers=headers, timeout=30
         )
         assert after.status_code == 200
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 class FailingGenerator(ScriptedGenerator):

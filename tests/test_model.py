@@ -16,7 +16,7 @@ from rag_server.errors import ModelLoadError
 from rag_server.generation import LlamaCppGenerator, Prompt
 from rag_server.rag import assemble
 from rag_server.settings import Settings, load_settings
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, add_key, bearer
 
 pytestmark = pytest.mark.slow
 
@@ -64,6 +64,7 @@ def served(
     """The example documents served by the real app with the real model and default settings."""
     build_pipeline(settings, embedder).run([EXAMPLES])
     with TestClient(app=create_app(settings, assemble(settings, embedder, gemma))) as client:
+        client.headers.update(bearer(add_key(settings)))
         yield client
 
 

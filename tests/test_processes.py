@@ -41,6 +41,12 @@ def test_ingest_then_serve_answers_over_http(tmp_path: Path) -> None:
     )  # fmt: skip
     assert ingest.returncode == 0, ingest.stderr
     assert json.loads(ingest.stdout)["added"] == 5
+    keys = subprocess.run(
+        [BIN / "rag-server", "keys", "add", "--id", "tester", "--groups", "hr"], env=_env(data),
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    token = keys.stdout.strip()
+    assert token.startswith("rag_tester_") and "shown only now" in keys.stderr
     port = _free_port()
     server = subprocess.Popen(
         [BIN / "rag-server"], env=_env(data, RAG_PORT=str(port)),
@@ -59,9 +65,12 @@ def test_ingest_then_serve_answers_over_http(tmp_path: Path) -> None:
             time.sleep(0.5)
         else:
             pytest.fail("server never became ready")
+        question = {"question": "How many days of paid annual leave do employees get?"}
+        assert httpx.post(f"{base}/v1/ask", json=question, timeout=30).status_code == 401
         answer = httpx.post(
             f"{base}/v1/ask",
-            json={"question": "How many days of paid annual leave do employees get?"},
+            json=question,
+            headers={"Authorization": f"Bearer {token}"},
             timeout=120,
         )
         assert answer.status_code == 200, answer.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any, TypedDict
@@ -14,7 +15,7 @@ from litestar.di import Provide
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from litestar.status_codes import HTTP_200_OK
 
-from rag_server.api.problems import problem_body
+from rag_server.api.problems import problem_body, responses
 from rag_server.api.schemas import (
     AskRequest,
     AskResponse,
@@ -27,6 +28,9 @@ from rag_server.api.schemas import (
     SourceOut,
     Usage,
 )
+from rag_server.api.security import caller, check_collection
+from rag_server.audit import AuditEntry, Auditor
+from rag_server.auth import ApiKey
 from rag_server.errors import RagError, StoreUnavailableError
 from rag_server.grounding import Quote
 from rag_server.rag import Rag
@@ -63,6 +67,30 @@ def provide_service(rag: Rag) -> RagService:
     return rag.service
 
 
+def provide_key(request: Request[Any, Any, Any]) -> ApiKey:
+    return caller(request)
+
+
+def provide_auditor(state: State) -> Auditor:
+    auditor: Auditor = state.auditor
+    return auditor
+
+
+def collection_for(key: ApiKey, requested: str | None, rag: Rag) -> str:
+    """The collection a request works on (default: the configured one), if the key may use it."""
+    name = requested or rag.settings.collection
+    check_collection(key, name)
+    return name
+
+
+DEPENDENCIES = {
+    "rag": Provide(provide_rag, sync_to_thread=False),
+    "service": Provide(provide_service, sync_to_thread=False),
+    "key": Provide(provide_key, sync_to_thread=False),
+    "auditor": Provide(provide_auditor, sync_to_thread=False),
+}
+
+
 def _result(hit: Hit) -> SearchResult:
     return SearchResult(**_passage(hit), text=hit.chunk.text)
 
@@ -70,12 +98,12 @@ def _result(hit: Hit) -> SearchResult:
 class HealthController(Controller):
     tags = ["health"]
 
-    @get("/healthz", sync_to_thread=False)
+    @get("/healthz", sync_to_thread=False, responses=responses())
     def healthz(self) -> Health:
         """Liveness: the process is up. Checks nothing else, so a slow dependency never restarts it."""
         return Health("ok")
 
-    @get("/readyz", status_code=HTTP_200_OK)
+    @get("/readyz", status_code=HTTP_200_OK, responses=responses(503))
     async def readyz(self, state: State) -> Response[Health]:
         """Readiness: models loaded, the store reachable, and the collection built by our embedder."""
         rag = provide_rag(state)
@@ -89,20 +117,29 @@ class HealthController(Controller):
 class QueryController(Controller):
     path = "/v1"
     tags = ["query"]
-    dependencies = {
-        "rag": Provide(provide_rag, sync_to_thread=False),
-        "service": Provide(provide_service, sync_to_thread=False),
-    }
+    dependencies = DEPENDENCIES
 
-    @post("/search", status_code=HTTP_200_OK)
-    async def search(self, data: SearchRequest, service: RagService) -> SearchResponse:
-        """Retrieval only (dense + keyword, fused, filtered): the best chunks first. No model call."""
-        hits = await service.search(data.query, data.top_k, _filters(data.filters))
+    @post("/search", status_code=HTTP_200_OK, responses=responses(403, 404, 409, 503))
+    async def search(
+        self, data: SearchRequest, rag: Rag, key: ApiKey, auditor: Auditor
+    ) -> SearchResponse:
+        """Retrieval only (dense + keyword, fused, filtered): the best chunks first. No model call.
+        Only documents the API key may read take part."""
+        collection = collection_for(key, data.collection, rag)
+        with auditor.record("search", key.id, collection, data.query) as entry:
+            filters = filters_for(data.filters, key)
+            hits = await rag.service.search(data.query, data.top_k, filters, collection)
+            entry.documents = [h.chunk.document_id for h in hits]
         return SearchResponse([_result(h) for h in hits])
 
-    @post("/ask", status_code=HTTP_200_OK)
+    @post("/ask", status_code=HTTP_200_OK, responses=responses(403, 404, 409, 503))
     async def ask(
-        self, data: AskRequest, service: RagService, request: Request[Any, Any, Any]
+        self,
+        data: AskRequest,
+        rag: Rag,
+        key: ApiKey,
+        auditor: Auditor,
+        request: Request[Any, Any, Any],
     ) -> AskResponse | EventStream:
         """Answer from the ingested documents. Every sentence is verified against the cited sources;
         `status` is `answered`, `extractive` (a verbatim quote) or `insufficient_evidence` (a refusal,
@@ -111,40 +148,59 @@ class QueryController(Controller):
         With `"stream": true` (or `Accept: text/event-stream`) the reply is server-sent events:
         `sources`, then `token` events (the model's raw, unverified text), then one `final` event
         with the verified response, which is what clients should render."""
-        filters = _filters(data.filters)
+        collection = collection_for(key, data.collection, rag)
+        filters = filters_for(data.filters, key)
         if data.stream or "text/event-stream" in request.headers.get("accept", ""):
-            service.gate.check()
-            return EventStream(_events(service, data, filters))
-        return _response(await service.ask(data.question, data.top_k, filters))
+            rag.service.gate.check()
+            record = auditor.record("ask", key.id, collection, data.question)
+            return EventStream(_events(rag.service, data, filters, collection, record))
+        with auditor.record("ask", key.id, collection, data.question) as entry:
+            answer = await rag.service.ask(data.question, filters, data.top_k, collection)
+            audit_answer(entry, answer)
+        return answer_response(answer)
+
+
+def audit_answer(entry: AuditEntry, answer: Answer) -> None:
+    entry.status = answer.status
+    entry.documents = [q.hit.chunk.document_id for q in answer.citations + answer.related]
 
 
 async def _events(
-    service: RagService, data: AskRequest, filters: Filters | None
+    service: RagService,
+    data: AskRequest,
+    filters: Filters,
+    collection: str,
+    record: contextlib.AbstractContextManager[AuditEntry],
 ) -> AsyncIterator[ServerSentEventMessage]:
-    try:
-        async for kind, payload in service.ask_stream(data.question, data.top_k, filters):
-            if kind == "sources":
-                body: Any = [_source(n, hit) for n, hit in enumerate(payload, start=1)]
-            elif kind == "token":
-                body = {"text": payload}
-            else:
-                body = _response(payload)
-            yield ServerSentEventMessage(event=kind, data=msgspec.json.encode(body).decode())
-    except RagError as exc:
-        problem = problem_body(exc.status, exc.title, exc.detail)
-        yield ServerSentEventMessage(event="error", data=json.dumps(problem))
+    with record as entry:
+        try:
+            stream = service.ask_stream(data.question, filters, data.top_k, collection)
+            async for kind, payload in stream:
+                if kind == "sources":
+                    body: Any = [_source(n, hit) for n, hit in enumerate(payload, start=1)]
+                elif kind == "token":
+                    body = {"text": payload}
+                else:
+                    audit_answer(entry, payload)
+                    body = answer_response(payload)
+                yield ServerSentEventMessage(event=kind, data=msgspec.json.encode(body).decode())
+        except RagError as exc:
+            entry.status = f"error {exc.status}"
+            problem = problem_body(exc.status, exc.title, exc.detail)
+            yield ServerSentEventMessage(event="error", data=json.dumps(problem))
 
 
-def _response(answer: Answer) -> AskResponse:
+def answer_response(answer: Answer) -> AskResponse:
     return AskResponse(
         answer=answer.answer,
         status=answer.status,
-        citations=[_citation(q) for q in answer.citations],
-        related=[_citation(q) for q in answer.related],
+        citations=[citation_out(q) for q in answer.citations],
+        related=[citation_out(q) for q in answer.related],
         removed_sentences=answer.removed_sentences,
         model=answer.model,
         usage=Usage(answer.prompt_tokens, answer.completion_tokens),
         timings_ms=answer.timings_ms,
+        finish_reason=answer.finish_reason,
     )
 
 
@@ -152,10 +208,16 @@ def _source(n: int, hit: Hit) -> SourceOut:
     return SourceOut(**_passage(hit), n=n)
 
 
-def _filters(data: FiltersIn | None) -> Filters | None:
+def filters_for(data: FiltersIn | None, key: ApiKey) -> Filters:
+    """The request's filters, always narrowed to the documents the key may read."""
     if data is None:
-        return None
-    return Filters(tuple(data.document_id or ()), data.source_prefix, dict(data.metadata or {}))
+        return Filters(access=key.access)
+    return Filters(
+        tuple(data.document_id or ()),
+        data.source_prefix,
+        dict(data.metadata or {}),
+        access=key.access,
+    )
 
 
 class _Passage(TypedDict):
@@ -182,7 +244,7 @@ def _passage(hit: Hit) -> _Passage:
     }
 
 
-def _citation(quote: Quote) -> CitationOut:
+def citation_out(quote: Quote) -> CitationOut:
     return CitationOut(
         **_passage(quote.hit), n=quote.n, quote=quote.text, start=quote.start, end=quote.end
     )

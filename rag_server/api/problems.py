@@ -7,7 +7,9 @@ from typing import Any
 
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
 
+from rag_server.api.schemas import Problem
 from rag_server.errors import RagError
 
 log = logging.getLogger(__name__)
@@ -39,13 +41,60 @@ def handle_http_error(
     extra: dict[str, Any] = {"instance": request.url.path}
     if isinstance(exc, ValidationException) and exc.extra:
         extra["errors"] = exc.extra
-    title = "Invalid request" if isinstance(exc, ValidationException) else "Request failed"
-    return problem(exc.status_code, title, str(exc.detail), exc.headers, **extra)
+    title = (
+        "Invalid request"
+        if isinstance(exc, ValidationException)
+        else _TITLES.get(exc.status_code, "Request failed")
+    )
+    headers = dict(exc.headers or {})
+    if exc.status_code == 429 and "RateLimit-Reset" in headers:
+        headers.setdefault("Retry-After", headers["RateLimit-Reset"])
+    detail = str(exc.detail)
+    if exc.status_code == 429:
+        detail = "rate limit for this API key exceeded; retry after the Retry-After seconds"
+    return problem(exc.status_code, title, detail, headers or None, **extra)
 
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem(500, "Internal error", "an unexpected error occurred", instance=request.url.path)
+
+
+_TITLES = {
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    413: "Request body too large",
+    429: "Too many requests",
+}
+
+_MEANING = {
+    400: "Invalid request: the problem names the offending field",
+    401: "Missing or invalid API key",
+    403: "The key's role or collections do not allow this",
+    404: "No such collection or document (or not readable with this key)",
+    409: "The collection was built with another embedder",
+    413: "Request body too large",
+    422: "Unacceptable content (e.g. an upload of an unsupported or corrupt file)",
+    429: "Rate limit of this API key exceeded; see Retry-After",
+    500: "Unexpected error",
+    503: "Overloaded (queue full) or a dependency is unavailable; see Retry-After",
+}
+
+
+def responses(*codes: int) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for the problem responses a route can return (plus those of every route)."""
+    every = (400, 401, 413, 429, 500)
+    return {
+        code: ResponseSpec(
+            data_container=Problem,
+            description=_MEANING[code],
+            media_type="application/problem+json",
+            generate_examples=False,
+        )
+        for code in sorted(set(codes) | set(every))
+    }
 
 
 EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {

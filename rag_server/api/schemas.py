@@ -8,6 +8,10 @@ import msgspec
 
 NonBlank = Annotated[str, msgspec.Meta(min_length=1, max_length=2000, pattern=r"\S")]
 TopK = Annotated[int, msgspec.Meta(ge=1, le=50)]
+CollectionName = Annotated[
+    str,
+    msgspec.Meta(min_length=3, max_length=512, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9]$"),
+]
 
 
 MetaValue = str | int | float | bool
@@ -27,6 +31,7 @@ class SearchRequest(msgspec.Struct, forbid_unknown_fields=True):
     query: NonBlank
     top_k: TopK = 5
     filters: FiltersIn | None = None
+    collection: CollectionName | None = None
 
 
 class PassageOut(msgspec.Struct, kw_only=True):
@@ -54,6 +59,7 @@ class AskRequest(msgspec.Struct, forbid_unknown_fields=True):
     top_k: TopK | None = None
     filters: FiltersIn | None = None
     stream: bool = False
+    collection: CollectionName | None = None
 
 
 class CitationOut(PassageOut, kw_only=True):
@@ -79,6 +85,7 @@ class AskResponse(msgspec.Struct):
     model: str
     usage: Usage
     timings_ms: dict[str, float]
+    finish_reason: str | None = None  # "deadline": the verified part of what was written in time
 
 
 class SourceOut(PassageOut, kw_only=True):
@@ -90,3 +97,36 @@ class SourceOut(PassageOut, kw_only=True):
 class Health(msgspec.Struct):
     status: str
     checks: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class Problem(msgspec.Struct, omit_defaults=True):
+    """RFC 9457 problem details: every error response has this shape."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+
+
+class DocumentOut(msgspec.Struct):
+    document_id: str
+    source: str
+    title: str
+    groups: list[str]
+    chunks: int
+    pages: int | None
+    ingested_at: str
+
+
+class DocumentList(msgspec.Struct):
+    documents: list[DocumentOut]
+    total: int
+    offset: int
+    limit: int
+
+
+class UploadOut(msgspec.Struct):
+    collection: str
+    status: str  # "added" | "updated" | "unchanged"
+    document: DocumentOut

@@ -1,0 +1,204 @@
+"""OpenAI-compatible chat completions and models, so existing clients work unchanged.
+
+The last user message is answered by the same grounded pipeline as /v1/ask over the collection
+named by `model`. Only verified text is ever sent — also when streaming, where the verified
+answer is sent in pieces once it is known — and citations travel in the extra `rag` field
+(and as [n] markers in the text).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+from litestar import Controller, get, post
+from litestar.response import ServerSentEventMessage
+from litestar.status_codes import HTTP_200_OK
+
+from rag_server.api.controllers import (
+    DEPENDENCIES,
+    EventStream,
+    audit_answer,
+    citation_out,
+    collection_for,
+)
+from rag_server.api.problems import responses
+from rag_server.api.schemas import CitationOut
+from rag_server.audit import Auditor
+from rag_server.auth import ApiKey
+from rag_server.errors import CollectionNotFoundError, InvalidInputError
+from rag_server.rag import Rag
+from rag_server.retrieval import Filters
+from rag_server.service import Answer
+
+Text = str | list[dict[str, Any]] | None
+
+
+class ChatMessage(msgspec.Struct):
+    role: str
+    content: Text = None
+
+
+class ChatRequest(msgspec.Struct):
+    """The fields we use; others that OpenAI clients send (temperature, user, ...) are accepted
+    and ignored: retrieval, the gate and verification decide what may be said."""
+
+    messages: list[ChatMessage]
+    model: str = ""
+    stream: bool = False
+
+
+class RagExtra(msgspec.Struct):
+    """Our extension of the OpenAI response: the grounding status and the checkable citations."""
+
+    status: str
+    citations: list[CitationOut]
+    related: list[CitationOut]
+
+
+class AssistantMessage(msgspec.Struct):
+    role: str
+    content: str
+
+
+class Choice(msgspec.Struct):
+    index: int
+    message: AssistantMessage
+    finish_reason: str
+
+
+class ChatUsage(msgspec.Struct):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class ChatCompletion(msgspec.Struct):
+    id: str
+    object: str
+    created: int
+    model: str
+    choices: list[Choice]
+    usage: ChatUsage
+    rag: RagExtra
+
+
+class ModelCard(msgspec.Struct):
+    id: str
+    object: str
+    created: int
+    owned_by: str
+
+
+class ModelList(msgspec.Struct):
+    object: str
+    data: list[ModelCard]
+
+
+def _text(content: Text) -> str:
+    if isinstance(content, str):
+        return content
+    parts = content or []
+    return " ".join(str(p.get("text", "")) for p in parts if p.get("type") == "text")
+
+
+def _question(data: ChatRequest) -> str:
+    for message in reversed(data.messages):
+        if message.role == "user":
+            text = _text(message.content).strip()
+            if text:
+                if len(text) > 2000:
+                    raise InvalidInputError(
+                        "messages: the last user message is over 2000 characters"
+                    )
+                return text
+    raise InvalidInputError("messages: no user message with text to answer")
+
+
+def _extra(answer: Answer) -> RagExtra:
+    return RagExtra(
+        answer.status,
+        [citation_out(q) for q in answer.citations],
+        [citation_out(q) for q in answer.related],
+    )
+
+
+class OpenAIController(Controller):
+    path = "/v1"
+    tags = ["openai-compatible"]
+    dependencies = DEPENDENCIES
+
+    @get("/models", responses=responses(503))
+    async def models(self, rag: Rag, key: ApiKey) -> ModelList:
+        """The collections this key may query, as OpenAI 'models'."""
+        names = [n for n in await rag.service.collections() if key.may_use(n)]
+        return ModelList("list", [ModelCard(n, "model", 0, "rag-server") for n in names])
+
+    @post(
+        "/chat/completions", status_code=HTTP_200_OK, responses=responses(403, 404, 409, 422, 503)
+    )
+    async def chat(
+        self, data: ChatRequest, rag: Rag, key: ApiKey, auditor: Auditor
+    ) -> ChatCompletion | EventStream:
+        """Answer the last user message from the documents of collection `model` (empty or
+        `default`: the configured collection). Earlier messages are not used as evidence."""
+        model = "" if data.model in ("", "default") else data.model
+        collection = collection_for(key, model or None, rag)
+        if model and model not in await rag.service.collections():
+            raise CollectionNotFoundError(f"no model (collection) named '{model}'")
+        question = _question(data)
+        name = model or collection
+        if data.stream:
+            rag.service.gate.check()
+        with auditor.record("chat", key.id, collection, question) as entry:
+            answer = await rag.service.ask(question, Filters(access=key.access), None, collection)
+            audit_answer(entry, answer)
+        completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+        created = int(time.time())
+        if data.stream:
+            return EventStream(_chunks(answer, completion_id, created, name))
+        usage = ChatUsage(
+            answer.prompt_tokens,
+            answer.completion_tokens,
+            answer.prompt_tokens + answer.completion_tokens,
+        )
+        return ChatCompletion(
+            completion_id,
+            "chat.completion",
+            created,
+            name,
+            [Choice(0, AssistantMessage("assistant", answer.answer), "stop")],
+            usage,
+            _extra(answer),
+        )
+
+
+async def _chunks(
+    answer: Answer, completion_id: str, created: int, model: str
+) -> AsyncIterator[ServerSentEventMessage]:
+    """chat.completion.chunk events: the role, the verified text a few words at a time, then
+    the finish with the `rag` extra, then [DONE]."""
+
+    def chunk(
+        delta: dict[str, Any], finish: str | None = None, **extra: Any
+    ) -> ServerSentEventMessage:
+        body = {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            **extra,
+        }
+        return ServerSentEventMessage(data=msgspec.json.encode(body).decode())
+
+    yield chunk({"role": "assistant", "content": ""})
+    words = answer.answer.split(" ")
+    for i in range(0, len(words), 4):
+        piece = " ".join(words[i : i + 4])
+        yield chunk({"content": piece if i == 0 else " " + piece})
+    yield chunk({}, "stop", rag=msgspec.to_builtins(_extra(answer)))
+    yield ServerSentEventMessage(data="[DONE]")

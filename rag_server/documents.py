@@ -1,0 +1,102 @@
+"""Documents over HTTP: uploads go through the same pipeline as `rag-ingest`; deletes remove every
+chunk. Blocking work runs in the caller's worker thread; one writer at a time per process."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+from ingest.build import pipeline_for
+from ingest.loaders import loader_for
+from ingest.pipeline import UPLOAD_PREFIX, SourceFile, document_groups
+from rag_server.auth import UNRESTRICTED, Access
+from rag_server.catalog import Catalog, DocumentInfo
+from rag_server.errors import InvalidInputError, NotFoundError
+from rag_server.settings import Settings
+
+_UNSAFE = re.compile(r"[^\w.\- ]+")
+
+
+def safe_name(filename: str) -> str:
+    """A file name that cannot climb out of its folder: last path part only, NFC, no control or
+    shell-special characters, no leading dots, at most 120 characters."""
+    base = re.split(r"[/\\]", filename)[-1]
+    base = unicodedata.normalize("NFC", base)
+    base = "".join(ch for ch in base if unicodedata.category(ch)[0] != "C")
+    base = _UNSAFE.sub("_", base).strip(" .")
+    stem, dot, suffix = base.rpartition(".")
+    if not dot or not stem:
+        raise InvalidInputError(f"file name {filename!r} has no usable name and extension")
+    stem = stem[: 120 - len(suffix) - 1]
+    return f"{stem}.{suffix.lower()}"
+
+
+@dataclass(frozen=True)
+class Uploaded:
+    document: DocumentInfo
+    status: str  # "added" | "updated" | "unchanged"
+
+
+class DocumentService:
+    def __init__(self, settings: Settings, catalog: Catalog) -> None:
+        self.settings = settings
+        self.catalog = catalog
+
+    def folder(self, collection: str) -> Path:
+        return self.settings.uploads_dir / collection
+
+    def upload(
+        self, filename: str, data: bytes, collection: str | None, groups: frozenset[str]
+    ) -> Uploaded:
+        """Validate, ingest, then keep the file (so a re-ingest can rebuild the store from it).
+        Nothing is kept when the content is refused."""
+        limit = int(self.settings.limits.max_upload_mb * 1024 * 1024)
+        if len(data) > limit:
+            raise InvalidInputError(f"file too large ({len(data)} bytes; limit {limit})")
+        name = safe_name(filename)
+        if loader_for(Path(name)) is None:
+            raise InvalidInputError(
+                f"unsupported file type '{Path(name).suffix}': PDF, DOCX, HTML, Markdown or text"
+            )
+        try:
+            stamp = document_groups(groups)
+        except ValueError as exc:
+            raise InvalidInputError(str(exc)) from None
+        corpus = self.catalog.get(collection, create=True)
+        folder = self.folder(corpus.name)
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / name
+        staging = folder / ".staging"  # hidden: never picked up by a `rag-ingest` of the folder
+        staging.mkdir(exist_ok=True)
+        staged = staging / name  # same name: loaders read type and fallback title from it
+        with self.catalog.write_lock:
+            staged.write_bytes(data)
+            try:
+                pipeline = pipeline_for(self.settings, corpus.store, self.catalog.embedder)
+                source = SourceFile(staged, UPLOAD_PREFIX + name, stamp)
+                report = pipeline.ingest([source])
+                if report.failed:
+                    raise InvalidInputError(f"{name}: {report.failed[0].error}")
+                staged.replace(target)
+            finally:
+                staged.unlink(missing_ok=True)
+        status = "added" if report.added else "updated" if report.updated else "unchanged"
+        document = corpus.document(UPLOAD_PREFIX + name, UNRESTRICTED)
+        if document is None:  # pragma: no cover - deleted by another writer in between
+            raise NotFoundError(f"'{name}' was removed while it was being ingested")
+        return Uploaded(document, status)
+
+    def delete(self, document_id: str, collection: str | None, access: Access) -> None:
+        """Remove every chunk of the document (and its uploaded file). A document the caller may
+        not read is reported as missing, like one that does not exist."""
+        corpus = self.catalog.get(collection)
+        if corpus.document(document_id, access) is None:
+            raise NotFoundError(f"no document '{document_id}' in collection '{corpus.name}'")
+        with self.catalog.write_lock:
+            corpus.store.delete_document(document_id)
+        if document_id.startswith(UPLOAD_PREFIX):
+            (self.folder(corpus.name) / document_id.removeprefix(UPLOAD_PREFIX)).unlink(
+                missing_ok=True
+            )

@@ -1,0 +1,165 @@
+"""Documents over HTTP: upload through the ingest pipeline, list, show, delete — real app and store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from litestar.testing import TestClient
+
+from rag_server.app import create_app
+from rag_server.embedding import Embedder
+from rag_server.rag import Rag, assemble
+from rag_server.settings import Settings
+from tests.conftest import EXAMPLES, ScriptedGenerator, add_key, bearer, make_pdf
+
+FACT = "The Zanzibar office closes at 15:30 on Fridays for the quarterly lantern ceremony."
+
+
+@pytest.fixture
+def served(settings: Settings, embedder: Embedder) -> Iterator[tuple[TestClient, Rag]]:  # type: ignore[type-arg]
+    limited = settings.model_copy(
+        update={"limits": settings.limits.model_copy(update={"max_upload_mb": 0.5})}
+    )
+    rag = assemble(limited, embedder, ScriptedGenerator(["-"]))
+    with TestClient(app=create_app(limited, rag), raise_server_exceptions=False) as client:
+        client.headers.update(bearer(add_key(limited, "admin")))
+        yield client, rag
+
+
+def _search_ids(client: TestClient, query: str) -> list[str]:  # type: ignore[type-arg]
+    r = client.post("/v1/search", json={"query": query, "top_k": 3})
+    assert r.status_code == 200, r.text
+    return [hit["document_id"] for hit in r.json()["results"]]
+
+
+def test_an_uploaded_document_is_searchable_then_deleted_everywhere(
+    served: tuple[TestClient, Rag],  # type: ignore[type-arg]
+    settings: Settings,
+) -> None:
+    client, rag = served
+    files = {"file": ("Friday hours.md", f"# Office hours\n\n{FACT}\n".encode(), "text/markdown")}
+    r = client.post("/v1/documents", files=files, data={"groups": "facilities"})
+    assert r.status_code == 201, r.text
+    body = r.json()
+    doc_id = body["document"]["document_id"]
+    assert doc_id == "uploads/Friday hours.md" and body["status"] == "added"
+    assert body["document"]["groups"] == ["facilities"] and body["document"]["chunks"] >= 1
+    assert (settings.uploads_dir / "default" / "Friday hours.md").read_text().endswith(FACT + "\n")
+    assert _search_ids(client, "When does the Zanzibar office close on Fridays?")[0] == doc_id
+
+    # The same bytes again change nothing.
+    assert (
+        client.post("/v1/documents", files=files, data={"groups": "facilities"}).json()["status"]
+        == "unchanged"
+    )
+    listed = client.get("/v1/documents").json()
+    assert [d["document_id"] for d in listed["documents"]] == [doc_id] and listed["total"] == 1
+    assert client.get(f"/v1/documents/{doc_id}").json()["title"] == "Office hours"
+
+    assert client.delete(f"/v1/documents/{doc_id}").status_code == 204
+    assert doc_id not in _search_ids(client, "Zanzibar office Friday lantern ceremony")
+    assert rag.catalog.get().store.count() == 0  # no orphan chunks
+    assert not (settings.uploads_dir / "default" / "Friday hours.md").exists()
+    assert client.get(f"/v1/documents/{doc_id}").status_code == 404
+    assert client.delete(f"/v1/documents/{doc_id}").status_code == 404
+
+
+def test_uploads_into_another_collection_stay_there(served: tuple[TestClient, Rag]) -> None:  # type: ignore[type-arg]
+    client, _ = served
+    files = {"file": ("hours.txt", FACT.encode(), "text/plain")}
+    assert (
+        client.post("/v1/documents", files=files, data={"collection": "facilities"}).status_code
+        == 201
+    )
+    assert _search_ids(client, "Zanzibar office") == []
+    r = client.post("/v1/search", json={"query": "Zanzibar office", "collection": "facilities"})
+    assert [h["document_id"] for h in r.json()["results"]] == ["uploads/hours.txt"]
+    models = {m["id"] for m in client.get("/v1/models").json()["data"]}
+    assert {"default", "facilities"} <= models
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "reason"),
+    [
+        ("report.pdf", b"MZ\x90\x00 this is an executable", "not a PDF"),
+        ("notes.txt", b"\x00\x01\x02binary\x00", "binary"),
+        ("letter.docx", b"%PDF-1.4 a pdf in disguise", "not a DOCX"),
+        ("empty.md", b"", "empty"),
+        ("tool.exe", b"MZ", "unsupported file type"),
+        ("broken.pdf", b"%PDF-1.4\n garbage without objects", "pdf"),
+    ],
+)
+def test_bad_uploads_are_refused_with_a_reason_and_leave_nothing(
+    served: tuple[TestClient, Rag],  # type: ignore[type-arg]
+    settings: Settings,
+    name: str,
+    content: bytes,
+    reason: str,
+) -> None:
+    client, rag = served
+    r = client.post("/v1/documents", files={"file": (name, content, "application/octet-stream")})
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert reason.lower() in r.json()["detail"].lower()
+    assert rag.catalog.get().store.count() == 0
+    folder = settings.uploads_dir / "default"
+    assert not folder.exists() or not [p for p in folder.iterdir() if p.name != ".staging"]
+
+
+def test_an_oversized_upload_is_refused(served: tuple[TestClient, Rag]) -> None:  # type: ignore[type-arg]
+    client, _ = served
+    big = b"word " * 120_000  # 600 kB against a 0.5 MB limit
+    r = client.post("/v1/documents", files={"file": ("big.txt", big, "text/plain")})
+    assert r.status_code in (413, 422), r.text
+    assert "large" in r.json()["detail"].lower()
+
+
+def test_upload_names_cannot_escape_the_upload_folder(
+    served: tuple[TestClient, Rag],  # type: ignore[type-arg]
+    settings: Settings,
+) -> None:
+    client, _ = served
+    for hostile in [
+        "../../etc/passwd.txt",
+        "..\\..\\boot.ini.txt",
+        "/abs/path/x.txt",
+        "ｆｕｌｌ\u202ewidth.txt",
+    ]:
+        r = client.post("/v1/documents", files={"file": (hostile, FACT.encode(), "text/plain")})
+        assert r.status_code == 201, (hostile, r.text)
+        doc_id = r.json()["document"]["document_id"]
+        assert doc_id.startswith("uploads/") and ".." not in doc_id and "\\" not in doc_id
+        stored = settings.uploads_dir / "default" / doc_id.removeprefix("uploads/")
+        assert stored.resolve().parent == (settings.uploads_dir / "default").resolve()
+    assert not (settings.data_dir.parent / "etc").exists()
+
+
+def test_an_uploaded_pdf_keeps_its_pages(served: tuple[TestClient, Rag], tmp_path: Path) -> None:  # type: ignore[type-arg]
+    client, _ = served
+    pdf = make_pdf(tmp_path / "p.pdf", ["Cover page.", FACT])
+    r = client.post(
+        "/v1/documents", files={"file": ("rules.pdf", pdf.read_bytes(), "application/pdf")}
+    )
+    assert r.status_code == 201 and r.json()["document"]["pages"] == 2
+    hits = client.post("/v1/search", json={"query": "Zanzibar office Friday", "top_k": 1}).json()[
+        "results"
+    ]
+    assert hits[0]["page"] == 2
+
+
+def test_rag_ingest_sync_leaves_uploaded_documents_alone(
+    served: tuple[TestClient, Rag],  # type: ignore[type-arg]
+    settings: Settings,
+    embedder: Embedder,
+) -> None:
+    from ingest.build import build_pipeline
+
+    client, _ = served
+    client.post("/v1/documents", files={"file": ("hours.txt", FACT.encode(), "text/plain")})
+    report = build_pipeline(settings, embedder).run([EXAMPLES], sync=True)
+    assert report.deleted == 0
+    assert "uploads/hours.txt" in {
+        d["document_id"] for d in client.get("/v1/documents").json()["documents"]
+    }

@@ -1,0 +1,172 @@
+"""Limits and overload: body and field bounds, per-key rate limits, a bounded generation queue
+under concurrent load, the OpenAPI declaration of every status, /metrics, and logs without keys."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+
+import httpx
+import pytest
+from litestar.testing import TestClient
+
+from ingest.build import build_pipeline
+from rag_server.app import create_app
+from rag_server.embedding import Embedder
+from rag_server.rag import assemble
+from rag_server.settings import Settings
+from tests.conftest import EXAMPLES, ScriptedGenerator, add_key, bearer, serve_app
+
+QUESTION = "What is the maximum hotel cost per night?"
+ANSWER = "Hotel stays are capped at €165 per night [1]."
+
+
+@pytest.fixture
+def tuned(settings: Settings, embedder: Embedder) -> Settings:
+    build_pipeline(settings, embedder).run([EXAMPLES])
+    return settings.model_copy(
+        update={
+            "grounding": settings.grounding.model_copy(update={"gate_threshold": 0.3}),
+            "limits": settings.limits.model_copy(
+                update={"requests_per_minute": 5, "max_body_kb": 4}
+            ),
+        }
+    )
+
+
+def test_each_key_has_its_own_rate_limit_with_retry_after(
+    tuned: Settings, embedder: Embedder
+) -> None:
+    app = create_app(tuned, assemble(tuned, embedder, ScriptedGenerator([ANSWER])))
+    first, second = bearer(add_key(tuned)), bearer(add_key(tuned))
+    with TestClient(app=app) as client:
+        codes = [
+            client.post("/v1/search", json={"query": "hotel"}, headers=first).status_code
+            for _ in range(7)
+        ]
+        assert codes == [200] * 5 + [429] * 2
+        limited = client.post("/v1/search", json={"query": "hotel"}, headers=first)
+        assert limited.headers["content-type"].startswith("application/problem+json")
+        assert 0 < int(limited.headers["retry-after"]) <= 60
+        assert client.post("/v1/search", json={"query": "hotel"}, headers=second).status_code == 200
+        assert client.get("/healthz").status_code == 200  # probes are never limited
+
+
+def test_oversized_bodies_and_fields_are_4xx_naming_the_problem(
+    tuned: Settings, embedder: Embedder
+) -> None:
+    app = create_app(tuned, assemble(tuned, embedder, ScriptedGenerator([ANSWER])))
+    with TestClient(app=app) as client:
+        client.headers.update(bearer(add_key(tuned)))
+        r = client.post(
+            "/v1/ask",
+            content=b'{"question": "' + b"a" * 5000 + b'"}',
+            headers={"content-type": "application/json"},
+        )
+        assert r.status_code == 413 and r.headers["content-type"].startswith(
+            "application/problem+json"
+        )
+        r = client.post("/v1/ask", json={"question": "q" * 2001})
+        assert r.status_code == 400 and "question" in r.text
+        r = client.post("/v1/search", json={"query": "hotel", "top_k": 51})
+        assert r.status_code == 400 and "top_k" in r.text
+        r = client.post("/v1/search", json={"query": "hotel", "collection": "../etc"})
+        assert r.status_code == 400 and "collection" in r.text
+
+
+def test_sixteen_concurrent_askers_get_200_or_503_never_an_error(
+    settings: Settings, embedder: Embedder
+) -> None:
+    """Over real uvicorn: queue depth 4, one slow generation at a time, 16 clients at once."""
+    build_pipeline(settings, embedder).run([EXAMPLES])
+    tuned = settings.model_copy(
+        update={
+            "grounding": settings.grounding.model_copy(update={"gate_threshold": 0.3}),
+            "generator": settings.generator.model_copy(update={"queue_depth": 4}),
+        }
+    )
+    generator = ScriptedGenerator([ANSWER], delay_s=0.4)
+    app = create_app(tuned, assemble(tuned, embedder, generator))
+    headers = bearer(add_key(tuned))
+    results: list[object] = []
+    with serve_app(app) as url:
+        barrier = threading.Barrier(16)
+
+        def ask() -> None:
+            barrier.wait()
+            try:
+                r = httpx.post(
+                    f"{url}/v1/ask", json={"question": QUESTION}, headers=headers, timeout=60
+                )
+                results.append((r.status_code, r.headers.get("retry-after")))
+            except httpx.HTTPError as exc:  # a hang or a dropped connection
+                results.append(repr(exc))
+
+        threads = [threading.Thread(target=ask) for _ in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=90)
+        ready = httpx.get(f"{url}/readyz", timeout=10).status_code
+    codes = Counter(r[0] if isinstance(r, tuple) else r for r in results)
+    assert len(results) == 16 and set(codes) <= {200, 503}, codes
+    assert 1 + 4 <= codes[200] < 16  # the running one and the queue were served, the rest refused
+    assert all(r[1] for r in results if isinstance(r, tuple) and r[0] == 503)  # Retry-After
+    assert ready == 200
+
+
+def test_openapi_declares_every_status_each_route_returns(
+    tuned: Settings, embedder: Embedder
+) -> None:
+    app = create_app(tuned, assemble(tuned, embedder, ScriptedGenerator([ANSWER])))
+    schema = app.openapi_schema.to_schema()
+    paths = schema["paths"]
+    ask = paths["/v1/ask"]["post"]["responses"]
+    assert {"200", "400", "401", "403", "404", "413", "429", "503"} <= set(ask)
+    assert "application/problem+json" in ask["401"]["content"]
+    upload = paths["/v1/documents"]["post"]["responses"]
+    assert {"201", "401", "403", "413", "422", "429"} <= set(upload)
+    assert {"/v1/chat/completions", "/v1/models", "/v1/documents/{document_id}"} <= set(paths)
+    assert schema["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"
+
+
+def test_metrics_count_requests_answers_and_refusals(tuned: Settings, embedder: Embedder) -> None:
+    app = create_app(tuned, assemble(tuned, embedder, ScriptedGenerator([ANSWER])))
+    with TestClient(app=app) as client:
+        client.headers.update(bearer(add_key(tuned)))
+        client.post("/v1/ask", json={"question": QUESTION})
+        client.post("/v1/ask", json={"question": "zzqx vvbn"})  # nothing relevant: refused
+        text = client.get("/metrics").text
+    for name in (
+        "rag_http_requests_total",
+        "rag_http_request_duration_seconds_bucket",
+        'rag_answers_total{status="answered"}',
+        'rag_answers_total{status="insufficient_evidence"}',
+        "rag_generation_queue_waiting",
+        "rag_generation_tokens_per_second",
+        "rag_empty_retrievals_total",
+    ):
+        assert name in text, name
+
+
+def test_logs_never_contain_api_keys_or_hashed_questions(
+    tuned: Settings,
+    embedder: Embedder,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    hashed = tuned.model_copy(
+        update={"audit": tuned.audit.model_copy(update={"path": "-", "hash_questions": True})}
+    )
+    app = create_app(hashed, assemble(hashed, embedder, ScriptedGenerator([ANSWER])))
+    token = add_key(hashed)
+    with caplog.at_level(logging.DEBUG), TestClient(app=app) as client:
+        client.post("/v1/ask", json={"question": QUESTION}, headers=bearer(token))
+        client.post("/v1/ask", json={"question": QUESTION}, headers=bearer(token + "x"))
+    out = capsys.readouterr()
+    everything = caplog.text + out.out + out.err
+    assert '"action": "ask"' in out.out  # the audit line went to stdout
+    secret = token.split("_", 2)[2]  # rag_<id>_<secret>
+    assert token not in everything and secret not in everything
+    assert QUESTION not in everything

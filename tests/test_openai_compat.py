@@ -1,0 +1,93 @@
+"""The OpenAI-compatible endpoint, driven by the official `openai` client over the real app."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import openai
+import pytest
+from litestar.testing import TestClient
+
+from ingest.build import build_pipeline
+from rag_server.app import create_app
+from rag_server.embedding import Embedder
+from rag_server.rag import assemble
+from rag_server.settings import Settings
+from tests.conftest import EXAMPLES, ScriptedGenerator, add_key
+
+QUESTION = "What is the maximum hotel cost per night?"
+SUPPORTED = "Hotel stays are capped at €165 per night [1]."
+INVENTED = "The CEO approves every hotel booking personally [1]."
+
+
+@pytest.fixture
+def client(settings: Settings, embedder: Embedder) -> Iterator[openai.OpenAI]:
+    build_pipeline(settings, embedder).run([EXAMPLES])
+    tuned = settings.model_copy(
+        update={"grounding": settings.grounding.model_copy(update={"gate_threshold": 0.3})}
+    )
+    generator = ScriptedGenerator([f"{SUPPORTED} {INVENTED}"])
+    app = create_app(tuned, assemble(tuned, embedder, generator))
+    with TestClient(app=app, raise_server_exceptions=False) as http:
+        # The test client is an httpx.Client: the openai package talks to the app in-process.
+        yield openai.OpenAI(
+            base_url="http://testserver.local/v1",
+            api_key=add_key(tuned),
+            http_client=http,
+            max_retries=0,
+        )
+
+
+def test_chat_completion_is_grounded_and_carries_citations(client: openai.OpenAI) -> None:
+    completion = client.chat.completions.create(
+        model="default",
+        messages=[
+            {"role": "system", "content": "Answer briefly."},
+            {"role": "user", "content": QUESTION},
+        ],
+    )
+    text = completion.choices[0].message.content or ""
+    assert "€165" in text and "[1]" in text
+    assert "CEO" not in text  # the invented sentence was removed before it left the server
+    extra = completion.model_extra or {}
+    rag = extra["rag"]
+    assert rag["status"] == "answered"
+    citation = rag["citations"][0]
+    assert citation["document_id"] == "expenses-policy.pdf" and citation["page"] is not None
+    assert "165" in citation["quote"]
+
+
+def test_streaming_sends_only_verified_text(client: openai.OpenAI) -> None:
+    stream = client.chat.completions.create(
+        model="default", messages=[{"role": "user", "content": QUESTION}], stream=True
+    )
+    pieces: list[str] = []
+    extras: list[dict[str, object]] = []
+    finish = None
+    for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            pieces.append(chunk.choices[0].delta.content)
+        if chunk.choices and chunk.choices[0].finish_reason:
+            finish = chunk.choices[0].finish_reason
+            extras.append((chunk.model_extra or {})["rag"])
+    text = "".join(pieces)
+    assert "€165" in text and "CEO" not in text
+    assert finish == "stop" and extras[0]["status"] == "answered"
+
+
+def test_models_are_the_collections_and_unknown_ones_are_404(client: openai.OpenAI) -> None:
+    assert [m.id for m in client.models.list()] == ["default"]
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(
+            model="no-such-collection", messages=[{"role": "user", "content": QUESTION}]
+        )
+
+
+def test_bad_credentials_and_requests_are_refused(client: openai.OpenAI) -> None:
+    bad = client.with_options(api_key="rag_nobody_" + "x" * 43)
+    with pytest.raises(openai.AuthenticationError):
+        bad.chat.completions.create(model="default", messages=[{"role": "user", "content": "hi"}])
+    with pytest.raises(openai.UnprocessableEntityError):
+        client.chat.completions.create(
+            model="default", messages=[{"role": "assistant", "content": "no question here"}]
+        )
