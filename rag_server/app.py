@@ -77,6 +77,7 @@ def create_app(settings: Settings | None = None, rag: Rag | None = None) -> Lite
             rate_limit(limits.requests_per_minute).middleware,
         ],
         request_max_body_size=limits.max_body_kb * 1024,
+        logging_config=None,  # logging is configured once, by the CLI (text or JSON)
         state=State({"rag": rag, "settings": settings, "keyring": keys, "auditor": auditor}),
         openapi_config=OpenAPIConfig(
             title="rag-server",

@@ -99,6 +99,24 @@ def keys_command(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def configure_logging(settings: Settings) -> None:
+    """Text for people, or one JSON object per line for a log pipeline (RAG_LOG_FORMAT=json).
+    Nothing we log carries an API key; questions appear only in the audit log."""
+    handler = logging.StreamHandler()
+    if settings.log_format == "json":
+        from pythonjsonlogger.json import JsonFormatter
+
+        handler.setFormatter(
+            JsonFormatter(
+                "%(asctime)s %(levelname)s %(name)s %(message)s",
+                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            )
+        )
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=settings.log_level.upper(), handlers=[handler], force=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
     try:
@@ -108,9 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     except RagError as exc:
         print(f"rag-server: {exc.detail}", file=sys.stderr)
         sys.exit(2)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings)
     import uvicorn
 
     from rag_server.app import create_app
@@ -125,6 +141,8 @@ def main(argv: list[str] | None = None) -> None:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        # JSON: uvicorn's own loggers (access lines included) go through the root handler.
+        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
         timeout_graceful_shutdown=30,
     )
 

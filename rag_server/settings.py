@@ -124,6 +124,7 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535)
     collection: str = "default"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = "text"
     embedder: EmbedderSettings = EmbedderSettings()
     generator: GeneratorSettings = GeneratorSettings()
     ingest: IngestSettings = IngestSettings()

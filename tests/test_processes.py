@@ -49,7 +49,7 @@ def test_ingest_then_serve_answers_over_http(tmp_path: Path) -> None:
     assert token.startswith("rag_tester_") and "shown only now" in keys.stderr
     port = _free_port()
     server = subprocess.Popen(
-        [BIN / "rag-server"], env=_env(data, RAG_PORT=str(port)),
+        [BIN / "rag-server"], env=_env(data, RAG_PORT=str(port), RAG_LOG_FORMAT="json"),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
@@ -87,7 +87,14 @@ def test_ingest_then_serve_answers_over_http(tmp_path: Path) -> None:
             raise
     # uvicorn finishes in-flight work, then re-raises SIGTERM to report how it ended.
     assert server.returncode in (0, -signal.SIGTERM)
-    assert "Application shutdown complete" in log
+    # Structured logs: every log record is one JSON object (the audit line too); no key in any.
+    # (Lines not starting with "{" are native libraries writing to stderr, e.g. llama.cpp.)
+    lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    assert not [line for line in log.splitlines() if " - uvicorn" in line or "INFO" in line[:8]]
+    assert any(e.get("message") == "Application shutdown complete." for e in lines), log
+    assert any(e.get("action") == "ask" and e.get("key_id") == "tester" for e in lines)
+    assert any("/v1/ask" in e.get("message", "") for e in lines)  # uvicorn's access line
+    assert token not in log and token.split("_", 2)[2] not in log
 
 
 def test_a_bad_setting_stops_the_server_naming_the_variable(tmp_path: Path) -> None:
