@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ingest.pipeline import SIDECAR, IngestReport, Progress, document_groups
 from rag_server.auth import parse_groups
+from rag_server.cli_args import arg
 from rag_server.errors import RagError
 from rag_server.settings import Settings, load_settings, validate_collection_name
 
@@ -40,20 +41,8 @@ class _Bar(Progress):
             self._bar.close()  # type: ignore[attr-defined]
 
 
-def _collection_arg(value: str) -> str:
-    try:
-        return validate_collection_name(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _groups_arg(value: str) -> frozenset[str]:
-    try:
-        groups = parse_groups(value)
-        document_groups(groups)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return groups
+def _groups(value: str) -> frozenset[str]:
+    return frozenset(document_groups(parse_groups(value)))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -63,14 +52,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="folders or files")
     parser.add_argument(
-        "--collection", type=_collection_arg, help="collection to write (default: RAG_COLLECTION)"
+        "--collection",
+        type=arg(validate_collection_name),
+        help="collection to write (default: RAG_COLLECTION)",
     )
     parser.add_argument(
         "--sync", action="store_true", help="remove documents whose files are gone from PATHs"
     )
     parser.add_argument(
         "--groups",
-        type=_groups_arg,
+        type=arg(_groups),
         default=frozenset(),
         metavar="G1,G2",
         help=f"only keys with one of these groups may read the documents (default: public); "

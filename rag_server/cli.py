@@ -12,22 +12,13 @@ import logging
 import sys
 
 from rag_server.auth import ROLES, fresh_id, new_key, parse_groups, read_keys, write_keys
+from rag_server.cli_args import arg
 from rag_server.errors import RagError
 from rag_server.settings import Settings, load_settings, validate_collection_name
 
 
-def _groups(value: str) -> frozenset[str]:
-    try:
-        return parse_groups(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
 def _collections(value: str) -> frozenset[str]:
-    try:
-        return frozenset(validate_collection_name(c.strip()) for c in value.split(",") if c.strip())
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    return frozenset(validate_collection_name(c.strip()) for c in value.split(",") if c.strip())
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,14 +33,14 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--role", choices=ROLES, default="reader")
     add.add_argument(
         "--groups",
-        type=_groups,
+        type=arg(parse_groups),
         default=frozenset(),
         metavar="G1,G2",
         help="document groups it may read besides public documents ('*': all)",
     )
     add.add_argument(
         "--collections",
-        type=_collections,
+        type=arg(_collections),
         default=None,
         metavar="C1,C2",
         help="collections it may use (default: all)",
