@@ -48,7 +48,7 @@ def handle_http_error(
     )
     headers = dict(exc.headers or {})
     if exc.status_code == 429 and "RateLimit-Reset" in headers:
-        headers.setdefault("Retry-After", headers["RateLimit-Reset"])
+        headers.setdefault("Retry-After", str(max(1, int(headers["RateLimit-Reset"]))))
     detail = str(exc.detail)
     if exc.status_code == 429:
         detail = "rate limit for this API key exceeded; retry after the Retry-After seconds"
