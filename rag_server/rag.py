@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from rag_server.embedding import Embedder, load_embedder
 from rag_server.errors import RagError
 from rag_server.generation import GenerationGate, Generator, LlamaCppGenerator
+from rag_server.openai_backend import OpenAIGenerator
 from rag_server.retrieval import HybridRetriever, KeywordIndex
 from rag_server.service import RagService
 from rag_server.settings import Settings
-from rag_server.store import ChunkStore, open_client
+from rag_server.store import ChunkStore, open_client, reopen_embedded
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +30,10 @@ class Rag:
 
     def readiness(self) -> dict[str, str]:
         """Raises RagError naming the failing dependency; returns the checks that passed."""
-        self.store.check()
+        self.store.check()  # heartbeat, and the collection still belongs to our embedder
+        self.generator.check()  # in-process: loaded; remote: the endpoint answers
         return {
-            "store": "ok",
+            "store": f"ok ({self.settings.store.mode})",
             "collection": self.store.name,
             "embedder": self.embedder.identity.describe(),
             "generator": self.generator.name,
@@ -40,7 +42,9 @@ class Rag:
 
 def assemble(settings: Settings, embedder: Embedder, generator: Generator) -> Rag:
     """Wire already-loaded models into a Rag (tests pass a scripted generator here)."""
-    store = ChunkStore(open_client(settings), settings.collection, embedder.identity)
+    store = ChunkStore(
+        open_client(settings), settings.collection, embedder.identity, reopen_embedded(settings)
+    )
     keyword = KeywordIndex(store)
     keyword.refresh()  # build the BM25 index now, not on the first request
     r = settings.retrieval
@@ -50,10 +54,17 @@ def assemble(settings: Settings, embedder: Embedder, generator: Generator) -> Ra
     return Rag(settings, embedder, store, generator, service)
 
 
+def load_generator(settings: Settings) -> Generator:
+    """The configured backend: the in-process GGUF, or an OpenAI-compatible server."""
+    if settings.generator.backend == "openai":
+        return OpenAIGenerator.connect(settings.generator)
+    return LlamaCppGenerator.load(settings.generator, settings.models_dir)
+
+
 def build_rag(settings: Settings) -> Rag:
     began = time.perf_counter()
     embedder = load_embedder(settings.embedder)
-    generator = LlamaCppGenerator.load(settings.generator, settings.models_dir)
+    generator = load_generator(settings)
     rag = assemble(settings, embedder, generator)
     log.info(
         "loaded in %.1fs: embedder %s, generator %s (%s style), collection '%s' with %d chunks",

@@ -86,6 +86,9 @@ class ScriptedGenerator:
     def count_tokens(self, text: str) -> int:
         return len(text.split())
 
+    def check(self) -> None:
+        """Always ready."""
+
     def generate(
         self,
         prompt: Prompt,
