@@ -3,34 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.conftest import EXAMPLES, make_docx, make_pdf
+from tests.processes import BIN, RagServer
+from tests.processes import rag_env as _env
 
 pytestmark = pytest.mark.slow
-BIN = Path(sys.executable).parent
-
-
-def _env(data_dir: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
-    env.update({"RAG_DATA_DIR": str(data_dir), **extra})
-    return env
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_ingest_then_serve_answers_over_http(tmp_path: Path) -> None:
@@ -41,43 +27,22 @@ def test_ingest_then_serve_answers_over_http(tmp_path: Path) -> None:
     )  # fmt: skip
     assert ingest.returncode == 0, ingest.stderr
     assert json.loads(ingest.stdout)["added"] == 5
-    port = _free_port()
-    server = subprocess.Popen(
-        [BIN / "rag-server"], env=_env(data, RAG_PORT=str(port)),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+    server = RagServer(_env(data)).start()
     try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:
-            assert server.poll() is None, server.stdout.read() if server.stdout else ""
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        else:
-            pytest.fail("server never became ready")
-        answer = httpx.post(
-            f"{base}/v1/ask",
+        server.wait_ready(timeout=240)
+        answer = server.call(
+            "POST", "/v1/ask",
             json={"question": "How many days of paid annual leave do employees get?"},
-            timeout=120,
-        )
+        )  # fmt: skip
         assert answer.status_code == 200, answer.text
         body = answer.json()
         assert body["status"] in {"answered", "extractive"}, body
         assert "27 days" in body["answer"]
         assert body["citations"][0]["document_id"] == "leave-policy.docx"
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            log, _ = server.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            raise
+        log = server.stop(timeout=30)
     # uvicorn finishes in-flight work, then re-raises SIGTERM to report how it ended.
-    assert server.returncode in (0, -signal.SIGTERM)
+    assert server.proc is not None and server.proc.returncode in (0, -signal.SIGTERM)
     assert "Application shutdown complete" in log
 
 

@@ -1,0 +1,133 @@
+"""Helpers for tests that run the real console scripts and a real Chroma server as processes.
+
+Every HTTP call to our server goes through `call`, so request headers (API keys) live in one place.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+BIN = Path(sys.executable).parent
+
+
+def rag_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    """The caller's environment without any RAG_* setting, plus the given ones."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    env.update({"RAG_DATA_DIR": str(data_dir), **extra})
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def api_headers() -> dict[str, str]:
+    """Headers every request to our server carries."""
+    return {}
+
+
+def call(method: str, url: str, timeout: float = 120, **kwargs: Any) -> httpx.Response:
+    headers = {**api_headers(), **kwargs.pop("headers", {})}
+    return httpx.request(method, url, headers=headers, timeout=timeout, **kwargs)
+
+
+def _wait_for(url: str, proc: subprocess.Popen[str], what: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            output = proc.stdout.read() if proc.stdout else ""
+            raise AssertionError(f"{what} exited with {proc.returncode}:\n{output}")
+        try:
+            if call("GET", url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"{what} not ready at {url} after {timeout:.0f}s")
+
+
+@dataclass
+class RagServer:
+    """A `rag-server` process on a free loopback port."""
+
+    env: dict[str, str]
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[str] | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> RagServer:
+        self.proc = subprocess.Popen(
+            [BIN / "rag-server"], env={**self.env, "RAG_PORT": str(self.port)},
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        return self
+
+    def wait_ready(self, timeout: float = 300) -> RagServer:
+        assert self.proc is not None
+        _wait_for(f"{self.base}/readyz", self.proc, "rag-server", timeout)
+        return self
+
+    def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return call(method, self.base + path, **kwargs)
+
+    def stop(self, timeout: float = 60) -> str:
+        """SIGTERM, as Kubernetes sends it; returns the process's output."""
+        if self.proc is None:
+            return ""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            output, _ = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            output, _ = self.proc.communicate()
+            raise
+        return output
+
+
+@dataclass
+class ChromaServer:
+    """A real Chroma server (`chroma run` from the chromadb package) on loopback."""
+
+    path: Path
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[str] | None = None
+
+    def start(self, timeout: float = 60) -> ChromaServer:
+        self.proc = subprocess.Popen(
+            [BIN / "chroma", "run", "--path", str(self.path), "--host", "127.0.0.1",
+             "--port", str(self.port)],
+            env={**os.environ, "ANONYMIZED_TELEMETRY": "False"}, cwd=self.path.parent,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        _wait_for(
+            f"http://127.0.0.1:{self.port}/api/v2/heartbeat", self.proc, "chroma run", timeout
+        )
+        return self
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.communicate(timeout=30)
+
+    def settings_env(self) -> dict[str, str]:
+        return {
+            "RAG_STORE__MODE": "http",
+            "RAG_STORE__HOST": "127.0.0.1",
+            "RAG_STORE__PORT": str(self.port),
+        }
