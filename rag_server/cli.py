@@ -22,6 +22,8 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if settings.log_level != "debug":
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per Chroma/generator call
     import uvicorn
 
     from rag_server.app import create_app

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,12 +44,11 @@ def call(method: str, url: str, timeout: float = 120, **kwargs: Any) -> httpx.Re
     return httpx.request(method, url, headers=headers, timeout=timeout, **kwargs)
 
 
-def _wait_for(url: str, proc: subprocess.Popen[str], what: str, timeout: float) -> None:
+def _wait_for(url: str, proc: subprocess.Popen[str], log: Path, what: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            output = proc.stdout.read() if proc.stdout else ""
-            raise AssertionError(f"{what} exited with {proc.returncode}:\n{output}")
+            raise AssertionError(f"{what} exited with {proc.returncode}:\n{log.read_text()}")
         try:
             if call("GET", url, timeout=2).status_code == 200:
                 return
@@ -65,21 +65,24 @@ class RagServer:
     env: dict[str, str]
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[str] | None = None
+    # Output goes to a file: an unread pipe fills up and blocks the server mid-request.
+    log: Path = field(default_factory=lambda: Path(tempfile.mkstemp(suffix=".log")[1]))
 
     @property
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> RagServer:
-        self.proc = subprocess.Popen(
-            [BIN / "rag-server"], env={**self.env, "RAG_PORT": str(self.port)},
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
+        with self.log.open("w") as out:
+            self.proc = subprocess.Popen(
+                [BIN / "rag-server"], env={**self.env, "RAG_PORT": str(self.port)},
+                stdout=out, stderr=subprocess.STDOUT, text=True,
+            )  # fmt: skip
         return self
 
     def wait_ready(self, timeout: float = 300) -> RagServer:
         assert self.proc is not None
-        _wait_for(f"{self.base}/readyz", self.proc, "rag-server", timeout)
+        _wait_for(f"{self.base}/readyz", self.proc, self.log, "rag-server", timeout)
         return self
 
     def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -92,11 +95,13 @@ class RagServer:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         try:
-            output, _ = self.proc.communicate(timeout=timeout)
+            self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            output, _ = self.proc.communicate()
+            self.proc.wait()
             raise
+        output = self.log.read_text()
+        self.log.unlink(missing_ok=True)
         return output
 
 
@@ -108,22 +113,27 @@ class ChromaServer:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[str] | None = None
 
+    @property
+    def log(self) -> Path:
+        return self.path.parent / f"{self.path.name}.log"
+
     def start(self, timeout: float = 60) -> ChromaServer:
-        self.proc = subprocess.Popen(
-            [BIN / "chroma", "run", "--path", str(self.path), "--host", "127.0.0.1",
-             "--port", str(self.port)],
-            env={**os.environ, "ANONYMIZED_TELEMETRY": "False"}, cwd=self.path.parent,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
-        _wait_for(
-            f"http://127.0.0.1:{self.port}/api/v2/heartbeat", self.proc, "chroma run", timeout
-        )
+        self.path.mkdir(parents=True, exist_ok=True)
+        with self.log.open("a") as out:
+            self.proc = subprocess.Popen(
+                [BIN / "chroma", "run", "--path", str(self.path), "--host", "127.0.0.1",
+                 "--port", str(self.port)],
+                env={**os.environ, "ANONYMIZED_TELEMETRY": "False"}, cwd=self.path,
+                stdout=out, stderr=subprocess.STDOUT, text=True,
+            )  # fmt: skip
+        url = f"http://127.0.0.1:{self.port}/api/v2/heartbeat"
+        _wait_for(url, self.proc, self.log, "chroma run", timeout)
         return self
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
-            self.proc.communicate(timeout=30)
+            self.proc.wait(timeout=30)
 
     def settings_env(self) -> dict[str, str]:
         return {
