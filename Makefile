@@ -25,6 +25,7 @@ run: install  ## serve on the embedded defaults, ingesting the examples if the s
 	$(BIN)/rag-server
 
 test: install  ## the whole suite, slow model and process tests included
+	bash .ci/ensure-kubectl  # the manifest tests render k8s/ with kubectl kustomize
 	$(BIN)/python -m pytest
 
 test-fast: install  ## everything but the tests marked slow

@@ -141,3 +141,34 @@ class ChromaServer:
             "RAG_STORE__HOST": "127.0.0.1",
             "RAG_STORE__PORT": str(self.port),
         }
+
+
+@dataclass
+class LlamaCppServer:
+    """llama-cpp-python's own OpenAI-compatible server (the `server` extra) on loopback."""
+
+    model: Path
+    alias: str = "local-gguf"
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[str] | None = None
+    log: Path = field(default_factory=lambda: Path(tempfile.mkstemp(suffix=".log")[1]))
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self, timeout: float = 180) -> LlamaCppServer:
+        with self.log.open("w") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "llama_cpp.server", "--model", str(self.model),
+                 "--model_alias", self.alias, "--host", "127.0.0.1", "--port", str(self.port),
+                 "--n_ctx", "4096", "--n_threads", "1", "--seed", "0"],
+                stdout=out, stderr=subprocess.STDOUT, text=True,
+            )  # fmt: skip
+        _wait_for(f"{self.base_url}/models", self.proc, self.log, "llama_cpp.server", timeout)
+        return self
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=30)

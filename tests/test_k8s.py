@@ -40,7 +40,7 @@ def _kubectl() -> str:
     if found is None:
         if os.environ.get("RAG_SKIP_K8S_TESTS") == "1":
             pytest.skip("kubectl not installed and RAG_SKIP_K8S_TESTS=1")
-        pytest.fail("kubectl is required for the manifest tests (apt-get install kubectl)")
+        pytest.fail("kubectl is required for the manifest tests: run .ci/ensure-kubectl")
     return found
 
 
