@@ -27,7 +27,7 @@ from rag_server.api.schemas import (
     SourceOut,
     Usage,
 )
-from rag_server.errors import RagError, StoreUnavailableError
+from rag_server.errors import RagError
 from rag_server.grounding import Quote
 from rag_server.rag import Rag
 from rag_server.retrieval import Filters
@@ -81,8 +81,8 @@ class HealthController(Controller):
         rag = provide_rag(state)
         try:
             checks = await anyio.to_thread.run_sync(rag.readiness)
-        except RagError as exc:
-            raise StoreUnavailableError(exc.detail) from exc
+        except RagError as exc:  # whichever dependency failed, the detail names it
+            raise NotReadyError(exc.detail) from exc
         return Response(Health("ready", checks))
 
 
