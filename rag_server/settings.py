@@ -94,6 +94,8 @@ class StoreSettings(_Section):
     database: str = Field("default_database", min_length=1)
     # How long start-up waits for the Chroma server before giving up (http mode).
     connect_wait_s: float = Field(60.0, ge=0, le=3600)
+    # Per call to the Chroma server: a hung server becomes a 503, not a hung request.
+    timeout_s: float = Field(30.0, gt=0, le=3600)
 
 
 class IngestSettings(_Section):

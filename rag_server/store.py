@@ -151,10 +151,12 @@ def open_client(settings: Settings) -> ClientAPI:
     deadline = time.monotonic() + s.connect_wait_s
     while True:
         try:
-            return chromadb.HttpClient(
+            client = chromadb.HttpClient(
                 host=s.host, port=s.port, ssl=s.ssl, headers=s.headers or None, settings=chroma,
                 tenant=s.tenant, database=s.database,
             )  # fmt: skip
+            _bound_calls(client, s.timeout_s)
+            return client
         except (ValueError, httpx.TransportError) as exc:  # chromadb says ValueError when down
             if time.monotonic() >= deadline:
                 raise StoreUnavailableError(
@@ -163,6 +165,17 @@ def open_client(settings: Settings) -> ClientAPI:
                 ) from exc
             log.warning("waiting for the Chroma server at %s:%d: %s", s.host, s.port, exc)
             time.sleep(min(2.0, max(0.1, deadline - time.monotonic())))
+
+
+def _bound_calls(client: ClientAPI, timeout_s: float) -> None:
+    """chromadb's HTTP client waits forever (timeout=None) and offers no setting for it; bound
+    each call on its httpx session, so a hung server turns into a 503 instead of a hung request."""
+    session = getattr(getattr(client, "_server", None), "_session", None)
+    if not isinstance(session, httpx.Client):
+        raise StoreUnavailableError(
+            "cannot bound calls to the Chroma server: chromadb's HTTP client changed shape"
+        )
+    session.timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 5.0))
 
 
 def reopen_embedded(settings: Settings) -> Callable[[], ClientAPI] | None:

@@ -24,7 +24,7 @@ from rag_server.settings import Settings, load_settings
 from rag_server.store import open_client
 from rag_server.writelock import LOCK_NAME, exclusive_writer, store_writer
 from tests.conftest import EXAMPLES, ScriptedGenerator
-from tests.processes import BIN, free_port, rag_env
+from tests.processes import BIN, ChromaServer, free_port, rag_env
 
 MakeClient = Callable[..., TestClient]  # type: ignore[type-arg]
 
@@ -182,3 +182,28 @@ def test_an_embedded_server_sees_another_processes_ingest_and_delete(
     assert sync.returncode == 0 and json.loads(sync.stdout)["deleted"] >= 1, sync.stderr
     results = client.post("/v1/search", json=query).json()["results"]
     assert "aurora.md" not in {r["document_id"] for r in results}
+
+
+def test_a_hung_chroma_server_is_a_503_after_the_timeout_not_a_hung_request(
+    settings: Settings, embedder: Embedder, tmp_path: Path
+) -> None:
+    chroma = ChromaServer(tmp_path / "chroma").start()
+    store = settings.store.model_copy(
+        update={"mode": "http", "host": "127.0.0.1", "port": chroma.port, "timeout_s": 1.0}
+    )
+    http = settings.model_copy(update={"store": store})
+    try:
+        build_pipeline(http, embedder).run([EXAMPLES])
+        rag = assemble(http, embedder, ScriptedGenerator(["unused"]))
+        assert chroma.proc is not None
+        chroma.proc.send_signal(signal.SIGSTOP)  # accepts connections, answers nothing
+        with TestClient(app=create_app(http, rag), raise_server_exceptions=False) as client:
+            search = client.post("/v1/search", json={"query": "parental leave"}, timeout=30)
+            assert search.status_code == 503 and search.headers["retry-after"]
+            assert client.get("/readyz", timeout=30).status_code == 503
+            chroma.proc.send_signal(signal.SIGCONT)
+            assert client.get("/readyz", timeout=30).status_code == 200
+    finally:
+        if chroma.proc is not None:
+            chroma.proc.send_signal(signal.SIGCONT)
+        chroma.kill()
