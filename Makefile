@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 
-.PHONY: help install run test test-fast lint format bench clean
+.PHONY: help install run test test-fast lint format bench lock clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -27,6 +27,7 @@ run: install  ## serve on the embedded defaults, ingesting the examples if the s
 	$(BIN)/rag-server
 
 test: install  ## the whole suite, slow model and process tests included
+	bash .ci/ensure-kubectl  # the manifest tests render k8s/ with kubectl kustomize
 	$(BIN)/python -m pytest
 
 test-fast: install  ## everything but the tests marked slow
@@ -43,6 +44,9 @@ format: install
 
 bench: install  ## ingestion throughput: pipeline against the embedder alone
 	$(BIN)/python bench/ingest_bench.py
+
+lock: install  ## pin the image's run-time packages to this venv's versions (docker/constraints.txt)
+	$(BIN)/python docker/lock.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

@@ -97,13 +97,18 @@ def run(argv: list[str] | None, settings: Settings | None = None) -> int:
         if args.collection:
             settings = settings.model_copy(update={"collection": args.collection})
         from ingest.build import build_pipeline
+        from rag_server.writelock import store_writer
 
-        pipeline = build_pipeline(settings)
-        if args.if_empty and pipeline.store.count() > 0:
-            report = IngestReport()
-        else:
-            progress = _Bar() if sys.stderr.isatty() and not args.json else None
-            report = pipeline.run(args.paths, sync=args.sync, progress=progress, groups=args.groups)
+        # Taken before the models load, so a second writer is refused at once.
+        with store_writer(settings, "rag-ingest"):
+            pipeline = build_pipeline(settings)
+            if args.if_empty and pipeline.store.count() > 0:
+                report = IngestReport()
+            else:
+                progress = _Bar() if sys.stderr.isatty() and not args.json else None
+                report = pipeline.run(
+                    args.paths, sync=args.sync, progress=progress, groups=args.groups
+                )
     except RagError as exc:
         print(f"rag-ingest: error: {exc.detail}", file=sys.stderr)
         return 2

@@ -14,7 +14,7 @@ from rag_server.auth import Access
 from rag_server.embedding import Embedder
 from rag_server.retrieval import HybridRetriever, KeywordIndex
 from rag_server.settings import Settings, validate_collection_name
-from rag_server.store import Chunk, ChunkStore
+from rag_server.store import Chunk, ChunkStore, reopen_embedded
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
@@ -79,6 +79,7 @@ class Catalog:
         self.client = client
         self.embedder = embedder
         self.default = settings.collection
+        self.reopen = reopen_embedded(settings)
         self._lock = threading.Lock()
         self._open: dict[str, Corpus] = {}
         # One writer at a time in this process (uploads, deletes): writes bump revisions in order.
@@ -94,7 +95,9 @@ class Catalog:
         with self._lock:
             corpus = self._open.get(name)
             if corpus is None:
-                store = ChunkStore(self.client, name, self.embedder.identity, create=create)
+                store = ChunkStore(
+                    self.client, name, self.embedder.identity, self.reopen, create=create
+                )
                 keyword = KeywordIndex(store)
                 keyword.refresh()
                 r = self.settings.retrieval

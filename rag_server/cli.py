@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 
 from rag_server.auth import ROLES, fresh_id, new_key, parse_groups, read_keys, write_keys
@@ -106,6 +107,8 @@ def configure_logging(settings: Settings) -> None:
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=settings.log_level.upper(), handlers=[handler], force=True)
+    if settings.log_level != "debug":
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per Chroma/generator call
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -134,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
         log_level=settings.log_level,
         # JSON: uvicorn's own loggers (access lines included) go through the root handler.
         log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
-        timeout_graceful_shutdown=30,
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_s),
     )
 
 

@@ -1,5 +1,6 @@
 """Documents over HTTP: uploads go through the same pipeline as `rag-ingest`; deletes remove every
-chunk. Blocking work runs in the caller's worker thread; one writer at a time per process."""
+chunk. Blocking work runs in the caller's worker thread. One writer at a time: per process, and
+for an embedded store across processes too (the writer lock `rag-ingest` takes; 409 while held)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from rag_server.auth import UNRESTRICTED, Access
 from rag_server.catalog import Catalog, DocumentInfo
 from rag_server.errors import InvalidInputError, NotFoundError
 from rag_server.settings import Settings
+from rag_server.writelock import store_writer
 
 _UNSAFE = re.compile(r"[^\w.\- ]+")
 
@@ -71,7 +73,7 @@ class DocumentService:
         staging = folder / ".staging"  # hidden: never picked up by a `rag-ingest` of the folder
         staging.mkdir(exist_ok=True)
         staged = staging / name  # same name: loaders read type and fallback title from it
-        with self.catalog.write_lock:
+        with self.catalog.write_lock, store_writer(self.settings, "rag-server upload"):
             staged.write_bytes(data)
             try:
                 pipeline = pipeline_for(self.settings, corpus.store, self.catalog.embedder)
@@ -94,7 +96,7 @@ class DocumentService:
         corpus = self.catalog.get(collection)
         if corpus.document(document_id, access) is None:
             raise NotFoundError(f"no document '{document_id}' in collection '{corpus.name}'")
-        with self.catalog.write_lock:
+        with self.catalog.write_lock, store_writer(self.settings, "rag-server delete"):
             corpus.store.delete_document(document_id)
         if document_id.startswith(UPLOAD_PREFIX):
             (self.folder(corpus.name) / document_id.removeprefix(UPLOAD_PREFIX)).unlink(

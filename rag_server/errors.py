@@ -49,6 +49,22 @@ class StoreUnavailableError(RagError):
     retry_after = 5
 
 
+class StoreLockedError(RagError):
+    """An embedded store directory already has a writer; two would corrupt or race each other."""
+
+    status = 409
+    title = "Vector store is being written by another process"
+    retry_after = 30
+
+
+class GeneratorUnavailableError(RagError):
+    """The OpenAI-compatible generator endpoint did not answer (or answered with an error)."""
+
+    status = 503
+    title = "Generator unavailable"
+    retry_after = 5
+
+
 class ModelLoadError(RagError):
     title = "Model could not be loaded"
 

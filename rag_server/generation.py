@@ -53,6 +53,10 @@ class Generator(Protocol):
 
     def count_tokens(self, text: str) -> int: ...
 
+    def check(self) -> None:
+        """Readiness: raise a RagError if the model cannot generate now."""
+        ...
+
     def generate(
         self,
         prompt: Prompt,
@@ -123,6 +127,9 @@ class LlamaCppGenerator:
 
     def count_tokens(self, text: str) -> int:
         return len(self.llm.tokenize(text.encode(), add_bos=False, special=False))
+
+    def check(self) -> None:
+        """In process and loaded at start-up: nothing can go away later."""
 
     def generate(
         self,

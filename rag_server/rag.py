@@ -6,12 +6,12 @@ import logging
 import time
 from dataclasses import dataclass
 
-from rag_server.auth import KeyRing
 from rag_server.catalog import Catalog
 from rag_server.documents import DocumentService
 from rag_server.embedding import Embedder, load_embedder
 from rag_server.errors import RagError
 from rag_server.generation import GenerationGate, Generator, LlamaCppGenerator
+from rag_server.openai_backend import OpenAIGenerator
 from rag_server.service import RagService
 from rag_server.settings import Settings
 from rag_server.store import ChunkStore, open_client
@@ -29,7 +29,6 @@ class Rag:
     generator: Generator
     service: RagService
     documents: DocumentService
-    keys: KeyRing
 
     @property
     def store(self) -> ChunkStore:
@@ -38,9 +37,10 @@ class Rag:
 
     def readiness(self) -> dict[str, str]:
         """Raises RagError naming the failing dependency; returns the checks that passed."""
-        self.store.check()
+        self.store.check()  # heartbeat, and the collection still belongs to our embedder
+        self.generator.check()  # in-process: loaded; remote: the endpoint answers
         return {
-            "store": "ok",
+            "store": f"ok ({self.settings.store.mode})",
             "collection": self.store.name,
             "embedder": self.embedder.identity.describe(),
             "generator": self.generator.name,
@@ -54,15 +54,20 @@ def assemble(settings: Settings, embedder: Embedder, generator: Generator) -> Ra
     gate = GenerationGate(settings.generator.queue_depth)
     service = RagService(settings, embedder, catalog, generator, gate)
     documents = DocumentService(settings, catalog)
-    keys = KeyRing(settings.keys_file)
-    keys.keys()  # a malformed keys file stops the start, with the file named
-    return Rag(settings, embedder, catalog, generator, service, documents, keys)
+    return Rag(settings, embedder, catalog, generator, service, documents)
+
+
+def load_generator(settings: Settings) -> Generator:
+    """The configured backend: the in-process GGUF, or an OpenAI-compatible server."""
+    if settings.generator.backend == "openai":
+        return OpenAIGenerator.connect(settings.generator)
+    return LlamaCppGenerator.load(settings.generator, settings.models_dir)
 
 
 def build_rag(settings: Settings) -> Rag:
     began = time.perf_counter()
     embedder = load_embedder(settings.embedder)
-    generator = LlamaCppGenerator.load(settings.generator, settings.models_dir)
+    generator = load_generator(settings)
     rag = assemble(settings, embedder, generator)
     log.info(
         "loaded in %.1fs: embedder %s, generator %s (%s style), collection '%s' with %d chunks",

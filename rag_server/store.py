@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import functools
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
+import httpx
 import numpy as np
 
 from rag_server.embedding import EmbedderIdentity
@@ -26,6 +30,22 @@ _PAGE = 1000  # rows per read when scanning the whole collection
 # becomes a boolean key (`acl_g_hr`) that a `where` clause can test, plus a public flag.
 ACL_PUBLIC = "acl_public"
 ACL_GROUP_PREFIX = "acl_g_"
+log = logging.getLogger(__name__)
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _reachable(call: Callable[_P, _R]) -> Callable[_P, _R]:
+    """A Chroma server that cannot be reached is a 503 (StoreUnavailableError), not a 500."""
+
+    @functools.wraps(call)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return call(*args, **kwargs)
+        except httpx.TransportError as exc:
+            raise StoreUnavailableError(f"vector store not reachable: {exc}") from exc
+
+    return wrapper
 
 
 @dataclass(frozen=True)
@@ -124,30 +144,93 @@ class Hit:
 
 
 def open_client(settings: Settings) -> ClientAPI:
-    """An embedded Chroma client under the data dir, with telemetry off."""
+    """A Chroma client with telemetry off: embedded under the data dir, or a Chroma server (http).
+
+    A server that is not up yet is waited for (RAG_STORE__CONNECT_WAIT_S), so an API pod started
+    before Chroma becomes ready instead of crash-looping.
+    """
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
-    settings.chroma_dir.mkdir(parents=True, exist_ok=True)
-    return chromadb.PersistentClient(
-        path=str(settings.chroma_dir),
-        settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False),
-    )
+    chroma = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+    s = settings.store
+    if s.mode == "embedded":
+        settings.chroma_dir.mkdir(parents=True, exist_ok=True)
+        return chromadb.PersistentClient(
+            path=str(settings.chroma_dir), settings=chroma, tenant=s.tenant, database=s.database
+        )
+    deadline = time.monotonic() + s.connect_wait_s
+    while True:
+        try:
+            client = chromadb.HttpClient(
+                host=s.host, port=s.port, ssl=s.ssl, headers=s.headers or None, settings=chroma,
+                tenant=s.tenant, database=s.database,
+            )  # fmt: skip
+            _bound_calls(client, s.timeout_s)
+            return client
+        except (ValueError, httpx.TransportError) as exc:  # chromadb says ValueError when down
+            if time.monotonic() >= deadline:
+                raise StoreUnavailableError(
+                    f"Chroma server {s.host}:{s.port} not reachable (RAG_STORE__HOST, "
+                    f"RAG_STORE__PORT): {exc}"
+                ) from exc
+            log.warning("waiting for the Chroma server at %s:%d: %s", s.host, s.port, exc)
+            time.sleep(min(2.0, max(0.1, deadline - time.monotonic())))
+
+
+def _bound_calls(client: ClientAPI, timeout_s: float) -> None:
+    """chromadb's HTTP client waits forever (timeout=None) and offers no setting for it; bound
+    each call on its httpx session, so a hung server turns into a 503 instead of a hung request."""
+    session = getattr(getattr(client, "_server", None), "_session", None)
+    if not isinstance(session, httpx.Client):
+        raise StoreUnavailableError(
+            "cannot bound calls to the Chroma server: chromadb's HTTP client changed shape"
+        )
+    session.timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 5.0))
+
+
+def reopen_embedded(settings: Settings) -> Callable[[], ClientAPI] | None:
+    """For an embedded store, how to get a client that sees other processes' writes.
+
+    An embedded Chroma client keeps its vector index in memory: rows another process (rag-ingest)
+    wrote or deleted are missed by its queries until the store is opened afresh. A Chroma server
+    has one index, so http mode needs nothing.
+    """
+    if settings.store.mode != "embedded":
+        return None
+
+    def reopen() -> ClientAPI:
+        from chromadb.api.shared_system_client import SharedSystemClient
+
+        # Chroma shares one system per path within a process; drop it so the next client loads
+        # the index from disk. Clients already handed out keep working on their own system.
+        SharedSystemClient.clear_system_cache()
+        return open_client(settings)
+
+    return reopen
 
 
 class ChunkStore:
     """One collection, bound to the embedder that built it."""
 
     def __init__(
-        self, client: ClientAPI, name: str, identity: EmbedderIdentity, create: bool = True
+        self,
+        client: ClientAPI,
+        name: str,
+        identity: EmbedderIdentity,
+        reopen: Callable[[], ClientAPI] | None = None,
+        create: bool = True,
     ) -> None:
         self.client = client
         self.name = name
         self.identity = identity
+        self._reopen = reopen
+        self._seen_revision: int | None = None
         self.collection: Collection = self._open_collection(create)
         self.max_batch = max(1, int(client.get_max_batch_size()))
 
-    def _open_collection(self, create: bool) -> Collection:
+    @_reachable
+    def _open_collection(self, create: bool = True) -> Collection:
         if not create:
             from chromadb.errors import NotFoundError
 
@@ -188,9 +271,11 @@ class ChunkStore:
             raise StoreUnavailableError(f"vector store not reachable: {exc}") from exc
         self._check_identity(collection)
 
+    @_reachable
     def count(self) -> int:
         return int(self.collection.count())
 
+    @_reachable
     def upsert(
         self, chunks: Sequence[Chunk], embeddings: np.ndarray, revoked: Iterable[str] = ()
     ) -> None:
@@ -206,10 +291,12 @@ class ChunkStore:
                 metadatas=[c.metadata(revoked) for c in part],  # type: ignore[misc]
             )
 
+    @_reachable
     def delete_ids(self, ids: Sequence[str]) -> None:
         for lo in range(0, len(ids), self.max_batch):
             self.collection.delete(ids=list(ids[lo : lo + self.max_batch]))
 
+    @_reachable
     def delete_document(self, document_id: str) -> int:
         """Remove every chunk of one document; the number removed (0: there was no such document)."""
         ids = self.collection.get(where={"document_id": document_id}, include=[])["ids"]
@@ -232,21 +319,35 @@ class ChunkStore:
                 return
             offset += len(ids)
 
+    @_reachable
     def all_chunks(self) -> list[Chunk]:
         return [
             Chunk.from_record(cid, text, meta) for cid, meta, text in self._scan(documents=True)
         ]
 
+    @_reachable
     def revision(self) -> int:
         """The collection's write counter, read fresh (another process may have written)."""
         collection = self.client.get_collection(self.name, embedding_function=None)
         return int((collection.metadata or {}).get(_META_REVISION, 0))
 
+    def refresh(self) -> int:
+        """The current revision; when another process moved it, reopen an embedded store first,
+        so dense queries see the same rows as the keyword index rebuilt from this revision."""
+        revision = self.revision()
+        if self._reopen is not None and self._seen_revision not in (None, revision):
+            self.client = self._reopen()
+            self.collection = self._open_collection()
+        self._seen_revision = revision
+        return revision
+
+    @_reachable
     def bump_revision(self) -> None:
         meta = dict(self.client.get_collection(self.name, embedding_function=None).metadata or {})
         meta[_META_REVISION] = int(meta.get(_META_REVISION, 0)) + 1
         self.collection.modify(metadata=meta)
 
+    @_reachable
     def document_states(self) -> dict[str, DocumentState]:
         """Every document in the collection, from chunk metadata alone (the store is the truth)."""
         states: dict[str, DocumentState] = {}
@@ -259,6 +360,7 @@ class ChunkStore:
             state.groups.add(str(meta.get("groups", "")))
         return states
 
+    @_reachable
     def query(
         self, embedding: Sequence[float], top_k: int, where: dict[str, Any] | None = None
     ) -> list[Hit]:
@@ -278,6 +380,7 @@ class ChunkStore:
             for cid, doc, meta, dist in zip(ids, docs, metas, dists, strict=True)
         ]
 
+    @_reachable
     def similarities(self, embedding: Sequence[float], ids: Sequence[str]) -> dict[str, float]:
         """Cosine of the query with stored chunks (vectors are normalised, so a dot product)."""
         got = self.collection.get(ids=list(ids), include=["embeddings"])  # type: ignore[list-item]

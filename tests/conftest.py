@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 from litestar import Litestar
+from litestar.testing import TestClient
 
 from ingest.build import build_pipeline
 from ingest.pipeline import Pipeline
 from rag_server.auth import Role, fresh_id, new_key, read_keys, write_keys
 from rag_server.embedding import Embedder, load_embedder
-from rag_server.generation import Generation, Prompt, PromptStyle
+from rag_server.generation import Generation, Generator, Prompt, PromptStyle
 from rag_server.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -114,6 +115,9 @@ class ScriptedGenerator:
     def count_tokens(self, text: str) -> int:
         return len(text.split())
 
+    def check(self) -> None:
+        """Always ready."""
+
     def generate(
         self,
         prompt: Prompt,
@@ -158,3 +162,27 @@ def serve_app(app: Litestar) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+ClientFor = Callable[..., TestClient]  # type: ignore[type-arg]
+
+
+@pytest.fixture
+def client_for(embedder: Embedder) -> Iterator[ClientFor]:
+    """Test clients over the real app, authenticated with an admin key that reads every group."""
+    clients: list[TestClient] = []  # type: ignore[type-arg]
+
+    def make(settings: Settings, generator: Generator) -> TestClient:  # type: ignore[type-arg]
+        from rag_server.app import create_app
+        from rag_server.rag import assemble
+
+        rag = assemble(settings, embedder, generator)
+        client = TestClient(app=create_app(settings, rag), raise_server_exceptions=False)
+        client.headers.update(bearer(add_key(settings, "admin")))
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)

@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from litestar.testing import TestClient
 
 from ingest.build import build_pipeline
 from rag_server.app import create_app
@@ -18,9 +16,7 @@ from rag_server.errors import StoreUnavailableError
 from rag_server.generation import Generation
 from rag_server.rag import Rag, assemble
 from rag_server.settings import Settings
-from tests.conftest import EXAMPLES, ScriptedGenerator, add_key, bearer, serve_app
-
-ClientFor = Callable[..., TestClient]  # type: ignore[type-arg]
+from tests.conftest import EXAMPLES, ClientFor, ScriptedGenerator, add_key, bearer, serve_app
 
 
 @pytest.fixture
@@ -32,24 +28,6 @@ def ingested(settings: Settings, embedder: Embedder) -> Settings:
         update={"gate_threshold": 0.3, "extractive_threshold": 0.8}
     )
     return settings.model_copy(update={"grounding": grounding})
-
-
-@pytest.fixture
-def client_for(embedder: Embedder) -> Iterator[ClientFor]:
-    clients: list[TestClient] = []  # type: ignore[type-arg]
-
-    def make(settings: Settings, generator: ScriptedGenerator) -> TestClient:  # type: ignore[type-arg]
-        """A client authenticated with an admin key that reads every group."""
-        rag = assemble(settings, embedder, generator)
-        client = TestClient(app=create_app(settings, rag), raise_server_exceptions=False)
-        client.headers.update(bearer(add_key(settings, "admin")))
-        client.__enter__()
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.__exit__(None, None, None)
 
 
 def test_search_ranks_the_document_that_holds_the_fact(

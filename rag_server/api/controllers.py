@@ -31,7 +31,7 @@ from rag_server.api.schemas import (
 from rag_server.api.security import caller, check_collection
 from rag_server.audit import AuditEntry, Auditor
 from rag_server.auth import ApiKey
-from rag_server.errors import RagError, StoreUnavailableError
+from rag_server.errors import RagError
 from rag_server.grounding import Quote
 from rag_server.rag import Rag
 from rag_server.retrieval import Filters
@@ -109,8 +109,8 @@ class HealthController(Controller):
         rag = provide_rag(state)
         try:
             checks = await anyio.to_thread.run_sync(rag.readiness)
-        except RagError as exc:
-            raise StoreUnavailableError(exc.detail) from exc
+        except RagError as exc:  # whichever dependency failed, the detail names it
+            raise NotReadyError(exc.detail) from exc
         return Response(Health("ready", checks))
 
 
