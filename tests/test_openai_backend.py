@@ -17,7 +17,7 @@ from rag_server.generation import LlamaCppGenerator, Prompt, default_model_path
 from rag_server.openai_backend import OpenAIGenerator
 from rag_server.rag import assemble
 from rag_server.settings import GeneratorSettings, Settings, load_settings
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, add_key, bearer
 from tests.processes import LlamaCppServer
 
 pytestmark = pytest.mark.slow
@@ -107,6 +107,7 @@ def test_answers_through_the_endpoint_are_verified_here_and_an_outage_is_503(
         generator = OpenAIGenerator.connect(_settings(server, prompt_style="base"))
         rag = assemble(settings, embedder, generator)
         with TestClient(app=create_app(settings, rag), raise_server_exceptions=False) as client:
+            client.headers.update(bearer(add_key(settings)))
             ready = client.get("/readyz")
             assert (
                 ready.status_code == 200 and ready.json()["checks"]["generator"] == "gemma-remote"

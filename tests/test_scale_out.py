@@ -136,7 +136,7 @@ def test_sigterm_finishes_the_request_in_flight_and_refuses_new_ones(
     server = RagServer({**env, "RAG_SHUTDOWN_GRACE_S": "60"}).start().wait_ready()
     question = {"question": "How many days of paid annual leave do employees get?", "stream": True}
     with (
-        httpx.Client(timeout=120) as client,
+        httpx.Client(timeout=120, headers={"Authorization": f"Bearer {server.token}"}) as client,
         client.stream("POST", f"{server.base}/v1/ask", json=question) as stream,
     ):
         lines = stream.iter_lines()
