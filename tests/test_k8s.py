@@ -27,8 +27,6 @@ OVERLAYS = {
     "scale-out": ROOT / "k8s" / "overlays" / "scale-out",
     "scale-out+external-generator": ROOT / "tests" / "k8s" / "scale-out-external-generator",
 }
-# Owned by other parts of the service (API keys, audit, limits): checked once they exist there.
-FOREIGN_SETTINGS = ("RAG_AUTH__", "RAG_AUDIT__", "RAG_LIMITS__")
 WORKLOADS = {"Deployment", "StatefulSet", "Job", "CronJob"}
 LONG_RUNNING = {"Deployment", "StatefulSet"}
 
@@ -244,8 +242,7 @@ def test_every_rag_setting_in_the_configmaps_is_accepted(
     values = _settings(render(overlay))
     assert values
     for name, value in values.items():
-        if not name.startswith(FOREIGN_SETTINGS):
-            monkeypatch.setenv(name, value)
+        monkeypatch.setenv(name, value)
     settings = load_settings()  # raises ConfigError naming any variable it does not accept
     assert settings.store.mode == values["RAG_STORE__MODE"]
     assert settings.shutdown_grace_s == float(values["RAG_SHUTDOWN_GRACE_S"])
