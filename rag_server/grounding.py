@@ -39,7 +39,9 @@ _STOPWORDS = frozenset(
 _ECHO = re.compile(r"<<<|>>>|\bSOURCE \d|^Source \[", re.IGNORECASE)
 # Markup that makes a client fetch a URL when it renders the answer (a tracking or exfiltration
 # channel a document could plant): markdown images, inline or by reference, and HTML images.
-_IMAGE = re.compile(r"!\[[^\]\n]*\]\s?(?:\([^)\n]*\)|\[[^\]\n]*\])|<\s*img\b[^>]*>", re.IGNORECASE)
+_IMAGE = re.compile(
+    r"!\[[^\]\n]*\](?:\s?(?:\([^)\n]*\)|\[[^\]\n]*\]))?|<\s*img\b[^>]*>", re.IGNORECASE
+)
 _URL = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s<>()\[\]\"'`]+|\bwww\.[^\s<>()\[\]\"'`]+", re.IGNORECASE)
 _SENTENCE_STARTERS = frozenset(
     """the a an this that these those it they we you if when in on for""".split()
@@ -113,7 +115,8 @@ def without_images(text: str) -> str:
     """The text with image markup removed: an answer never makes its reader fetch anything."""
     if not _IMAGE.search(text):
         return text
-    return re.sub(r"[ \t]{2,}", " ", _IMAGE.sub("", text)).strip()
+    text = re.sub(r"[ \t]+\n|\n[ \t]+", "\n", _IMAGE.sub(" ", text))
+    return re.sub(r"[ \t]{2,}", " ", text).strip()
 
 
 def foreign_urls(text: str, passage: str) -> list[str]:
