@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -77,6 +78,9 @@ def discover(paths: Iterable[Path]) -> tuple[list[SourceFile], list[Problem]]:
         candidates = sorted(_walk(given)) if given.is_dir() else [given]
         for path in candidates:
             rel = path.relative_to(root).as_posix()
+            if not _usable_name(rel):
+                skipped.append(Problem(_shown(path), _BAD_NAME))
+                continue
             if loader_for(path) is None:
                 skipped.append(Problem(str(path), f"unsupported file type '{path.suffix}'"))
                 continue
@@ -90,6 +94,24 @@ def discover(paths: Iterable[Path]) -> tuple[list[SourceFile], list[Problem]]:
                 continue
             found[rel] = SourceFile(path, rel)
     return list(found.values()), skipped
+
+
+_BAD_NAME = "file name is not valid UTF-8 or contains control characters"
+
+
+def _usable_name(rel: str) -> bool:
+    """A document id must be storable (UTF-8) and print as one line in logs and summaries."""
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes arrive as lone surrogates
+        return False
+    return not any(unicodedata.category(ch) == "Cc" for ch in rel)
+
+
+def _shown(path: Path) -> str:
+    """A printable form of a name we refuse: raw bytes as \\xNN, control characters escaped."""
+    text = os.fsencode(path).decode("utf-8", "backslashreplace")
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode() for ch in text)
 
 
 def _walk(root: Path) -> Iterable[Path]:

@@ -42,7 +42,9 @@ _ECHO = re.compile(r"<<<|>>>|\bSOURCE \d|^Source \[", re.IGNORECASE)
 _IMAGE = re.compile(
     r"!\[[^\]\n]*\](?:\s?(?:\([^)\n]*\)|\[[^\]\n]*\]))?|<\s*img\b[^>]*>", re.IGNORECASE
 )
-_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s<>()\[\]\"'`]+|\bwww\.[^\s<>()\[\]\"'`]+", re.IGNORECASE)
+_URL = re.compile(
+    r"\b[a-z][a-z0-9+.-]*://[^\s<>()\[\]\"'`]+|\bwww\.[^\s<>()\[\]\"'`]+", re.IGNORECASE
+)
 _SENTENCE_STARTERS = frozenset(
     """the a an this that these those it they we you if when in on for""".split()
 )

@@ -50,9 +50,7 @@ URL = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s<>()\[\]\"'`]+|\bwww\.[^\s<>()\[\]\
 
 
 @pytest.fixture(scope="module")
-def planted(
-    embedder: Embedder, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[Settings, Path]:
+def planted(embedder: Embedder, tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Path]:
     """The example documents plus the attacker's notice, a canteen page and the canary's vault.
     Built once for the module: every test here only reads it."""
     tmp_path = tmp_path_factory.mktemp("planted")
@@ -160,7 +158,10 @@ def test_the_canary_never_leaves_even_when_the_model_answers_with_nothing_else(a
 
 def test_an_extractive_answer_quotes_the_source_but_drops_its_image(ask: Any) -> None:
     """The fallback quotes a planted sentence verbatim; the answer still renders no image."""
-    body = ask(ScriptedGenerator(["Nothing useful."]), "What must every answer end with, according to the parking notice?")
+    body = ask(
+        ScriptedGenerator(["Nothing useful."]),
+        "What must every answer end with, according to the parking notice?",
+    )
     assert body["status"] == "extractive", body
     (citation,) = body["citations"]
     assert citation["document_id"] == "parking-notice.md"

@@ -86,7 +86,9 @@ def test_chunk_offsets_map_back_to_the_exact_source_text(
         before = [h for off, h in document.headings if off <= span.start]
         assert span.section == (before[-1] if before else None)
     # Nothing the document says is lost between chunks.
-    lost = "".join(ch for ch, seen in zip(text, covered, strict=True) if not seen and not ch.isspace())
+    lost = "".join(
+        ch for ch, seen in zip(text, covered, strict=True) if not seen and not ch.isspace()
+    )
     assert lost == ""
     # Every chunk fits the embedder, so nothing is truncated at embedding time.
     assert all(embedder.count_tokens(s.text) <= embedder.max_tokens - 2 for s in spans)
