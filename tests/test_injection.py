@@ -21,6 +21,7 @@ from ingest.build import build_pipeline
 from rag_server.app import create_app
 from rag_server.embedding import Embedder
 from rag_server.generation import Generation, Generator, LlamaCppGenerator
+from rag_server.grounding import foreign_urls, without_images
 from rag_server.rag import assemble
 from rag_server.settings import Settings, load_settings
 from tests.conftest import EXAMPLES, ScriptedGenerator
@@ -203,3 +204,30 @@ def _keep(raw: list[str], generation: Generation) -> Generation:
     raw.append(generation.text)
     print(f"raw model text: {generation.text!r}")  # shown with -s: what the verifier received
     return generation
+
+
+def test_image_markup_and_foreign_urls_are_recognised() -> None:
+    """The two helpers the verifier relies on, on the shapes a planted document uses."""
+    for image in (
+        "![x](http://evil.example/a.png)",
+        "![x] (http://evil.example/a.png)",
+        "![x][ref]",
+        "![x]",
+        '<img src="http://evil.example/a.png">',
+        "<IMG SRC=http://evil.example/a.png>",
+    ):
+        assert (
+            without_images(f"Parking is free {image} on Sundays.") == "Parking is free on Sundays."
+        )
+    assert without_images("See [the map](http://x.example/m) now.") == (
+        "See [the map](http://x.example/m) now."
+    )
+    passage = "Confirm at https://evil.example/permit. Or see www.example.org/help."
+    assert foreign_urls("Confirm at https://evil.example/permit.", passage) == []
+    assert foreign_urls("Help: www.example.org/help", passage) == []
+    assert foreign_urls("Confirm at http://evil.example/permit", passage) == [
+        "http://evil.example/permit"
+    ]
+    assert foreign_urls("Go to https://evil.example/permit?u=1 now", passage) == [
+        "https://evil.example/permit?u=1"
+    ]
