@@ -243,3 +243,25 @@ def test_html_tracking_images_scripts_and_hidden_text_do_not_reach_the_text() ->
         "The canteen serves lunch from 12:00 to 14:00.",
         "Menus are posted on Fridays.",
     ]
+
+
+def test_a_collection_of_words_bm25_cannot_index_still_serves(
+    settings: Settings, embedder: Embedder, tmp_path: Path
+) -> None:
+    """Found by test_properties: when every stored chunk is stopwords or punctuation, building
+    the keyword index raised ValueError, so the server could not start and search failed."""
+    from litestar.testing import TestClient
+
+    from rag_server.app import create_app
+    from rag_server.rag import assemble
+    from tests.conftest import ScriptedGenerator
+
+    root = tmp_path / "share"
+    root.mkdir()
+    (root / "dashes.txt").write_text("— … !\n\nThe. And it was.")
+    assert build_pipeline(settings, embedder).run([root]).added == 1
+    rag = assemble(settings, embedder, ScriptedGenerator(["unused"]))
+    with TestClient(app=create_app(settings, rag)) as client:
+        found = client.post("/v1/search", json={"query": "what was it"})
+        assert found.status_code == 200, found.text
+        assert [r["document_id"] for r in found.json()["results"]] == ["dashes.txt"]  # dense only
