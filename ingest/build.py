@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 from ingest.chunking import Chunker
-from ingest.pipeline import Pipeline
+from ingest.pipeline import Pipeline, store_failure
 from rag_server.embedding import Embedder, load_embedder
+from rag_server.errors import StoreWriteError
 from rag_server.settings import Settings
 from rag_server.store import ChunkStore, open_client
 
 
 def build_pipeline(settings: Settings, embedder: Embedder | None = None) -> Pipeline:
+    from chromadb.errors import ChromaError
+
     embedder = embedder or load_embedder(settings.embedder)
-    store = ChunkStore(open_client(settings), settings.collection, embedder.identity)
+    try:
+        store = ChunkStore(open_client(settings), settings.collection, embedder.identity)
+    except ChromaError as exc:  # e.g. a full disk: SQLite cannot even open the store
+        where = settings.chroma_dir
+        raise StoreWriteError(
+            f"cannot open the store {where}: {store_failure(exc, where)}; nothing was written: "
+            "re-run rag-ingest when that is fixed"
+        ) from exc
     return pipeline_for(settings, store, embedder)
 
 
@@ -25,4 +35,6 @@ def pipeline_for(settings: Settings, store: ChunkStore, embedder: Embedder) -> P
         chunker,
         max_file_bytes=int(settings.ingest.max_file_mb * 1024 * 1024),
         batch_chunks=settings.ingest.batch_chunks,
+        data_dir=settings.chroma_dir,
+        min_free_bytes=int(settings.ingest.min_free_mb * 1024 * 1024),
     )

@@ -13,7 +13,7 @@ from llama_index.core.node_parser import SentenceSplitter
 from ingest.loaders import LoadedDocument
 
 # Bump when splitting or extraction changes meaning: stored chunks of older versions re-ingest.
-PIPELINE_VERSION = "3"  # 2: HTML permalink anchors dropped; 3: access stamps on every chunk
+PIPELINE_VERSION = "3"  # 2: HTML permalink anchors dropped; 3: access stamps, repeated-text offsets
 
 
 @dataclass(frozen=True)
@@ -78,17 +78,23 @@ class Chunker:
         if not segment.strip():
             return []
         out: list[tuple[int, int]] = []
-        cursor = 0
+        cursor = end = 0
         for node in self.splitter.get_nodes_from_documents([Document(text=segment)]):
             content = node.get_content()
             start = getattr(node, "start_char_idx", None)
-            if start is None or segment[start : start + len(content)] != content:
-                # The splitter's own lookup failed (should not happen): find it after the last one.
-                start = segment.find(content, cursor)
+            if (
+                start is None
+                or start < cursor
+                or start + len(content) <= end  # a chunk always reaches past the one before
+                or segment[start : start + len(content)] != content
+            ):
+                # The splitter looks a chunk up by its text, so a short chunk whose text also
+                # occurs earlier ("::0:.") gets the earlier offset: find it after the last one.
+                start = segment.find(content, max(cursor, end - len(content) + 1))
                 if start < 0:
                     raise ValueError("chunk text is not a substring of the document")
-            cursor = start + 1
-            out.append((seg_start + start, seg_start + start + len(content)))
+            cursor, end = start + 1, start + len(content)
+            out.append((seg_start + start, seg_start + end))
         return out
 
 

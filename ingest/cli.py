@@ -1,6 +1,7 @@
 """rag-ingest: bulk-ingest folders or files into a collection.
 
-Exit codes: 0 all ingested, 1 some file failed (the rest was ingested), 2 usage or configuration error.
+Exit codes: 0 all ingested, 1 some file failed (the rest was ingested), 2 usage or configuration error,
+3 the store could not be written (e.g. a full disk; what was written is kept, a re-run finishes).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 from ingest.pipeline import SIDECAR, IngestReport, Progress, document_groups
 from rag_server.auth import parse_groups
 from rag_server.cli_args import arg
-from rag_server.errors import RagError
+from rag_server.errors import RagError, StoreWriteError
 from rag_server.settings import Settings, load_settings, validate_collection_name
 
 
@@ -109,6 +110,9 @@ def run(argv: list[str] | None, settings: Settings | None = None) -> int:
                 report = pipeline.run(
                     args.paths, sync=args.sync, progress=progress, groups=args.groups
                 )
+    except StoreWriteError as exc:
+        print(f"rag-ingest: error: {exc.detail}", file=sys.stderr)
+        return 3
     except RagError as exc:
         print(f"rag-ingest: error: {exc.detail}", file=sys.stderr)
         return 2

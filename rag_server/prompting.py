@@ -19,12 +19,28 @@ class RenderedPrompt:
     sources: list[Hit]  # in prompt order: sources[i] is cited as [i + 1]
 
 
+# A document could otherwise close its own block and write outside it ("SOURCE 1>>> Question: ...").
+_MARKERS = str.maketrans({"<": "‹", ">": "›"})
+
+
+def as_data(text: str) -> str:
+    """Ingested text as it enters the prompt: it cannot spell the block markers."""
+    return text.replace("<<<", "<<<".translate(_MARKERS)).replace(">>>", ">>>".translate(_MARKERS))
+
+
+def _label(text: str) -> str:
+    """Titles and sections sit on the header line: one line, and no marker or forged header."""
+    return " ".join(as_data(text).replace("Source [", "Source (").split())
+
+
 def _source_block(n: int, hit: Hit) -> str:
     chunk = hit.chunk
     where = f", page {chunk.page}" if chunk.page is not None else ""
     if chunk.section:
-        where += f", section “{chunk.section}”"
-    return template("source").substitute(n=n, title=chunk.title, where=where, text=chunk.text)
+        where += f", section “{_label(chunk.section)}”"
+    return template("source").substitute(
+        n=n, title=_label(chunk.title), where=where, text=as_data(chunk.text)
+    )
 
 
 def build_prompt(
@@ -37,12 +53,13 @@ def build_prompt(
     """Best evidence first; a source that does not fit whole is left out, never cut mid-text.
 
     `budget` is the number of prompt tokens allowed (context size minus room for the answer).
+    When not even one source fits, `sources` is empty and the caller must not ask the model.
     """
     kept: list[Hit] = []
     blocks: list[str] = []
     for hit in hits:
         candidate = [*blocks, _source_block(len(blocks) + 1, hit)]
-        if count_tokens(_render(style, question, candidate).text) > budget and blocks:
+        if count_tokens(_render(style, question, candidate).text) > budget:
             continue
         blocks, kept = candidate, [*kept, hit]
     return RenderedPrompt(_render(style, question, blocks), kept)
@@ -51,10 +68,10 @@ def build_prompt(
 def _render(style: PromptStyle, question: str, blocks: list[str]) -> Prompt:
     sources = "\n\n".join(blocks)
     if style == "chat":
-        user = template("chat_user").substitute(sources=sources, question=question)
+        user = template("chat_user").substitute(sources=sources, question=as_data(question))
         system = template("chat_system").substitute()
         return Prompt(
             "chat", text=system + "\n" + user, messages=(("system", system), ("user", user))
         )
-    text = template("base").substitute(sources=sources, question=question)
+    text = template("base").substitute(sources=sources, question=as_data(question))
     return Prompt("base", text=text, stop=_BASE_STOPS)

@@ -99,8 +99,9 @@ class KeywordIndex:
             tokens = bm25s.tokenize(
                 [c.text for c in chunks], stopwords="en", stemmer=self._stem, show_progress=False
             )
-            bm25 = bm25s.BM25()
-            bm25.index(tokens, show_progress=False)
+            if tokens.vocab:  # text of only stopwords and punctuation has no terms to index
+                bm25 = bm25s.BM25()
+                bm25.index(tokens, show_progress=False)
         df: Counter[str] = Counter()
         for chunk in chunks:
             df.update(content_words(chunk.text))

@@ -21,7 +21,7 @@ import numpy as np
 from rag_server import metrics
 from rag_server.catalog import Catalog, Corpus
 from rag_server.embedding import Embedder
-from rag_server.generation import GenerationGate, Generator
+from rag_server.generation import Generation, GenerationGate, Generator
 from rag_server.grounding import (
     Policy,
     Quote,
@@ -129,11 +129,13 @@ class RagService:
         if on_sources is not None:
             await on_sources(rendered.sources)
         started = time.perf_counter()
-        async with self.gate.slot():
-            deadline = time.monotonic() + cfg.timeout_s
-            generation = await anyio.to_thread.run_sync(
-                self.generator.generate, rendered.prompt, cfg.max_tokens, deadline, on_token
-            )
+        generation = Generation("", 0, 0, "stop")  # no source fits the context: quote, or refuse
+        if rendered.sources:
+            async with self.gate.slot():
+                deadline = time.monotonic() + cfg.timeout_s
+                generation = await anyio.to_thread.run_sync(
+                    self.generator.generate, rendered.prompt, cfg.max_tokens, deadline, on_token
+                )
         timings["generate"] = _ms(started)
         seconds = time.perf_counter() - started
         metrics.GENERATED_TOKENS.inc(generation.completion_tokens)

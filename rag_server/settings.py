@@ -106,6 +106,8 @@ class IngestSettings(_Section):
     chunk_overlap: int = Field(24, ge=0, le=1024)
     max_file_mb: float = Field(50.0, gt=0)
     batch_chunks: int = Field(1024, ge=1, le=100_000)
+    # Chroma cannot even be read while its disk is full, so ingest stops before that; 0 turns it off.
+    min_free_mb: float = Field(100.0, ge=0, description="disk space ingest leaves free")
 
 
 class RetrievalSettings(_Section):

@@ -12,6 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from ingest.chunking import Chunker, chunk_id
+from ingest.loaders import load
+from ingest.pipeline import discover
+from rag_server.embedding import Embedder
+from rag_server.settings import load_settings
 from tests.conftest import EXAMPLES, make_docx, make_pdf
 from tests.processes import BIN, RagServer
 from tests.processes import rag_env as _env
@@ -113,49 +118,92 @@ print(json.dumps(sorted(c.get(include=[])["ids"]) if c else []))
     return list(json.loads(out.stdout))
 
 
-def test_kill_9_during_ingest_then_rerun_equals_a_clean_ingest(tmp_path: Path) -> None:
+def _store_bytes(data: Path) -> int:
+    """Bytes under the store: grows as soon as an ingest starts writing (no Chroma import)."""
+    chroma = data / "chroma"
+    return sum(f.stat().st_size for f in chroma.rglob("*") if f.is_file()) if chroma.exists() else 0
+
+
+def _expected_ids(embedder: Embedder, root: Path) -> list[str]:
+    """The chunk ids a clean ingest of `root` writes: they depend on content alone."""
+    ingest = load_settings().ingest
+    chunker = Chunker(
+        embedder.tokenize, min(ingest.chunk_size, embedder.max_tokens - 2), ingest.chunk_overlap
+    )
+    ids: set[str] = set()
+    for source in discover([root])[0]:
+        document = load(source.path, source.path.read_bytes())
+        ids |= {chunk_id(source.document_id, s.index, s.text) for s in chunker.split(document)}
+    return sorted(ids)
+
+
+KILLS = 6  # each costs a process start-up; 6 keep the test near its former length
+
+
+def test_kill_9_during_ingest_then_rerun_equals_a_clean_ingest(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    """Kill -9 at random moments, many times, while the corpus also changes between runs (so
+    kills land in adds, replaces and --sync deletes); then a clean re-run must leave exactly
+    the chunks of a clean ingest, read back by a fresh process."""
     docs = tmp_path / "docs"
     docs.mkdir()
-    _corpus(docs, 40)
-    clean = tmp_path / "clean"
-    began = time.monotonic()
-    subprocess.run(
-        [BIN / "rag-ingest", docs, "--json"],
-        env=_env(clean),
-        check=True,
-        capture_output=True,
-        timeout=600,
-    )
-    clean_seconds = time.monotonic() - began
-    expected = _chunk_ids(clean)
-    assert len(expected) > 40
-
+    _corpus(docs, 32)
     crashed = tmp_path / "crashed"
     rng = random.Random(11)
-    partial_counts = []
-    for _ in range(4):
+    env = _env(crashed, RAG_INGEST__BATCH_CHUNKS="16")
+    to_write: float | None = None  # seconds from spawn until the store first grows
+    moments: list[str] = []
+    for round_no in range(KILLS):
+        if round_no:  # change the corpus a little: a replace, a delete or an add
+            victim = docs / sorted(p.name for p in docs.iterdir())[rng.randrange(32)]
+            action = rng.choice(["replace", "delete", "add"])
+            if action == "replace" and victim.suffix == ".md":
+                victim.write_text(victim.read_text() + f"\n\nRevision {round_no}.")
+            elif action == "delete":
+                victim.unlink(missing_ok=True)
+            else:
+                (docs / f"extra{round_no}.md").write_text(f"# Extra {round_no}\n\nLate addition.")
+        began, before = time.monotonic(), _store_bytes(crashed)
         proc = subprocess.Popen(
-            [BIN / "rag-ingest", docs, "--json"], env=_env(crashed, RAG_INGEST__BATCH_CHUNKS="16"),
+            [BIN / "rag-ingest", docs, "--sync", "--json"], env=env,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        # Start-up (imports, embedder) is most of a run: aim the kill at the writing phase.
-        time.sleep(rng.uniform(0.55, 0.95) * clean_seconds)
-        proc.send_signal(signal.SIGKILL)
+        if to_write is None or round_no % 2:
+            # While writing: once the store grows, after a random part of a few batches.
+            while proc.poll() is None and _store_bytes(crashed) == before:
+                if time.monotonic() - began > 300:
+                    pytest.fail("ingest never started writing")
+                time.sleep(0.05)
+            to_write = to_write or time.monotonic() - began
+            time.sleep(rng.uniform(0.0, 2.0))
+        else:  # anywhere: imports, loading the embedder, opening the store, or writing
+            time.sleep(rng.uniform(0.0, to_write + 2.0))
+        at = time.monotonic() - began
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            moments.append(f"{at:.1f}s{'+' if _store_bytes(crashed) != before else ''}")
         proc.wait(timeout=30)
-        if (crashed / "chroma").exists():
-            partial_counts.append(len(_chunk_ids(crashed)))
-    # The test only means something if some kill landed while chunks were being written.
-    assert any(0 < n < len(expected) for n in partial_counts), partial_counts
+    print("kill moments (+: the store had grown):", moments)
+    # Most kills must have hit a live process, some of them after it had begun to write.
+    assert len(moments) >= KILLS - 2 and sum(m.endswith("+") for m in moments) >= 2, moments
+
     rerun = subprocess.run(
-        [BIN / "rag-ingest", docs, "--json"], env=_env(crashed), capture_output=True, text=True,
-        timeout=600, check=False,
+        [BIN / "rag-ingest", docs, "--sync", "--json"], env=_env(crashed), capture_output=True,
+        text=True, timeout=600, check=False,
     )  # fmt: skip
     assert rerun.returncode == 0, rerun.stderr
-    assert _chunk_ids(crashed) == expected
+    assert _chunk_ids(crashed) == _expected_ids(embedder, docs)
     again = json.loads(
         subprocess.run(
-            [BIN / "rag-ingest", docs, "--json"], env=_env(crashed), capture_output=True, text=True,
-            timeout=600, check=True,
+            [BIN / "rag-ingest", docs, "--sync", "--json"], env=_env(crashed), capture_output=True,
+            text=True, timeout=600, check=True,
         ).stdout
     )  # fmt: skip
-    assert (again["added"], again["updated"], again["unchanged"]) == (0, 0, 40)
+    files = len(list(docs.iterdir()))
+    assert (again["added"], again["updated"], again["deleted"], again["unchanged"]) == (
+        0,
+        0,
+        0,
+        files,
+    )

@@ -55,7 +55,7 @@ class DocumentsController(Controller):
         "/",
         status_code=HTTP_201_CREATED,
         guards=[admin_only],
-        responses=responses(403, 404, 409, 422, 503),
+        responses=responses(403, 404, 409, 422, 503, 507),
     )
     async def upload(
         self,
@@ -117,7 +117,7 @@ class DocumentsController(Controller):
         "/{document_id:path}",
         status_code=HTTP_204_NO_CONTENT,
         guards=[admin_only],
-        responses=responses(403, 404, 409, 503),
+        responses=responses(403, 404, 409, 503, 507),
     )
     async def remove(
         self,

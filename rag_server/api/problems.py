@@ -80,6 +80,7 @@ _MEANING = {
     429: "Rate limit of this API key exceeded; see Retry-After",
     500: "Unexpected error",
     503: "Overloaded (queue full) or a dependency is unavailable; see Retry-After",
+    507: "The vector store could not be written (e.g. its disk is full); nothing half-written",
 }
 
 
