@@ -11,11 +11,17 @@ from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.spec import Components, SecurityScheme
-from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.openapi.spec import (
+    Components,
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    Schema,
+    SecurityScheme,
+)
+from litestar.plugins.prometheus import PrometheusConfig
 
 from rag_server import __version__
-from rag_server.api.controllers import HealthController, QueryController
+from rag_server.api.controllers import HealthController, MetricsController, QueryController
 from rag_server.api.documents import DocumentsController
 from rag_server.api.openai import OpenAIController
 from rag_server.api.problems import EXCEPTION_HANDLERS
@@ -28,8 +34,32 @@ from rag_server.settings import Settings, load_settings
 log = logging.getLogger(__name__)
 
 
-class MetricsController(PrometheusController):
-    """Prometheus text format; needs an API key like every route but the health probes."""
+_EXTRA_MEDIA = {
+    ("/v1/ask", "post"): (
+        "text/event-stream",
+        "events `sources` (passages), `token` ({text}), `final` (AskResponse) or `error` "
+        "(problem details)",
+    ),
+    ("/v1/chat/completions", "post"): (
+        "text/event-stream",
+        "chat.completion.chunk objects, the last one with the `rag` extra, then [DONE]",
+    ),
+}
+
+
+def _declare_media_types(
+    app: Litestar, replace_json: frozenset[str] = frozenset({"/metrics"})
+) -> None:
+    """Declare what Litestar cannot infer: streams beside JSON, and /metrics as plain text
+    (it declares one media type per response, JSON unless told)."""
+    paths = app.openapi_schema.paths or {}
+    for (path, method), (media, description) in _EXTRA_MEDIA.items():
+        operation = getattr(paths[path], method) if path in paths else None
+        ok = operation.responses.get("200") if operation and operation.responses else None
+        if isinstance(ok, OpenAPIResponse):
+            ok.content = ok.content or {}
+            # Events differ in shape (sources, token, final, error): any JSON, described in words.
+            ok.content[media] = OpenAPIMediaType(schema=Schema(description=description))
 
 
 def create_app(settings: Settings | None = None, rag: Rag | None = None) -> Litestar:
@@ -61,7 +91,7 @@ def create_app(settings: Settings | None = None, rag: Rag | None = None) -> Lite
         route_handlers=[DocumentsController],
         request_max_body_size=int(limits.max_upload_mb * 1024 * 1024) + 65536,
     )
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             HealthController,
             QueryController,
@@ -92,3 +122,5 @@ def create_app(settings: Settings | None = None, rag: Rag | None = None) -> Lite
             security=[{"apiKey": []}],
         ),
     )
+    _declare_media_types(app)
+    return app

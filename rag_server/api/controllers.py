@@ -9,9 +9,11 @@ from typing import Any, TypedDict
 
 import anyio
 import msgspec
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.exceptions import ValidationException
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from litestar.status_codes import HTTP_200_OK
 
@@ -36,6 +38,7 @@ from rag_server.grounding import Quote
 from rag_server.rag import Rag
 from rag_server.retrieval import Filters
 from rag_server.service import Answer, RagService
+from rag_server.settings import validate_collection_name
 from rag_server.store import Hit
 
 
@@ -48,6 +51,14 @@ class EventStream(ServerSentEvent):
     def to_asgi_response(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["media_type"] = "text/event-stream"
         return super().to_asgi_response(*args, **kwargs)
+
+
+# The success body is JSON, or server-sent events when asked to stream. Declared explicitly: the
+# union return type would otherwise become a schema that any body matches.
+STREAM_NOTE = (
+    "The response as JSON; with `stream: true` (or Accept: text/event-stream), server-sent "
+    "events instead, whose {final} carries this object."
+)
 
 
 class NotReadyError(RagError):
@@ -79,6 +90,10 @@ def provide_auditor(state: State) -> Auditor:
 def collection_for(key: ApiKey, requested: str | None, rag: Rag) -> str:
     """The collection a request works on (default: the configured one), if the key may use it."""
     name = requested or rag.settings.collection
+    try:
+        validate_collection_name(name)
+    except ValueError as exc:
+        raise ValidationException(f"collection: {exc}") from None
     check_collection(key, name)
     return name
 
@@ -114,6 +129,18 @@ class HealthController(Controller):
         return Response(Health("ready", checks))
 
 
+class MetricsController(Controller):
+    tags = ["observability"]
+
+    @get("/metrics", media_type=MediaType.TEXT, responses=responses(), sync_to_thread=False)
+    def metrics(self) -> Response[bytes]:
+        """Prometheus text format (any valid key): requests, latencies, answers by status, queue,
+        tokens per second."""
+        from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+
 class QueryController(Controller):
     path = "/v1"
     tags = ["query"]
@@ -132,7 +159,12 @@ class QueryController(Controller):
             entry.documents = [h.chunk.document_id for h in hits]
         return SearchResponse([_result(h) for h in hits])
 
-    @post("/ask", status_code=HTTP_200_OK, responses=responses(403, 404, 409, 503))
+    @post(
+        "/ask",
+        status_code=HTTP_200_OK,
+        responses=responses(403, 404, 409, 503)
+        | {200: ResponseSpec(AskResponse, description=STREAM_NOTE.format(final="`final` event"))},
+    )
     async def ask(
         self,
         data: AskRequest,
@@ -151,6 +183,7 @@ class QueryController(Controller):
         collection = collection_for(key, data.collection, rag)
         filters = filters_for(data.filters, key)
         if data.stream or "text/event-stream" in request.headers.get("accept", ""):
+            await rag.service.corpus(collection)  # a missing collection is a 404, not a stream
             rag.service.gate.check()
             record = auditor.record("ask", key.id, collection, data.question)
             return EventStream(_events(rag.service, data, filters, collection, record))

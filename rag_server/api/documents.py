@@ -14,7 +14,7 @@ from msgspec import Struct
 
 from rag_server.api.controllers import DEPENDENCIES, collection_for
 from rag_server.api.problems import responses
-from rag_server.api.schemas import DocumentList, DocumentOut, UploadOut
+from rag_server.api.schemas import COLLECTION_PATTERN, DocumentList, DocumentOut, UploadOut
 from rag_server.api.security import admin_only
 from rag_server.audit import Auditor
 from rag_server.auth import ApiKey, parse_groups
@@ -43,7 +43,10 @@ def _out(doc: DocumentInfo) -> DocumentOut:
     )
 
 
-CollectionParam = Annotated[str | None, Parameter(query="collection", min_length=3, max_length=512)]
+CollectionParam = Annotated[
+    str | None,
+    Parameter(query="collection", min_length=3, max_length=512, pattern=COLLECTION_PATTERN),
+]
 
 
 class DocumentsController(Controller):

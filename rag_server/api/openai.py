@@ -15,11 +15,13 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, get, post
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.response import ServerSentEventMessage
 from litestar.status_codes import HTTP_200_OK
 
 from rag_server.api.controllers import (
     DEPENDENCIES,
+    STREAM_NOTE,
     EventStream,
     audit_answer,
     citation_out,
@@ -138,7 +140,10 @@ class OpenAIController(Controller):
         return ModelList("list", [ModelCard(n, "model", 0, "rag-server") for n in names])
 
     @post(
-        "/chat/completions", status_code=HTTP_200_OK, responses=responses(403, 404, 409, 422, 503)
+        "/chat/completions",
+        status_code=HTTP_200_OK,
+        responses=responses(403, 404, 409, 422, 503)
+        | {200: ResponseSpec(ChatCompletion, description=STREAM_NOTE.format(final="last chunk"))},
     )
     async def chat(
         self, data: ChatRequest, rag: Rag, key: ApiKey, auditor: Auditor

@@ -8,9 +8,10 @@ import msgspec
 
 NonBlank = Annotated[str, msgspec.Meta(min_length=1, max_length=2000, pattern=r"\S")]
 TopK = Annotated[int, msgspec.Meta(ge=1, le=50)]
+COLLECTION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9]$"
 CollectionName = Annotated[
     str,
-    msgspec.Meta(min_length=3, max_length=512, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9]$"),
+    msgspec.Meta(min_length=3, max_length=512, pattern=COLLECTION_PATTERN),
 ]
 
 
