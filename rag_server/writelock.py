@@ -62,12 +62,16 @@ def exclusive_writer(directory: Path, command: str) -> Iterator[None]:
             "host": socket.gethostname(),
             "since": datetime.now(UTC).isoformat(timespec="seconds"),
         }
-        os.ftruncate(handle, 0)
-        os.pwrite(handle, json.dumps(info).encode(), 0)
+        # Who holds the lock is only for others' error messages: on a full disk the lock still
+        # holds (flock needs no space), and the writer's own clear "disk full" error follows.
+        with contextlib.suppress(OSError):
+            os.ftruncate(handle, 0)
+            os.pwrite(handle, json.dumps(info).encode(), 0)
         try:
             yield
         finally:
-            os.ftruncate(handle, 0)
+            with contextlib.suppress(OSError):
+                os.ftruncate(handle, 0)
             fcntl.flock(handle, fcntl.LOCK_UN)
     finally:
         os.close(handle)
