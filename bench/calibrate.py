@@ -50,7 +50,7 @@ def collect(
     if generations is None:
         rag = build_rag(settings)
     else:
-        rag = assemble(settings, load_embedder(settings.embedder), _Replay())
+        rag = assemble(settings, load_embedder(settings.embedder, settings.models_dir), _Replay())
     service, generator = rag.service, rag.generator
     rows = []
     for item in qa:

@@ -28,7 +28,7 @@ def main() -> None:
     from rag_server.store import ChunkStore, open_client
 
     settings = load_settings()
-    embedder = load_embedder(settings.embedder)
+    embedder = load_embedder(settings.embedder, settings.models_dir)
     store = ChunkStore(open_client(settings), settings.collection, embedder.identity)
     keyword = KeywordIndex(store)
     questions = [json.loads(line) for line in args.qa.read_text().splitlines() if line.strip()]

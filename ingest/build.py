@@ -10,7 +10,7 @@ from rag_server.store import ChunkStore, open_client
 
 
 def build_pipeline(settings: Settings, embedder: Embedder | None = None) -> Pipeline:
-    embedder = embedder or load_embedder(settings.embedder)
+    embedder = embedder or load_embedder(settings.embedder, settings.models_dir)
     store = ChunkStore(open_client(settings), settings.collection, embedder.identity)
     chunk_size = min(settings.ingest.chunk_size, embedder.max_tokens - 2)  # [CLS] and [SEP]
     chunker = Chunker(embedder.tokenize, chunk_size, settings.ingest.chunk_overlap)

@@ -52,7 +52,7 @@ def assemble(settings: Settings, embedder: Embedder, generator: Generator) -> Ra
 
 def build_rag(settings: Settings) -> Rag:
     began = time.perf_counter()
-    embedder = load_embedder(settings.embedder)
+    embedder = load_embedder(settings.embedder, settings.models_dir)
     generator = LlamaCppGenerator.load(settings.generator, settings.models_dir)
     rag = assemble(settings, embedder, generator)
     log.info(

@@ -77,9 +77,20 @@ class RagService:
         g = settings.grounding
         self.policy = Policy(g.min_coverage, g.min_relevance, g.refusal)
 
-    async def search(self, query: str, top_k: int, filters: Filters | None = None) -> list[Hit]:
-        """Embedding, BM25 and the store call block, so they run in a worker thread."""
-        return await anyio.to_thread.run_sync(self.retriever.retrieve, query, top_k, filters)
+    async def search(
+        self,
+        query: str,
+        top_k: int,
+        filters: Filters | None = None,
+        timings: dict[str, float] | None = None,
+    ) -> list[Hit]:
+        """Embedding, BM25 and the store call block, so they run in a worker thread. `timings`
+        receives embed_query/dense/keyword/fuse, and `retrieve` for the whole (thread hop too)."""
+        spent = timings if timings is not None else {}
+        began = time.perf_counter()
+        hits = await anyio.to_thread.run_sync(self.retriever.retrieve, query, top_k, filters, spent)
+        spent["retrieve"] = _ms(began)
+        return hits
 
     async def ask(
         self,
@@ -92,12 +103,16 @@ class RagService:
         """The verified answer. The hooks serve streaming: `on_sources` gets the passages shown to
         the model; `on_token` (called from the worker thread) each raw piece, False to stop."""
         began = time.perf_counter()
-        hits = await self.search(question, top_k or self.settings.retrieval.top_k, filters)
-        timings = {"retrieve": _ms(began)}
-        if not hits or max(h.score for h in hits) < self.settings.grounding.gate_threshold:
+        timings: dict[str, float] = {}
+        hits = await self.search(question, top_k or self.settings.retrieval.top_k, filters, timings)
+        started = time.perf_counter()
+        refused = not hits or max(h.score for h in hits) < self.settings.grounding.gate_threshold
+        timings["gate"] = _ms(started)
+        if refused:
             return self._refuse(question, hits, timings, began)
 
         cfg = self.settings.generator
+        started = time.perf_counter()
         rendered = build_prompt(
             self.generator.style,
             question,
@@ -105,23 +120,37 @@ class RagService:
             self.generator.count_tokens,
             budget=self.generator.context_tokens - cfg.max_tokens - 16,
         )
+        timings["prompt"] = _ms(started)
         if on_sources is not None:
             await on_sources(rendered.sources)
+        first_token: list[float] = []
+
+        def tap(piece: str) -> bool:
+            if not first_token:
+                first_token.append(time.perf_counter())
+            return on_token(piece) if on_token is not None else True
+
         started = time.perf_counter()
         async with self.gate.slot():
+            timings["queue_wait"] = _ms(started)
+            started = time.perf_counter()
             deadline = time.monotonic() + cfg.timeout_s
             generation = await anyio.to_thread.run_sync(
-                self.generator.generate, rendered.prompt, cfg.max_tokens, deadline, on_token
+                self.generator.generate, rendered.prompt, cfg.max_tokens, deadline, tap
             )
         timings["generate"] = _ms(started)
+        if first_token:  # prompt processing and the first token, inside `generate`
+            timings["first_token"] = round((first_token[0] - started) * 1000, 2)
 
         started = time.perf_counter()
         sources = rendered.sources
         relevance = [h.score for h in sources]
         verified = verify(generation.text, sources, relevance, self.policy)
-        if verified.status != "answered":
-            verified = await anyio.to_thread.run_sync(self._extract, question, hits)
         timings["verify"] = _ms(started)
+        if verified.status != "answered":
+            started = time.perf_counter()
+            verified = await anyio.to_thread.run_sync(self._extract, question, hits)
+            timings["extract"] = _ms(started)
         if verified.status == "insufficient_evidence":
             answer = self._refuse(question, hits, timings, began, verified.removed_sentences)
         else:

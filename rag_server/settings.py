@@ -7,7 +7,14 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from rag_server.errors import ConfigError
@@ -38,6 +45,23 @@ class EmbedderSettings(_Section):
     model_path: Path | None = None
     batch_size: int = Field(64, ge=1, le=4096)
     max_tokens: int = Field(256, ge=16, le=8192, description="word pieces the model reads")
+    # torch runs the model as shipped; onnx / openvino run an ONNX export of it, made once under
+    # data_dir/models/embedder (bench/embedder_bench.py compares speed and retrieval quality).
+    backend: Literal["torch", "onnx", "openvino"] = "torch"
+    quantize: Literal["none", "int8"] = Field(
+        "none", description="int8: dynamic per-channel weight quantization (onnx/openvino only)"
+    )
+
+    @model_validator(mode="after")
+    def _quantize_needs_onnx(self) -> EmbedderSettings:
+        if self.quantize != "none" and self.backend == "torch":
+            raise ValueError("quantize=int8 needs backend onnx or openvino (RAG_EMBEDDER__BACKEND)")
+        return self
+
+    @property
+    def variant(self) -> str:
+        """How the vectors are computed: the backend, plus the quantization if any."""
+        return self.backend if self.quantize == "none" else f"{self.backend}-{self.quantize}"
 
 
 class GeneratorSettings(_Section):

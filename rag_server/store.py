@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -17,8 +18,11 @@ if TYPE_CHECKING:
 
     from rag_server.settings import Settings
 
+log = logging.getLogger(__name__)
+
 _META_MODEL = "embed_model"
 _META_DIM = "embed_dim"
+_META_VARIANT = "embed_variant"  # torch, onnx, onnx-int8...: recorded, mismatch only warns
 # Bumped by every write, so readers know when to rebuild derived indexes (the keyword index).
 _META_REVISION = "revision"
 _PAGE = 1000  # rows per read when scanning the whole collection
@@ -137,17 +141,32 @@ class ChunkStore:
     def _open_collection(self) -> Collection:
         collection = self.client.get_or_create_collection(
             self.name,
-            metadata={_META_MODEL: self.identity.name, _META_DIM: self.identity.dim},
+            metadata=self._identity_metadata(),
             configuration={"hnsw": {"space": "cosine"}},
             embedding_function=None,  # never Chroma's default: it would download a model
         )
         if not (collection.metadata or {}).get(_META_MODEL) and collection.count() == 0:
             # An empty collection made elsewhere (e.g. by hand): claim it for our embedder.
-            collection.modify(
-                metadata={_META_MODEL: self.identity.name, _META_DIM: self.identity.dim}
-            )
+            collection.modify(metadata=self._identity_metadata())
         self._check_identity(collection)
+        stored = (collection.metadata or {}).get(_META_VARIANT, "torch")
+        if stored != self.identity.variant:
+            log.warning(
+                "collection '%s' was embedded with the %s variant of %s and is queried with the "
+                "%s variant: same model, vectors differ slightly (see bench/results/embedder.md)",
+                self.name,
+                stored,
+                self.identity.name,
+                self.identity.variant,
+            )
         return collection
+
+    def _identity_metadata(self) -> dict[str, str | int]:
+        return {
+            _META_MODEL: self.identity.name,
+            _META_DIM: self.identity.dim,
+            _META_VARIANT: self.identity.variant,
+        }
 
     def _check_identity(self, collection: Collection) -> None:
         meta = collection.metadata or {}

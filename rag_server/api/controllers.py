@@ -97,8 +97,9 @@ class QueryController(Controller):
     @post("/search", status_code=HTTP_200_OK)
     async def search(self, data: SearchRequest, service: RagService) -> SearchResponse:
         """Retrieval only (dense + keyword, fused, filtered): the best chunks first. No model call."""
-        hits = await service.search(data.query, data.top_k, _filters(data.filters))
-        return SearchResponse([_result(h) for h in hits])
+        timings: dict[str, float] = {}
+        hits = await service.search(data.query, data.top_k, _filters(data.filters), timings)
+        return SearchResponse([_result(h) for h in hits], timings)
 
     @post("/ask", status_code=HTTP_200_OK)
     async def ask(
