@@ -45,9 +45,10 @@ class EmbedderSettings(_Section):
     model_path: Path | None = None
     batch_size: int = Field(64, ge=1, le=4096)
     max_tokens: int = Field(256, ge=16, le=8192, description="word pieces the model reads")
-    # torch runs the model as shipped; onnx / openvino run an ONNX export of it, made once under
-    # data_dir/models/embedder (bench/embedder_bench.py compares speed and retrieval quality).
-    backend: Literal["torch", "onnx", "openvino"] = "torch"
+    # onnx / openvino run an ONNX export of the model, made once under data_dir/models/embedder;
+    # torch runs it as shipped. fp32 ONNX gives torch's vectors, and answers a query many times
+    # faster on a busy CPU (bench/ingest_bench.py, bench/results/ingest.md, README).
+    backend: Literal["torch", "onnx", "openvino"] = "onnx"
     quantize: Literal["none", "int8"] = Field(
         "none", description="int8: dynamic per-channel weight quantization (onnx/openvino only)"
     )

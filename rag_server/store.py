@@ -116,6 +116,11 @@ class Hit:
     score: float
 
 
+def _precision(variant: str) -> str:
+    """torch, onnx and openvino in fp32 give the same vectors; only quantization changes them."""
+    return variant.partition("-")[2] or "fp32"
+
+
 def open_client(settings: Settings) -> ClientAPI:
     """An embedded Chroma client under the data dir, with telemetry off."""
     import chromadb
@@ -149,8 +154,8 @@ class ChunkStore:
             # An empty collection made elsewhere (e.g. by hand): claim it for our embedder.
             collection.modify(metadata=self._identity_metadata())
         self._check_identity(collection)
-        stored = (collection.metadata or {}).get(_META_VARIANT, "torch")
-        if stored != self.identity.variant:
+        stored = str((collection.metadata or {}).get(_META_VARIANT, "torch"))
+        if _precision(stored) != _precision(self.identity.variant):
             log.warning(
                 "collection '%s' was embedded with the %s variant of %s and is queried with the "
                 "%s variant: same model, vectors differ slightly (see bench/results/embedder.md)",

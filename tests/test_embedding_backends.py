@@ -36,6 +36,12 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("models")
 
 
+@pytest.fixture(scope="module")
+def torch_embedder(models_dir: Path) -> Embedder:
+    """sentence-transformers on torch, as shipped: the reference every backend must match."""
+    return _load("torch", "none", models_dir)
+
+
 def _load(backend: str, quantize: str, models_dir: Path) -> Embedder:
     settings = load_settings(embedder={"backend": backend, "quantize": quantize})
     return load_embedder(settings.embedder, models_dir)
@@ -57,8 +63,9 @@ def _load(backend: str, quantize: str, models_dir: Path) -> Embedder:
     ],
 )
 def test_a_backend_gives_the_torch_vectors_and_rankings(
-    backend: str, quantize: str, min_cosine: float, embedder: Embedder, models_dir: Path
+    backend: str, quantize: str, min_cosine: float, torch_embedder: Embedder, models_dir: Path
 ) -> None:
+    embedder = torch_embedder
     other = _load(backend, quantize, models_dir)
     assert other.identity == embedder.identity  # same model: name and dimension
     assert other.identity.variant == (backend if quantize == "none" else f"{backend}-{quantize}")
@@ -90,16 +97,22 @@ def test_int8_without_an_onnx_backend_is_a_configuration_error() -> None:
         load_settings(embedder={"backend": "torch", "quantize": "int8"})
 
 
-def test_another_backend_of_the_same_model_warns_but_another_model_is_refused(
-    settings: Settings, embedder: Embedder, models_dir: Path, caplog: pytest.LogCaptureFixture
+def test_another_precision_of_the_same_model_warns_but_another_model_is_refused(
+    settings: Settings,
+    torch_embedder: Embedder,
+    models_dir: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     client = open_client(settings)
-    ChunkStore(client, "docs", embedder.identity)  # built with torch
+    ChunkStore(client, "docs", torch_embedder.identity)  # built with torch
+    with caplog.at_level(logging.WARNING, logger="rag_server.store"):
+        ChunkStore(client, "docs", _load("onnx", "none", models_dir).identity)
+    assert not caplog.text  # fp32 ONNX gives torch's vectors: nothing to warn about
     quantized = _load("onnx", "int8", models_dir)
     with caplog.at_level(logging.WARNING, logger="rag_server.store"):
         store = ChunkStore(client, "docs", quantized.identity)
     assert "torch" in caplog.text and "onnx-int8" in caplog.text
     assert store.collection.metadata["embed_variant"] == "torch"  # the builder's, kept
-    other = type(embedder.identity)("someone/else", 384, "onnx")
+    other = type(torch_embedder.identity)("someone/else", 384, "onnx")
     with pytest.raises(EmbedderMismatchError):
         ChunkStore(client, "docs", other)
