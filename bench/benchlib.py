@@ -31,13 +31,6 @@ def default_corpus() -> Path:
     return DEBIAN_POLICY if DEBIAN_POLICY.is_dir() else ROOT / "examples" / "docs"
 
 
-def corpus_files(corpus: Path) -> list[Path]:
-    """The files an ingest of `corpus` reads (Debian Policy: the chapter pages, *.html)."""
-    if corpus == DEBIAN_POLICY:
-        return sorted(corpus.glob("*.html"))
-    return [corpus]
-
-
 def load_questions(
     path: Path = QA, split: str | None = None, answerable: bool | None = True
 ) -> list[dict[str, Any]]:
