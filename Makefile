@@ -4,10 +4,10 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 
-.PHONY: help install run test test-fast lint format bench lock clean
+.PHONY: help install run test test-fast lint format bench bench-ingest bench-query bench-concurrency lock clean
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,11 +42,20 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: install  ## ingestion throughput: pipeline against the embedder alone
+bench: bench-ingest bench-query bench-concurrency  ## every benchmark below (about 50 min)
+
+bench-ingest: install  ## ingestion and embedder backends: speed and hit@5 (about 20 min)
+	$(BIN)/pip install -q -e '.[dev,openvino]'  # the openvino runtime only: torch stays 2.13.0
 	$(BIN)/python bench/ingest_bench.py
 
 lock: install  ## pin the image's run-time packages to this venv's versions (docker/constraints.txt)
 	$(BIN)/python docker/lock.py
+
+bench-query: install  ## search/ask latency, llama.cpp ratio, bandwidth bound, memory (about 25 min)
+	$(BIN)/python bench/query_bench.py
+
+bench-concurrency: install  ## /v1/ask under 1, 4 and 16 clients, with a plot (about 6 min)
+	$(BIN)/python bench/concurrency_bench.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

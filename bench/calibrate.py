@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchlib import load_questions
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -50,7 +52,7 @@ def collect(
     if generations is None:
         rag = build_rag(settings)
     else:
-        rag = assemble(settings, load_embedder(settings.embedder), _Replay())
+        rag = assemble(settings, load_embedder(settings.embedder, settings.models_dir), _Replay())
     service, generator = rag.service, rag.generator
     corpus = rag.catalog.get()
     rows = []
@@ -182,7 +184,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    qa = [json.loads(line) for line in args.qa.read_text().splitlines() if line.strip()]
+    qa = load_questions(args.qa, answerable=None)
     splits = {q["id"]: q.get("split") for q in qa}
     rows_path = args.out / "calibration_rows.jsonl"
     if args.rows:

@@ -8,9 +8,10 @@ Writes bench/results/fusion.md (answerable questions only, by split).
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Callable
 from pathlib import Path
+
+from benchlib import hits_at, load_questions
 
 ROOT = Path(__file__).resolve().parent.parent
 KS = (1, 3, 5)
@@ -28,11 +29,10 @@ def main() -> None:
     from rag_server.store import ChunkStore, open_client
 
     settings = load_settings()
-    embedder = load_embedder(settings.embedder)
+    embedder = load_embedder(settings.embedder, settings.models_dir)
     store = ChunkStore(open_client(settings), settings.collection, embedder.identity)
     keyword = KeywordIndex(store)
-    questions = [json.loads(line) for line in args.qa.read_text().splitlines() if line.strip()]
-    questions = [q for q in questions if q["answerable"]]
+    questions = load_questions(args.qa)
     splits = sorted({q.get("split", "all") for q in questions})
 
     def dense(q: str, k: int) -> list[str]:
@@ -62,8 +62,7 @@ def main() -> None:
         for split in splits:
             subset = [q for q in questions if q.get("split", "all") == split]
             for k in KS:
-                hits = sum(q["source"] in method(q["question"], k) for q in subset)
-                cells.append(f"{hits}/{len(subset)}")
+                cells.append(f"{hits_at(method, subset, k)}/{len(subset)}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     table = "\n".join(lines) + "\n"
     args.out.write_text(table)

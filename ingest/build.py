@@ -13,7 +13,7 @@ from rag_server.store import ChunkStore, open_client
 def build_pipeline(settings: Settings, embedder: Embedder | None = None) -> Pipeline:
     from chromadb.errors import ChromaError
 
-    embedder = embedder or load_embedder(settings.embedder)
+    embedder = embedder or load_embedder(settings.embedder, settings.models_dir)
     try:
         store = ChunkStore(open_client(settings), settings.collection, embedder.identity)
     except ChromaError as exc:  # e.g. a full disk: SQLite cannot even open the store

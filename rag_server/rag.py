@@ -66,7 +66,7 @@ def load_generator(settings: Settings) -> Generator:
 
 def build_rag(settings: Settings) -> Rag:
     began = time.perf_counter()
-    embedder = load_embedder(settings.embedder)
+    embedder = load_embedder(settings.embedder, settings.models_dir)
     generator = load_generator(settings)
     rag = assemble(settings, embedder, generator)
     log.info(

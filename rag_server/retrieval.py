@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -192,18 +193,31 @@ class HybridRetriever:
         self.candidates = candidates
         self.dense_weight = dense_weight
 
-    def retrieve(self, query: str, top_k: int, filters: Filters | None = None) -> list[Hit]:
+    def retrieve(
+        self,
+        query: str,
+        top_k: int,
+        filters: Filters | None = None,
+        timings: dict[str, float] | None = None,
+    ) -> list[Hit]:
+        """The fused top-k. `timings`, if given, receives each stage's milliseconds."""
+        spent = timings if timings is not None else {}
         filters = filters or Filters()
         self.keyword.refresh()  # first, so the dense side also reads the latest revision
         pool = max(self.candidates, top_k)
+        began = time.perf_counter()
         vector = self.embedder.embed_query(query)
+        began = _lap(spent, "embed_query", began)
         dense = self.store.query(vector, pool, where=_where(filters, self.keyword))
+        began = _lap(spent, "dense", began)
         sparse = self.keyword.search(query, pool, filters)
+        began = _lap(spent, "keyword", began)
         fused = self._fuse(dense, sparse)[:top_k]
         cosine = {h.chunk.chunk_id: h.score for h in dense}
         missing = [c.chunk_id for c in fused if c.chunk_id not in cosine]
         if missing:
             cosine.update(self.store.similarities(vector, missing))
+        _lap(spent, "fuse", began)
         return [Hit(c, cosine[c.chunk_id]) for c in fused]
 
     def _fuse(self, dense: Sequence[Hit], sparse: Sequence[tuple[Chunk, float]]) -> list[Chunk]:
@@ -226,6 +240,13 @@ class HybridRetriever:
                 chunks[chunk.chunk_id] = chunk
         order = sorted(scores, key=lambda cid: scores[cid], reverse=True)
         return [chunks[cid] for cid in order]
+
+
+def _lap(timings: dict[str, float], name: str, since: float) -> float:
+    """Record the milliseconds since `since` under `name`; return now, the next stage's start."""
+    now = time.perf_counter()
+    timings[name] = round((now - since) * 1000, 2)
+    return now
 
 
 def _normalise(values: list[float]) -> list[float]:

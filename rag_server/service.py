@@ -90,11 +90,23 @@ class RagService:
         return await anyio.to_thread.run_sync(self.catalog.names)
 
     async def search(
-        self, query: str, top_k: int, filters: Filters, collection: str | None = None
+        self,
+        query: str,
+        top_k: int,
+        filters: Filters,
+        collection: str | None = None,
+        timings: dict[str, float] | None = None,
     ) -> list[Hit]:
-        """Embedding, BM25 and the store call block, so they run in a worker thread."""
+        """Embedding, BM25 and the store call block, so they run in a worker thread. `timings`
+        receives embed_query/dense/keyword/fuse, and `retrieve` for the whole (thread hop too)."""
+        spent = timings if timings is not None else {}
+        began = time.perf_counter()
         corpus = await self.corpus(collection)
-        return await anyio.to_thread.run_sync(corpus.retriever.retrieve, query, top_k, filters)
+        hits = await anyio.to_thread.run_sync(
+            corpus.retriever.retrieve, query, top_k, filters, spent
+        )
+        spent["retrieve"] = _ms(began)
+        return hits
 
     async def ask(
         self,
@@ -109,16 +121,19 @@ class RagService:
         the model; `on_token` (called from the worker thread) each raw piece, False to stop."""
         began = time.perf_counter()
         corpus = await self.corpus(collection)
-        hits = await anyio.to_thread.run_sync(
-            corpus.retriever.retrieve, question, top_k or self.settings.retrieval.top_k, filters
-        )
-        timings = {"retrieve": _ms(began)}
+        timings: dict[str, float] = {}
+        top = top_k or self.settings.retrieval.top_k
+        hits = await self.search(question, top, filters, collection, timings)
         if not hits:
             metrics.EMPTY_RETRIEVALS.inc()
-        if not hits or max(h.score for h in hits) < self.settings.grounding.gate_threshold:
+        started = time.perf_counter()
+        refused = not hits or max(h.score for h in hits) < self.settings.grounding.gate_threshold
+        timings["gate"] = _ms(started)
+        if refused:
             return self._refuse(question, hits, timings, began)
 
         cfg = self.settings.generator
+        started = time.perf_counter()
         rendered = build_prompt(
             self.generator.style,
             question,
@@ -126,17 +141,29 @@ class RagService:
             self.generator.count_tokens,
             budget=self.generator.context_tokens - cfg.max_tokens - 16,
         )
+        timings["prompt"] = _ms(started)
         if on_sources is not None:
             await on_sources(rendered.sources)
+        first_token: list[float] = []
+
+        def tap(piece: str) -> bool:
+            if not first_token:
+                first_token.append(time.perf_counter())
+            return on_token(piece) if on_token is not None else True
+
         started = time.perf_counter()
         generation = Generation("", 0, 0, "stop")  # no source fits the context: quote, or refuse
         if rendered.sources:
             async with self.gate.slot():
+                timings["queue_wait"] = _ms(started)
+                started = time.perf_counter()
                 deadline = time.monotonic() + cfg.timeout_s
                 generation = await anyio.to_thread.run_sync(
-                    self.generator.generate, rendered.prompt, cfg.max_tokens, deadline, on_token
+                    self.generator.generate, rendered.prompt, cfg.max_tokens, deadline, tap
                 )
         timings["generate"] = _ms(started)
+        if first_token:  # prompt processing and the first token, inside `generate`
+            timings["first_token"] = round((first_token[0] - started) * 1000, 2)
         seconds = time.perf_counter() - started
         metrics.GENERATED_TOKENS.inc(generation.completion_tokens)
         metrics.GENERATION_SECONDS.inc(seconds)
@@ -146,9 +173,11 @@ class RagService:
         sources = rendered.sources
         relevance = [h.score for h in sources]
         verified = verify(generation.text, sources, relevance, self.policy)
-        if verified.status != "answered":
-            verified = await anyio.to_thread.run_sync(self._extract, question, hits, corpus)
         timings["verify"] = _ms(started)
+        if verified.status != "answered":
+            started = time.perf_counter()
+            verified = await anyio.to_thread.run_sync(self._extract, question, hits, corpus)
+            timings["extract"] = _ms(started)
         if verified.status == "insufficient_evidence":
             answer = self._refuse(question, hits, timings, began, verified.removed_sentences)
         else:

@@ -46,6 +46,24 @@ class EmbedderSettings(_Section):
     model_path: Path | None = None
     batch_size: int = Field(64, ge=1, le=4096)
     max_tokens: int = Field(256, ge=16, le=8192, description="word pieces the model reads")
+    # onnx / openvino run an ONNX export of the model, made once under data_dir/models/embedder;
+    # torch runs it as shipped. fp32 ONNX gives torch's vectors, and answers a query many times
+    # faster on a busy CPU (bench/ingest_bench.py, bench/results/ingest.md, README).
+    backend: Literal["torch", "onnx", "openvino"] = "onnx"
+    quantize: Literal["none", "int8"] = Field(
+        "none", description="int8: dynamic per-channel weight quantization (onnx/openvino only)"
+    )
+
+    @model_validator(mode="after")
+    def _quantize_needs_onnx(self) -> EmbedderSettings:
+        if self.quantize != "none" and self.backend == "torch":
+            raise ValueError("quantize=int8 needs backend onnx or openvino (RAG_EMBEDDER__BACKEND)")
+        return self
+
+    @property
+    def variant(self) -> str:
+        """How the vectors are computed: the backend, plus the quantization if any."""
+        return self.backend if self.quantize == "none" else f"{self.backend}-{self.quantize}"
 
 
 class GeneratorSettings(_Section):

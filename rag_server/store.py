@@ -21,8 +21,11 @@ if TYPE_CHECKING:
 
     from rag_server.settings import Settings
 
+log = logging.getLogger(__name__)
+
 _META_MODEL = "embed_model"
 _META_DIM = "embed_dim"
+_META_VARIANT = "embed_variant"  # torch, onnx, onnx-int8...: recorded, mismatch only warns
 # Bumped by every write, so readers know when to rebuild derived indexes (the keyword index).
 _META_REVISION = "revision"
 _PAGE = 1000  # rows per read when scanning the whole collection
@@ -143,6 +146,11 @@ class Hit:
     score: float
 
 
+def _precision(variant: str) -> str:
+    """torch, onnx and openvino in fp32 give the same vectors; only quantization changes them."""
+    return variant.partition("-")[2] or "fp32"
+
+
 def open_client(settings: Settings) -> ClientAPI:
     """A Chroma client with telemetry off: embedded under the data dir, or a Chroma server (http).
 
@@ -240,17 +248,32 @@ class ChunkStore:
                 raise CollectionNotFoundError(f"no collection named '{self.name}'") from None
         collection = self.client.get_or_create_collection(
             self.name,
-            metadata={_META_MODEL: self.identity.name, _META_DIM: self.identity.dim},
+            metadata=self._identity_metadata(),
             configuration={"hnsw": {"space": "cosine"}},
             embedding_function=None,  # never Chroma's default: it would download a model
         )
         if not (collection.metadata or {}).get(_META_MODEL) and collection.count() == 0:
             # An empty collection made elsewhere (e.g. by hand): claim it for our embedder.
-            collection.modify(
-                metadata={_META_MODEL: self.identity.name, _META_DIM: self.identity.dim}
-            )
+            collection.modify(metadata=self._identity_metadata())
         self._check_identity(collection)
+        stored = str((collection.metadata or {}).get(_META_VARIANT, "torch"))
+        if _precision(stored) != _precision(self.identity.variant):
+            log.warning(
+                "collection '%s' was embedded with the %s variant of %s and is queried with the "
+                "%s variant: same model, vectors differ slightly (see bench/results/embedder.md)",
+                self.name,
+                stored,
+                self.identity.name,
+                self.identity.variant,
+            )
         return collection
+
+    def _identity_metadata(self) -> dict[str, str | int]:
+        return {
+            _META_MODEL: self.identity.name,
+            _META_DIM: self.identity.dim,
+            _META_VARIANT: self.identity.variant,
+        }
 
     def _check_identity(self, collection: Collection) -> None:
         meta = collection.metadata or {}

@@ -27,8 +27,9 @@ EXAMPLES = ROOT / "examples" / "docs"
 
 
 @pytest.fixture(scope="session")
-def embedder() -> Embedder:
-    return load_embedder(load_settings().embedder)
+def embedder(tmp_path_factory: pytest.TempPathFactory) -> Embedder:
+    """The default embedder (its ONNX export made once per session, in a temporary models dir)."""
+    return load_embedder(load_settings().embedder, tmp_path_factory.mktemp("models"))
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ def test_defaults_match_the_documented_ones(monkeypatch: pytest.MonkeyPatch) -> 
     assert s.embedder.name == "sentence-transformers/all-MiniLM-L6-v2"
     assert s.generator.model_path is None
     assert s.ingest.chunk_size < s.embedder.max_tokens
+    assert (s.embedder.backend, s.embedder.quantize) == ("onnx", "none")
 
 
 def test_nested_variables_are_read_with_double_underscore(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -155,9 +155,10 @@ class QueryController(Controller):
         collection = collection_for(key, data.collection, rag)
         with auditor.record("search", key.id, collection, data.query) as entry:
             filters = filters_for(data.filters, key)
-            hits = await rag.service.search(data.query, data.top_k, filters, collection)
+            timings: dict[str, float] = {}
+            hits = await rag.service.search(data.query, data.top_k, filters, collection, timings)
             entry.documents = [h.chunk.document_id for h in hits]
-        return SearchResponse([_result(h) for h in hits])
+        return SearchResponse([_result(h) for h in hits], timings)
 
     @post(
         "/ask",

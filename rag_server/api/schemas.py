@@ -53,6 +53,7 @@ class SearchResult(PassageOut, kw_only=True):
 
 class SearchResponse(msgspec.Struct):
     results: list[SearchResult]
+    timings_ms: dict[str, float] = msgspec.field(default_factory=dict)
 
 
 class AskRequest(msgspec.Struct, forbid_unknown_fields=True):
