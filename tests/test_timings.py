@@ -5,10 +5,10 @@ from __future__ import annotations
 import threading
 
 from rag_server.settings import Settings
-from tests.conftest import ScriptedGenerator
-from tests.test_api import ClientFor, client_for, ingested
+from tests.conftest import ClientFor, ScriptedGenerator
+from tests.test_api import ingested
 
-__all__ = ["client_for", "ingested"]  # fixtures, imported for pytest
+__all__ = ["ingested"]  # a fixture, imported for pytest
 
 RETRIEVAL = {"embed_query", "dense", "keyword", "fuse", "retrieve"}
 QUESTION = {"question": "What time does the first day start?"}
