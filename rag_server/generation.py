@@ -11,6 +11,7 @@ import logging
 import re
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -196,6 +197,22 @@ class LlamaCppGenerator:
         return len(self.llm.tokenize(prompt.text.encode()))
 
 
+class Reservation:
+    """A place in the generation queue, held from before a stream starts until its generation
+    takes the model (or the request ends without one). Released at most once; a reservation
+    dropped unreleased (a client gone before its stream began) is released when collected."""
+
+    def __init__(self, gate: GenerationGate) -> None:
+        self._release = weakref.finalize(self, gate._leave)
+
+    @property
+    def held(self) -> bool:
+        return self._release.alive
+
+    def release(self) -> None:
+        self._release()
+
+
 class GenerationGate:
     """One generation at a time; at most `depth` waiting; the rest are refused immediately."""
 
@@ -205,22 +222,37 @@ class GenerationGate:
         self._waiting = 0
 
     def check(self) -> None:
-        """Refuse now, before a streamed response starts, if a request would be turned away."""
+        """Refuse now if a request would be turned away."""
         if self._running.locked() and self._waiting >= self.depth:
             raise OverloadedError(
                 f"the model is busy and {self._waiting} requests are already waiting; retry shortly"
             )
 
-    @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
+    def _enter(self) -> None:
         self.check()
         self._waiting += 1
         metrics.QUEUE_WAITING.inc()
+
+    def _leave(self) -> None:
+        self._waiting -= 1
+        metrics.QUEUE_WAITING.dec()
+
+    def reserve(self) -> Reservation:
+        """Take a place in the queue now, so a streamed response that has started (200) is never
+        turned away later by requests that arrived after it."""
+        self._enter()
+        return Reservation(self)
+
+    @asynccontextmanager
+    async def slot(self, reservation: Reservation | None = None) -> AsyncIterator[None]:
+        if reservation is not None and reservation.held:
+            reservation._release.detach()  # the place passes to this slot, which leaves it below
+        else:
+            self._enter()
         try:
             await self._running.acquire()
         finally:
-            self._waiting -= 1
-            metrics.QUEUE_WAITING.dec()
+            self._leave()
         metrics.GENERATING.inc()
         try:
             yield

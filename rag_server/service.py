@@ -21,7 +21,7 @@ import numpy as np
 from rag_server import metrics
 from rag_server.catalog import Catalog, Corpus
 from rag_server.embedding import Embedder
-from rag_server.generation import Generation, GenerationGate, Generator
+from rag_server.generation import Generation, GenerationGate, Generator, Reservation
 from rag_server.grounding import (
     Policy,
     Quote,
@@ -116,9 +116,29 @@ class RagService:
         collection: str | None = None,
         on_sources: Callable[[list[Hit]], Awaitable[None]] | None = None,
         on_token: Callable[[str], bool] | None = None,
+        reservation: Reservation | None = None,
     ) -> Answer:
         """The verified answer. The hooks serve streaming: `on_sources` gets the passages shown to
-        the model; `on_token` (called from the worker thread) each raw piece, False to stop."""
+        the model; `on_token` (called from the worker thread) each raw piece, False to stop;
+        `reservation` a queue place taken before the stream started."""
+        try:
+            return await self._ask(
+                question, filters, top_k, collection, on_sources, on_token, reservation
+            )
+        finally:
+            if reservation is not None:
+                reservation.release()  # no generation took it: refused, or failed before
+
+    async def _ask(
+        self,
+        question: str,
+        filters: Filters,
+        top_k: int | None,
+        collection: str | None,
+        on_sources: Callable[[list[Hit]], Awaitable[None]] | None,
+        on_token: Callable[[str], bool] | None,
+        reservation: Reservation | None,
+    ) -> Answer:
         began = time.perf_counter()
         corpus = await self.corpus(collection)
         timings: dict[str, float] = {}
@@ -154,7 +174,7 @@ class RagService:
         started = time.perf_counter()
         generation = Generation("", 0, 0, "stop")  # no source fits the context: quote, or refuse
         if rendered.sources:
-            async with self.gate.slot():
+            async with self.gate.slot(reservation):
                 timings["queue_wait"] = _ms(started)
                 started = time.perf_counter()
                 deadline = time.monotonic() + cfg.timeout_s
@@ -203,6 +223,7 @@ class RagService:
         filters: Filters,
         top_k: int | None = None,
         collection: str | None = None,
+        reservation: Reservation | None = None,
     ) -> AsyncIterator[tuple[str, Any]]:
         """("sources", hits), ("token", text)..., ("final", Answer). Closing the iterator (a client
         that went away) stops generation at the next token, which frees the model for others."""
@@ -223,7 +244,9 @@ class RagService:
 
         async def produce() -> None:
             async with send:
-                answer = await self.ask(question, filters, top_k, collection, on_sources, on_token)
+                answer = await self.ask(
+                    question, filters, top_k, collection, on_sources, on_token, reservation
+                )
                 with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
                     await send.send(("final", answer))
 

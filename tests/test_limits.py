@@ -170,3 +170,37 @@ def test_logs_never_contain_api_keys_or_hashed_questions(
     secret = token.split("_", 2)[2]  # rag_<id>_<secret>
     assert token not in everything and secret not in everything
     assert QUESTION not in everything
+
+
+def test_a_queue_place_held_for_a_stream_is_given_back_however_the_request_ends() -> None:
+    """Found by the load test: a stream that had started (200) could be pushed out of the queue
+    by later requests. Its place is now reserved before it starts, and never leaks."""
+    import gc
+
+    from rag_server.errors import OverloadedError
+    from rag_server.generation import GenerationGate
+
+    gate = GenerationGate(depth=1)
+    kept = gate.reserve()
+    dropped = gate.reserve()  # the model is idle: both may wait
+    assert gate._waiting == 2
+    del dropped  # a client gone before its stream began
+    gc.collect()
+    assert gate._waiting == 1
+    kept.release()
+    kept.release()  # at most once
+    assert gate._waiting == 0
+
+    async def busy() -> None:
+        async with gate.slot():
+            held = gate.reserve()
+            with pytest.raises(OverloadedError):
+                gate.reserve()  # the queue (depth 1) is full: refused before any stream starts
+            with pytest.raises(OverloadedError):
+                gate.check()
+            held.release()
+
+    import asyncio
+
+    asyncio.run(busy())
+    assert gate._waiting == 0

@@ -34,6 +34,7 @@ from rag_server.api.security import caller, check_collection
 from rag_server.audit import AuditEntry, Auditor
 from rag_server.auth import ApiKey
 from rag_server.errors import RagError
+from rag_server.generation import Reservation
 from rag_server.grounding import Quote
 from rag_server.rag import Rag
 from rag_server.retrieval import Filters
@@ -185,9 +186,11 @@ class QueryController(Controller):
         filters = filters_for(data.filters, key)
         if data.stream or "text/event-stream" in request.headers.get("accept", ""):
             await rag.service.corpus(collection)  # a missing collection is a 404, not a stream
-            rag.service.gate.check()
+            # A place in the queue is held from now: once the stream has started (200), no later
+            # request can push it out into an error event.
+            reservation = rag.service.gate.reserve()
             record = auditor.record("ask", key.id, collection, data.question)
-            return EventStream(_events(rag.service, data, filters, collection, record))
+            return EventStream(_events(rag.service, data, filters, collection, record, reservation))
         with auditor.record("ask", key.id, collection, data.question) as entry:
             answer = await rag.service.ask(data.question, filters, data.top_k, collection)
             audit_answer(entry, answer)
@@ -205,10 +208,11 @@ async def _events(
     filters: Filters,
     collection: str,
     record: contextlib.AbstractContextManager[AuditEntry],
+    reservation: Reservation,
 ) -> AsyncIterator[ServerSentEventMessage]:
     with record as entry:
         try:
-            stream = service.ask_stream(data.question, filters, data.top_k, collection)
+            stream = service.ask_stream(data.question, filters, data.top_k, collection, reservation)
             async for kind, payload in stream:
                 if kind == "sources":
                     body: Any = [_source(n, hit) for n, hit in enumerate(payload, start=1)]
