@@ -12,7 +12,7 @@ import re
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +70,24 @@ class Generator(Protocol):
     ) -> Generation:
         """Complete `prompt`. `on_token` sees each piece as it is made; returning False stops."""
         ...
+
+
+def drain(
+    pieces: Iterable[str],
+    out: list[str],
+    deadline: float,
+    on_token: Callable[[str], bool] | None,
+) -> str | None:
+    """Collect a model's pieces into `out` until they end (None), the deadline passes
+    ("deadline") or the reader stops them ("cancelled"): the loop every Generator backend
+    shares. `out` keeps what came before an error the stream raises."""
+    for piece in pieces:
+        out.append(piece)
+        if time.monotonic() > deadline:
+            return "deadline"
+        if on_token is not None and not on_token(piece):
+            return "cancelled"
+    return None
 
 
 _INSTRUCT_HINT = re.compile(r"instruct|chat|\bit\b|[-_]it\b|sft|dpo|rlhf", re.IGNORECASE)
@@ -150,17 +168,8 @@ class LlamaCppGenerator:
     ) -> Generation:
         with self._lock:
             out: list[str] = []
-            finish = "stop"
-            for produced, piece in enumerate(self._stream(prompt, max_tokens), start=1):
-                out.append(piece)
-                if produced >= max_tokens:
-                    finish = "length"
-                if time.monotonic() > deadline:
-                    finish = "deadline"
-                    break
-                if on_token is not None and not on_token(piece):
-                    finish = "cancelled"
-                    break
+            stopped = drain(self._stream(prompt, max_tokens), out, deadline, on_token)
+            finish = stopped or ("length" if len(out) >= max_tokens else "stop")
             text = "".join(out)
             completion_tokens = self.count_tokens(text) if text else 0
             return Generation(text, self._prompt_tokens(prompt), completion_tokens, finish)

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from rag_server.errors import GeneratorUnavailableError
-from rag_server.generation import Generation, Prompt, PromptStyle
+from rag_server.generation import Generation, Prompt, PromptStyle, drain
 from rag_server.settings import GeneratorSettings
 
 # No tokenizer for a remote model: estimate generously (English runs about 4 characters a token),
@@ -88,30 +88,28 @@ class OpenAIGenerator:
         on_token: Callable[[str], bool] | None = None,
     ) -> Generation:
         with self._lock:
-            out: list[str] = []
-            finish = "stop"
             usage: dict[str, Any] = {}
-            try:
+            reasons: list[str] = []
+
+            def pieces() -> Iterator[str]:
                 for piece, event in self._stream(prompt, max_tokens, deadline):
-                    usage = event.get("usage") or usage
-                    reason = (event.get("choices") or [{}])[0].get("finish_reason")
-                    if reason == "length":
-                        finish = "length"
-                    if not piece:
-                        continue
-                    out.append(piece)
-                    if time.monotonic() > deadline:
-                        finish = "deadline"
-                        break
-                    if on_token is not None and not on_token(piece):
-                        finish = "cancelled"
-                        break
+                    if event.get("usage"):  # the last report wins
+                        usage.clear()
+                        usage.update(event["usage"])
+                    reasons.append((event.get("choices") or [{}])[0].get("finish_reason") or "")
+                    if piece:
+                        yield piece
+
+            out: list[str] = []
+            try:
+                stopped = drain(pieces(), out, deadline, on_token)
             except httpx.TimeoutException as exc:
                 if time.monotonic() < deadline:
                     raise GeneratorUnavailableError(f"generator endpoint timed out: {exc}") from exc
-                finish = "deadline"
+                stopped = "deadline"
             except httpx.HTTPError as exc:
                 raise GeneratorUnavailableError(f"generator endpoint failed: {exc}") from exc
+            finish = stopped or ("length" if "length" in reasons else "stop")
             text = "".join(out)
             prompt_tokens = int(usage.get("prompt_tokens") or self.count_tokens(prompt.text))
             completion_tokens = int(usage.get("completion_tokens") or self.count_tokens(text))
