@@ -61,6 +61,15 @@ def bearer(token: str) -> dict[str, str]:
 
 
 @pytest.fixture
+def examples(settings: Settings, embedder: Embedder) -> Settings:
+    """The example documents ingested, with the evidence gate fixed at 0.3: tests of orchestration
+    must not move when the calibrated default is changed."""
+    build_pipeline(settings, embedder).run([EXAMPLES])
+    grounding = settings.grounding.model_copy(update={"gate_threshold": 0.3})
+    return settings.model_copy(update={"grounding": grounding})
+
+
+@pytest.fixture
 def make_pipeline(settings: Settings, embedder: Embedder) -> Callable[..., Pipeline]:
     def make(**overrides: object) -> Pipeline:
         return build_pipeline(settings.model_copy(update=overrides), embedder)

@@ -11,28 +11,20 @@ import httpx
 import pytest
 from litestar.testing import TestClient
 
-from ingest.build import build_pipeline
 from rag_server.app import create_app
 from rag_server.embedding import Embedder
 from rag_server.rag import assemble
 from rag_server.settings import Settings
-from tests.conftest import EXAMPLES, ScriptedGenerator, add_key, bearer, serve_app
+from tests.conftest import ScriptedGenerator, add_key, bearer, serve_app
 
 QUESTION = "What is the maximum hotel cost per night?"
 ANSWER = "Hotel stays are capped at €165 per night [1]."
 
 
 @pytest.fixture
-def tuned(settings: Settings, embedder: Embedder) -> Settings:
-    build_pipeline(settings, embedder).run([EXAMPLES])
-    return settings.model_copy(
-        update={
-            "grounding": settings.grounding.model_copy(update={"gate_threshold": 0.3}),
-            "limits": settings.limits.model_copy(
-                update={"requests_per_minute": 5, "max_body_kb": 4}
-            ),
-        }
-    )
+def tuned(examples: Settings) -> Settings:
+    limits = examples.limits.model_copy(update={"requests_per_minute": 5, "max_body_kb": 4})
+    return examples.model_copy(update={"limits": limits})
 
 
 def test_each_key_has_its_own_rate_limit_with_retry_after(
@@ -76,16 +68,11 @@ def test_oversized_bodies_and_fields_are_4xx_naming_the_problem(
 
 
 def test_sixteen_concurrent_askers_get_200_or_503_never_an_error(
-    settings: Settings, embedder: Embedder
+    examples: Settings, embedder: Embedder
 ) -> None:
     """Over real uvicorn: queue depth 4, one slow generation at a time, 16 clients at once."""
-    build_pipeline(settings, embedder).run([EXAMPLES])
-    tuned = settings.model_copy(
-        update={
-            "grounding": settings.grounding.model_copy(update={"gate_threshold": 0.3}),
-            "generator": settings.generator.model_copy(update={"queue_depth": 4}),
-        }
-    )
+    generator_settings = examples.generator.model_copy(update={"queue_depth": 4})
+    tuned = examples.model_copy(update={"generator": generator_settings})
     generator = ScriptedGenerator([ANSWER], delay_s=0.4)
     app = create_app(tuned, assemble(tuned, embedder, generator))
     headers = bearer(add_key(tuned))

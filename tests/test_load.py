@@ -15,12 +15,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ingest.build import build_pipeline
 from rag_server.app import create_app
 from rag_server.embedding import Embedder
 from rag_server.rag import assemble
 from rag_server.settings import Settings
-from tests.conftest import EXAMPLES, ScriptedGenerator, add_key, bearer, serve_app
+from tests.conftest import ScriptedGenerator, add_key, bearer, serve_app
 
 pytestmark = pytest.mark.slow
 REQUESTS = 320
@@ -41,15 +40,10 @@ def _rss_mb() -> float:
 
 
 def test_mixed_load_gets_only_200_429_or_503_and_memory_stays_flat(
-    settings: Settings, embedder: Embedder
+    examples: Settings, embedder: Embedder
 ) -> None:
-    build_pipeline(settings, embedder).run([EXAMPLES])
-    tuned = settings.model_copy(
-        update={
-            "grounding": settings.grounding.model_copy(update={"gate_threshold": 0.3}),
-            "limits": settings.limits.model_copy(update={"requests_per_minute": 100_000}),
-        }
-    )
+    limits = examples.limits.model_copy(update={"requests_per_minute": 100_000})
+    tuned = examples.model_copy(update={"limits": limits})
     reply = "Hotel stays are capped at €165 per night [1]. Employees get 27 days [2]."
     generator = ScriptedGenerator([reply], delay_s=0.05, token_delay_s=0.005)
     app = create_app(tuned, assemble(tuned, embedder, generator))

@@ -8,12 +8,11 @@ import openai
 import pytest
 from litestar.testing import TestClient
 
-from ingest.build import build_pipeline
 from rag_server.app import create_app
 from rag_server.embedding import Embedder
 from rag_server.rag import assemble
 from rag_server.settings import Settings
-from tests.conftest import EXAMPLES, ScriptedGenerator, add_key
+from tests.conftest import ScriptedGenerator, add_key
 
 QUESTION = "What is the maximum hotel cost per night?"
 SUPPORTED = "Hotel stays are capped at €165 per night [1]."
@@ -21,11 +20,8 @@ INVENTED = "The CEO approves every hotel booking personally [1]."
 
 
 @pytest.fixture
-def client(settings: Settings, embedder: Embedder) -> Iterator[openai.OpenAI]:
-    build_pipeline(settings, embedder).run([EXAMPLES])
-    tuned = settings.model_copy(
-        update={"grounding": settings.grounding.model_copy(update={"gate_threshold": 0.3})}
-    )
+def client(examples: Settings, embedder: Embedder) -> Iterator[openai.OpenAI]:
+    tuned = examples
     generator = ScriptedGenerator([f"{SUPPORTED} {INVENTED}"])
     app = create_app(tuned, assemble(tuned, embedder, generator))
     with TestClient(app=app, raise_server_exceptions=False) as http:

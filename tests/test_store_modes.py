@@ -26,13 +26,6 @@ from tests.conftest import EXAMPLES, ClientFor, ScriptedGenerator, add_key, bear
 from tests.processes import BIN, ChromaServer, free_port, rag_env
 
 
-@pytest.fixture
-def ingested(settings: Settings, embedder: Embedder) -> Settings:
-    build_pipeline(settings, embedder).run([EXAMPLES])
-    grounding = settings.grounding.model_copy(update={"gate_threshold": 0.3})
-    return settings.model_copy(update={"grounding": grounding})
-
-
 def test_a_second_writer_is_refused_at_once_naming_the_holder(tmp_path: Path) -> None:
     with exclusive_writer(tmp_path, "first-writer"):
         with pytest.raises(StoreLockedError) as info, exclusive_writer(tmp_path, "second"):
@@ -84,10 +77,10 @@ def test_a_killed_writer_leaves_no_stale_lock(tmp_path: Path) -> None:
 
 
 def test_the_server_reads_while_a_writer_holds_the_lock(
-    ingested: Settings, client_for: ClientFor
+    examples: Settings, client_for: ClientFor
 ) -> None:
-    client = client_for(ingested, ScriptedGenerator(["unused"]))
-    with store_writer(ingested, "rag-ingest"):
+    client = client_for(examples, ScriptedGenerator(["unused"]))
+    with store_writer(examples, "rag-ingest"):
         response = client.post("/v1/search", json={"query": "parental leave weeks"})
         assert response.status_code == 200
         assert response.json()["results"][0]["document_id"] == "leave-policy.docx"
@@ -105,7 +98,7 @@ def test_an_unreachable_chroma_server_fails_start_up_naming_the_settings(
 
 
 def test_an_unreachable_generator_endpoint_is_503_and_search_still_works(
-    ingested: Settings, client_for: ClientFor
+    examples: Settings, client_for: ClientFor
 ) -> None:
     generator_settings = load_settings(
         generator={
@@ -115,7 +108,7 @@ def test_an_unreachable_generator_endpoint_is_503_and_search_still_works(
             "timeout_s": 5,
         }
     ).generator
-    client = client_for(ingested, OpenAIGenerator.connect(generator_settings))
+    client = client_for(examples, OpenAIGenerator.connect(generator_settings))
     ready = client.get("/readyz")
     assert ready.status_code == 503 and "generator endpoint" in ready.json()["detail"]
     ask = client.post("/v1/ask", json={"question": "How many weeks of parental leave?"})
@@ -127,12 +120,12 @@ def test_an_unreachable_generator_endpoint_is_503_and_search_still_works(
 
 @pytest.mark.slow
 def test_an_embedded_server_sees_another_processes_ingest_and_delete(
-    ingested: Settings, client_for: ClientFor, tmp_path: Path
+    examples: Settings, client_for: ClientFor, tmp_path: Path
 ) -> None:
     """rag-ingest in its own process (as the Kubernetes Job) writes the store the server reads.
     An embedded Chroma client caches its vector index, so without reopening on a new revision
     the server would keep returning deleted chunks and miss new ones."""
-    client = client_for(ingested, ScriptedGenerator(["unused"]))
+    client = client_for(examples, ScriptedGenerator(["unused"]))
     docs = tmp_path / "more"
     docs.mkdir()
     (docs / "aurora.md").write_text(
@@ -147,7 +140,7 @@ def test_an_embedded_server_sees_another_processes_ingest_and_delete(
         return str(response.json()["results"][0]["document_id"])
 
     assert top() != "aurora.md"
-    env = rag_env(ingested.data_dir)
+    env = rag_env(examples.data_dir)
     add = subprocess.run(
         [BIN / "rag-ingest", docs, "--json"], env=env, capture_output=True, text=True,
         timeout=300, check=False,
