@@ -42,7 +42,7 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: bench-ingest bench-query bench-concurrency  ## every benchmark below (about 50 min)
+bench: bench-ingest bench-query bench-concurrency  ## every benchmark below (about 60 min)
 
 bench-ingest: install  ## ingestion and embedder backends: speed and hit@5 (about 20 min)
 	$(BIN)/pip install -q -e '.[dev,openvino]'  # the openvino runtime only: torch stays 2.13.0
@@ -54,8 +54,9 @@ lock: install  ## pin the image's run-time packages to this venv's versions (doc
 bench-query: install  ## search/ask latency, llama.cpp ratio, bandwidth bound, memory (about 25 min)
 	$(BIN)/python bench/query_bench.py
 
-bench-concurrency: install  ## /v1/ask under 1, 4 and 16 clients, with a plot (about 6 min)
+bench-concurrency: install  ## /v1/ask under 1, 4 and 16 clients, defaults and model writing (about 12 min)
 	$(BIN)/python bench/concurrency_bench.py
+	$(BIN)/python bench/concurrency_bench.py --answer-mode generate
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

@@ -67,7 +67,9 @@ def collect(
             generator.count_tokens,
             generator.context_tokens - settings.generator.max_tokens - 16,
         )
-        if generations is None:
+        if service.answer_mode == "extract":
+            raw = ""  # the model is not asked to write (RAG_GROUNDING__ANSWER_MODE)
+        elif generations is None:
             raw = generator.generate(
                 rendered.prompt, settings.generator.max_tokens, time.monotonic() + 120
             ).text
@@ -79,9 +81,7 @@ def collect(
         extracted = extractive(
             question, hits, [h.score for h in hits], service.policy, score=scorer
         )
-        ex_score = (
-            scorer(question, [extracted.citations[0].text])[0] if extracted.citations else -9.0
-        )
+        ex_score = extracted.score if extracted.score is not None else -9.0
         rows.append(
             {
                 "id": item["id"],

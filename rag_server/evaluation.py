@@ -55,14 +55,28 @@ def _sentences(answer: str) -> int:
     return len([s for s in re.split(r"(?<=[.!?])\s+", answer.strip()) if s])
 
 
-def run_one(client: Any, item: dict[str, Any]) -> Record:
-    search = client.post("/v1/search", json={"query": item["question"], "top_k": 5})
-    search.raise_for_status()
-    results = search.json()["results"]
-    began = time.perf_counter()
-    response = client.post("/v1/ask", json={"question": item["question"]})
-    latency = time.perf_counter() - began
+def _post(client: Any, path: str, body: dict[str, Any], attempts: int = 10) -> tuple[Any, float]:
+    """POST as a well-behaved client: on 429/503, wait the Retry-After the server gives and try
+    again. Returns the response and the latency of the attempt that got it."""
+    for _ in range(attempts - 1):
+        began = time.perf_counter()
+        response = client.post(path, json=body)
+        latency = time.perf_counter() - began
+        if response.status_code not in (429, 503):
+            break
+        time.sleep(min(60.0, float(response.headers.get("retry-after", "1"))))
+    else:
+        began = time.perf_counter()
+        response = client.post(path, json=body)
+        latency = time.perf_counter() - began
     response.raise_for_status()
+    return response, latency
+
+
+def run_one(client: Any, item: dict[str, Any]) -> Record:
+    search, _ = _post(client, "/v1/search", {"query": item["question"], "top_k": 5})
+    results = search.json()["results"]
+    response, latency = _post(client, "/v1/ask", {"question": item["question"]})
     body = response.json()
     status = body["status"]
     answered = status != "insufficient_evidence"

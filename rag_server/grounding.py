@@ -159,6 +159,7 @@ class Verified:
     status: str  # "answered", "extractive" or "insufficient_evidence"
     citations: list[Quote] = field(default_factory=list)
     removed_sentences: int = 0
+    score: float | None = None  # an extractive answer: its best sentence's score
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,9 @@ class Policy:
     min_claim_words: int = 3  # shorter fragments (headings, "1.", echoed markers) are not claims
     max_sentences: int = 3  # small models repeat themselves; a long answer is not a better one
     max_quote_words: int = 60  # an extractive quote takes the next sentence too, up to this
+    # An extractive answer quotes the runner-up sentence as well while the whole stays this short:
+    # the best sentence held the answer for 40 of 60 dev-set questions, one of the best two for 45.
+    max_answer_words: int = 70
 
 
 def _claim_terms(text: str) -> set[str]:
@@ -261,7 +265,8 @@ def extractive(
     score: Callable[[str, list[str]], list[float]] | None = None,
     min_score: float | None = None,
 ) -> Verified:
-    """Quote the source sentence that best answers the question, verbatim, from a relevant passage.
+    """Quote the source sentence that best answers the question, verbatim, from a relevant passage,
+    and the runner-up too when both pass `min_score` and stay short together.
 
     `score(question, sentences)` ranks candidate sentences (the service passes an embedding
     similarity); by default, the share of the question's content words each sentence contains.
@@ -283,15 +288,37 @@ def extractive(
     if not texts:
         return Verified(policy.refusal, "insufficient_evidence")
     scores = (score or overlap_scores)(question, texts)
-    best = max(range(len(texts)), key=lambda k: (scores[k], relevance[candidates[k][0]]))
+    ranked = sorted(
+        range(len(texts)), key=lambda k: (scores[k], relevance[candidates[k][0]]), reverse=True
+    )
+    best = ranked[0]
     if min_score is not None and scores[best] < min_score:
-        return Verified(policy.refusal, "insufficient_evidence")
-    i, lo, _, end = candidates[best]
-    hit = sources[i]
-    text = hit.chunk.text[lo:end]
-    quote = Quote(i + 1, hit, hit.chunk.start + lo, hit.chunk.start + end, text)
+        return Verified(policy.refusal, "insufficient_evidence", score=scores[best])
+    quotes = [_quote(sources, candidates[best])]
+    words = len(quotes[0].text.split())
+    for k in ranked[1:]:
+        if min_score is not None and scores[k] < min_score:
+            break
+        quote = _quote(sources, candidates[k])
+        if not any(_overlap(quote, q) for q in quotes):
+            if words + len(quote.text.split()) <= policy.max_answer_words:
+                quotes.append(quote)
+            break  # only the runner-up is worth adding; a third is more often noise
     # The citation's quote stays verbatim; the answer drops image markup the passage carried.
-    return Verified(f"{without_images(text)} [{i + 1}]", "extractive", [quote], 0)
+    answer = " ".join(f"{without_images(q.text)} [{q.n}]" for q in quotes)
+    return Verified(answer, "extractive", quotes, 0, score=scores[best])
+
+
+def _quote(sources: Sequence[Hit], candidate: tuple[int, int, int, int]) -> Quote:
+    i, lo, _, end = candidate
+    hit = sources[i]
+    return Quote(i + 1, hit, hit.chunk.start + lo, hit.chunk.start + end, hit.chunk.text[lo:end])
+
+
+def _overlap(a: Quote, b: Quote) -> bool:
+    """The same words of the same document (overlapping chunks repeat sentences)."""
+    same = a.hit.chunk.document_id == b.hit.chunk.document_id
+    return (same and a.start < b.end and b.start < a.end) or a.text == b.text
 
 
 def _is_statement(sentence: str, policy: Policy) -> bool:

@@ -81,6 +81,10 @@ class RagService:
         self.gate = gate
         g = settings.grounding
         self.policy = Policy(g.min_coverage, g.min_relevance, g.refusal)
+        mode = g.answer_mode
+        if mode == "auto":
+            mode = "extract" if generator.style == "base" else "generate"
+        self.answer_mode = mode
 
     async def corpus(self, collection: str | None) -> Corpus:
         """The named collection (default: the configured one); opening one reads the store."""
@@ -152,6 +156,26 @@ class RagService:
         if refused:
             return self._refuse(question, hits, timings, began)
 
+        if self.answer_mode == "extract":
+            if on_sources is not None:
+                await on_sources(hits)
+            return await self._conclude(question, hits, corpus, None, timings, began)
+        return await self._generate(
+            question, hits, corpus, on_sources, on_token, reservation, timings, began
+        )
+
+    async def _generate(
+        self,
+        question: str,
+        hits: list[Hit],
+        corpus: Corpus,
+        on_sources: Callable[[list[Hit]], Awaitable[None]] | None,
+        on_token: Callable[[str], bool] | None,
+        reservation: Reservation | None,
+        timings: dict[str, float],
+        began: float,
+    ) -> Answer:
+        """The model writes from the best passages; its verified sentences are the answer."""
         cfg = self.settings.generator
         started = time.perf_counter()
         rendered = build_prompt(
@@ -191,31 +215,45 @@ class RagService:
 
         started = time.perf_counter()
         sources = rendered.sources
-        relevance = [h.score for h in sources]
-        verified = verify(generation.text, sources, relevance, self.policy)
+        verified = verify(generation.text, sources, [h.score for h in sources], self.policy)
         timings["verify"] = _ms(started)
-        if verified.status != "answered":
-            started = time.perf_counter()
-            verified = await anyio.to_thread.run_sync(self._extract, question, hits, corpus)
-            timings["extract"] = _ms(started)
-        if verified.status == "insufficient_evidence":
-            answer = self._refuse(question, hits, timings, began, verified.removed_sentences)
-        else:
-            timings["total"] = _ms(began)
-            metrics.ANSWERS.labels(verified.status).inc()
-            answer = Answer(
-                verified.answer,
-                verified.status,
-                verified.citations,
-                [],
-                verified.removed_sentences,
-                self.generator.name,
-                timings_ms=timings,
-            )
+        answer = await self._conclude(question, hits, corpus, verified, timings, began)
         answer.prompt_tokens = generation.prompt_tokens
         answer.completion_tokens = generation.completion_tokens
         answer.finish_reason = generation.finish_reason
         return answer
+
+    async def _conclude(
+        self,
+        question: str,
+        hits: list[Hit],
+        corpus: Corpus,
+        verified: Verified | None,
+        timings: dict[str, float],
+        began: float,
+    ) -> Answer:
+        """The verified answer; without one (nothing survived, or none was written), a verbatim
+        quote of the best source sentence; without that, the refusal."""
+        if verified is None or verified.status != "answered":
+            started = time.perf_counter()
+            extracted = await anyio.to_thread.run_sync(self._extract, question, hits, corpus)
+            timings["extract"] = _ms(started)
+            if verified is not None:
+                extracted.removed_sentences = verified.removed_sentences
+            verified = extracted
+        if verified.status == "insufficient_evidence":
+            return self._refuse(question, hits, timings, began, verified.removed_sentences)
+        timings["total"] = _ms(began)
+        metrics.ANSWERS.labels(verified.status).inc()
+        return Answer(
+            verified.answer,
+            verified.status,
+            verified.citations,
+            [],
+            verified.removed_sentences,
+            self.generator.name,
+            timings_ms=timings,
+        )
 
     async def ask_stream(
         self,

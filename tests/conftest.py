@@ -34,7 +34,13 @@ def embedder(tmp_path_factory: pytest.TempPathFactory) -> Embedder:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return load_settings(data_dir=tmp_path / "data", audit={"path": str(tmp_path / "audit.jsonl")})
+    """Orchestration tests script the model's replies, so the model writes whatever its style
+    (`answer_mode` "auto" would not ask a base model to); tests/test_answer_mode.py covers "auto"."""
+    return load_settings(
+        data_dir=tmp_path / "data",
+        audit={"path": str(tmp_path / "audit.jsonl")},
+        grounding={"answer_mode": "generate"},
+    )
 
 
 def add_key(

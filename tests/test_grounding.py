@@ -103,12 +103,46 @@ def test_a_passage_irrelevant_to_the_question_supports_nothing() -> None:
 
 
 def test_extractive_fallback_quotes_the_best_sentence_verbatim() -> None:
-    result = extractive("How much is mileage reimbursed per kilometre?", SOURCES, RELEVANCE, POLICY)
+    question = "How much is mileage reimbursed per kilometre?"
+    result = extractive(question, SOURCES, RELEVANCE, POLICY, min_score=0.5)
     assert result.status == "extractive"
     (quote,) = result.citations
     assert quote.text == "Mileage is reimbursed at €0.31 per kilometre."
     assert DOC[quote.start : quote.end] == quote.text
     assert result.answer == "Mileage is reimbursed at €0.31 per kilometre. [2]"
+
+
+def _scripted(question: str, sentences: list[str]) -> list[float]:
+    """A ranker with fixed opinions: mileage first, the meal allowance second, the rest low."""
+    return [1.0 if "Mileage" in s else 0.9 if "meal" in s else 0.2 for s in sentences]
+
+
+def test_an_extractive_answer_adds_the_runner_up_with_its_own_citation() -> None:
+    result = extractive("Travel rates?", SOURCES, RELEVANCE, POLICY, _scripted, min_score=0.5)
+    assert [q.n for q in result.citations] == [2, 1]
+    best, runner_up = result.citations
+    assert best.text == "Mileage is reimbursed at €0.31 per kilometre."
+    assert runner_up.text.startswith("The domestic meal allowance is €42 per day.")
+    assert all(DOC[q.start : q.end] == q.text for q in result.citations)
+    assert result.answer == f"{best.text} [2] {runner_up.text} [1]"
+    assert result.score == 1.0
+
+
+def test_the_runner_up_must_pass_the_threshold_and_fit_the_length() -> None:
+    below = extractive("Travel rates?", SOURCES, RELEVANCE, POLICY, _scripted, min_score=0.95)
+    assert [q.n for q in below.citations] == [2]
+    short = Policy(min_coverage=0.6, min_relevance=0.3, max_answer_words=15)
+    too_long = extractive("Travel rates?", SOURCES, RELEVANCE, short, _scripted, min_score=0.5)
+    assert [q.n for q in too_long.citations] == [2]
+
+
+def test_the_runner_up_is_never_the_same_sentence_from_an_overlapping_chunk() -> None:
+    overlapping = [*SOURCES, _hit(DOC.index("Mileage"), len(DOC), score=0.75)]
+    result = extractive(
+        "Travel rates?", overlapping, [*RELEVANCE, 0.75], POLICY, _scripted, min_score=0.5
+    )
+    assert result.answer.count("Mileage") == 1
+    assert "meal allowance" in result.answer
 
 
 def test_extractive_refuses_when_no_source_is_relevant() -> None:
@@ -134,7 +168,7 @@ def test_extractive_quotes_the_next_sentence_that_gives_the_announced_answer() -
         pipeline="p", ingested_at="t",
     )  # fmt: skip
     question = "Which home directory should a system user without a home directory have?"
-    result = extractive(question, [Hit(chunk, 0.8)], [0.8], POLICY)
+    result = extractive(question, [Hit(chunk, 0.8)], [0.8], POLICY, min_score=0.5)
     (quote,) = result.citations
     assert quote.text.endswith("It is /nonexistent.")
     assert text[quote.start - 100 : quote.end - 100] == quote.text

@@ -59,9 +59,10 @@ def planted(embedder: Embedder, tmp_path_factory: pytest.TempPathFactory) -> tup
     (docs / "canteen.html").write_text(HTML)
     report = build_pipeline(settings, embedder).run([docs])
     assert report.failed == [] and report.added == 8
-    # Thresholds fixed here (as in test_api): these tests are about what may pass, not calibration.
+    # Thresholds fixed here (as in test_api): these tests are about what may pass, not calibration;
+    # and the scripted model writes (a hijacked model's words are what is under test).
     grounding = settings.grounding.model_copy(
-        update={"gate_threshold": 0.3, "extractive_threshold": 0.8}
+        update={"gate_threshold": 0.3, "extractive_threshold": 0.8, "answer_mode": "generate"}
     )
     return settings.model_copy(update={"grounding": grounding}), docs
 

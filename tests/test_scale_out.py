@@ -133,7 +133,9 @@ def test_sigterm_finishes_the_request_in_flight_and_refuses_new_ones(
     shutil.copytree(EXAMPLES, docs)
     env = rag_env(tmp_path / "data", RAG_GENERATOR__MODEL_PATH=str(gguf), **chroma.settings_env())
     _ingest(docs, env)
-    server = RagServer({**env, "RAG_SHUTDOWN_GRACE_S": "60"}).start().wait_ready()
+    # The model writes, so the request in flight at SIGTERM is a generation of several seconds.
+    serve = {**env, "RAG_SHUTDOWN_GRACE_S": "60", "RAG_GROUNDING__ANSWER_MODE": "generate"}
+    server = RagServer(serve).start().wait_ready()
     question = {"question": "How many days of paid annual leave do employees get?", "stream": True}
     with (
         httpx.Client(timeout=120, headers={"Authorization": f"Bearer {server.token}"}) as client,

@@ -1,0 +1,81 @@
+"""`answer_mode`: a base model is not asked to write (its sentences were mostly wrong on the dev
+set); the answer is the best source sentence, quoted. An instruction-tuned model writes."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag_server.settings import Settings
+from tests.conftest import ClientFor, ScriptedGenerator
+from tests.test_api import _sse, ingested
+
+__all__ = ["ingested"]  # a fixture, imported for pytest
+
+QUESTION = "What time does the first day start?"
+SUPPORTED = "The first day starts at 09:30 at the reception on floor 4."
+
+
+def _mode(settings: Settings, mode: str) -> Settings:
+    grounding = settings.grounding.model_copy(update={"answer_mode": mode})
+    return settings.model_copy(update={"grounding": grounding})
+
+
+def test_auto_quotes_the_sources_for_a_base_model_and_never_asks_it_to_write(
+    ingested: Settings, client_for: ClientFor
+) -> None:
+    generator = ScriptedGenerator([SUPPORTED], style="base")
+    body = (
+        client_for(_mode(ingested, "auto"), generator)
+        .post("/v1/ask", json={"question": QUESTION})
+        .json()
+    )
+    assert generator.calls == []
+    assert body["status"] == "extractive", body
+    assert "09:30" in body["answer"]
+    quote = body["citations"][0]["quote"]
+    assert body["answer"] == f"{quote} [{body['citations'][0]['n']}]"
+    assert body["usage"] == {"prompt_tokens": 0, "completion_tokens": 0}
+    assert body["finish_reason"] is None
+    assert "extract" in body["timings_ms"] and "generate" not in body["timings_ms"]
+
+
+@pytest.mark.parametrize(("style", "mode"), [("chat", "auto"), ("base", "generate")])
+def test_an_instruction_tuned_model_writes_and_generate_makes_any_model_write(
+    ingested: Settings, client_for: ClientFor, style: str, mode: str
+) -> None:
+    generator = ScriptedGenerator([SUPPORTED], style=style)  # type: ignore[arg-type]
+    body = (
+        client_for(_mode(ingested, mode), generator)
+        .post("/v1/ask", json={"question": QUESTION})
+        .json()
+    )
+    assert len(generator.calls) == 1 and generator.calls[0].style == style
+    assert body["status"] == "answered", body
+    assert body["answer"].startswith("The first day starts at 09:30")
+
+
+def test_extract_mode_still_refuses_below_the_gate(
+    ingested: Settings, client_for: ClientFor
+) -> None:
+    generator = ScriptedGenerator([SUPPORTED])
+    body = (
+        client_for(_mode(ingested, "extract"), generator)
+        .post("/v1/ask", json={"question": "What is the CEO's salary?"})
+        .json()
+    )
+    assert body["status"] == "insufficient_evidence"
+    assert body["answer"] == ingested.grounding.refusal and body["citations"] == []
+    assert body["related"] and generator.calls == []
+
+
+def test_a_streamed_extractive_answer_is_sources_then_final(
+    ingested: Settings, client_for: ClientFor
+) -> None:
+    client = client_for(_mode(ingested, "extract"), ScriptedGenerator([SUPPORTED]))
+    response = client.post("/v1/ask", json={"question": QUESTION, "stream": True})
+    events = _sse(response.text)
+    assert [kind for kind, _ in events] == ["sources", "final"]
+    final = events[1][1]
+    assert (
+        isinstance(final, dict) and final["status"] == "extractive" and "09:30" in final["answer"]
+    )
