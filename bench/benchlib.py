@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import os
 import platform
+import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -116,6 +118,7 @@ class Server:
 
     def __init__(self, env: Mapping[str, str], port: int, api_key: str | None = None) -> None:
         self.env = {**os.environ, **env, "RAG_PORT": str(port), "RAG_HOST": "127.0.0.1"}
+        self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.api_key = api_key
         self.startup_s = float("nan")
@@ -126,11 +129,17 @@ class Server:
 
         if self.api_key is None:  # a key of its own, made as an operator would (`keys add`)
             made = subprocess.run(
-                [str(BIN / "rag-server"), "keys", "add", "--id", f"bench-{os.getpid()}",
+                [str(BIN / "rag-server"), "keys", "add", "--id", f"bench-{secrets.token_hex(4)}",
                  "--groups", "*"],
                 env=self.env, capture_output=True, text=True, check=True,
             )  # fmt: skip
             self.api_key = made.stdout.strip()
+        with socket.socket() as probe:  # else the readiness poll could reach another server
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: TIME_WAIT ok
+            try:
+                probe.bind(("127.0.0.1", self.port))
+            except OSError:
+                raise RuntimeError(f"port {self.port} is in use: stop what listens there") from None
         began = time.perf_counter()
         self.process = subprocess.Popen(
             [str(BIN / "rag-server")], env=self.env, stdout=subprocess.DEVNULL

@@ -99,10 +99,16 @@ def collect(
     return rows
 
 
-def outcome(row: dict[str, Any], gate: float, ex_threshold: float) -> str | None:
-    """The answer the service would give at these thresholds (None: refusal)."""
-    if row["best"] < gate:
+def outcome(
+    row: dict[str, Any], gate: float, ex_threshold: float, weak: float, relevance: float = 0.3
+) -> str | None:
+    """The answer the service would give at these thresholds (None: refusal): below the gate the
+    model is not asked, and a quote must score `weak` (RagService._ask)."""
+    if row["best"] < relevance:
         return None
+    if row["best"] < gate:
+        ok = row["extractive"] and row["extractive_score"] >= max(weak, ex_threshold)
+        return str(row["extractive"]) if ok else None
     if row["verified"]:
         return str(row["verified"])
     if row["extractive"] and row["extractive_score"] >= ex_threshold:
@@ -110,12 +116,14 @@ def outcome(row: dict[str, Any], gate: float, ex_threshold: float) -> str | None
     return None
 
 
-def score(rows: list[dict[str, Any]], gate: float, ex_threshold: float) -> dict[str, float]:
+def score(
+    rows: list[dict[str, Any]], gate: float, ex_threshold: float, weak: float
+) -> dict[str, float]:
     from rag_server.evaluation import is_correct
 
     answerable = [r for r in rows if r["answerable"]]
     unanswerable = [r for r in rows if not r["answerable"]]
-    answers = {r["id"]: outcome(r, gate, ex_threshold) for r in rows}
+    answers = {r["id"]: outcome(r, gate, ex_threshold, weak) for r in rows}
     correct = [
         bool(answers[r["id"]]) and is_correct(str(answers[r["id"]]), r["answers"])
         for r in answerable
@@ -123,6 +131,7 @@ def score(rows: list[dict[str, Any]], gate: float, ex_threshold: float) -> dict[
     return {
         "gate": round(gate, 3),
         "extractive_threshold": round(ex_threshold, 3),
+        "weak_extractive_threshold": round(weak, 3),
         "accuracy": 100.0 * sum(correct) / max(1, len(answerable)),
         "abstention": 100.0
         * sum(answers[r["id"]] is None for r in unanswerable)
@@ -134,26 +143,35 @@ def score(rows: list[dict[str, Any]], gate: float, ex_threshold: float) -> dict[
 
 
 def choose(grid: list[dict[str, float]]) -> dict[str, float]:
-    """Ties go to the lowest gate: passage cosines vary by corpus more than sentence scores do."""
+    """Ties go to the lowest weak threshold, then the lowest gate: passage cosines vary by corpus
+    more than sentence scores do, so the bar a weak passage's quote must pass should be the
+    lowest the dev split allows."""
     feasible = [g for g in grid if g["abstention"] >= 90 and g["false_abstention"] <= 15]
     if feasible:
-        return max(feasible, key=lambda g: (g["accuracy"], g["abstention"], -g["gate"]))
+        return max(
+            feasible,
+            key=lambda g: (
+                g["accuracy"],
+                g["abstention"],
+                -g["weak_extractive_threshold"],
+                -g["gate"],
+            ),
+        )
     safe = [g for g in grid if g["abstention"] >= 90]
     if safe:
         return max(safe, key=lambda g: (g["accuracy"], -g["false_abstention"], -g["gate"]))
     return max(grid, key=lambda g: (g["abstention"], g["accuracy"], -g["gate"]))
 
 
-def plot(
-    rows: list[dict[str, Any]], ex_threshold: float, chosen: dict[str, float], out: Path
-) -> None:
+def plot(rows: list[dict[str, Any]], chosen: dict[str, float], out: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     gates = [g / 100 for g in range(10, 91)]
-    curves = [score(rows, g, ex_threshold) for g in gates]
+    ex, weak = chosen["extractive_threshold"], chosen["weak_extractive_threshold"]
+    curves = [score(rows, g, ex, weak) for g in gates]
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for key, label in (
         ("accuracy", "answer accuracy (answerable)"),
@@ -164,7 +182,7 @@ def plot(
     ax.axvline(chosen["gate"], color="grey", linestyle="--", label=f"default gate {chosen['gate']}")
     ax.set_xlabel("evidence gate threshold (best passage cosine)")
     ax.set_ylabel("%")
-    ax.set_title(f"Gate trade-off (extractive threshold {ex_threshold})")
+    ax.set_title(f"Gate trade-off (extractive thresholds {ex}, below the gate {weak})")
     ax.legend(loc="center left", fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -198,15 +216,24 @@ def main() -> None:
         rows_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     tune = [r for r in rows if not args.split or splits.get(r["id"]) == args.split]
     held_out = [r for r in rows if args.split and splits.get(r["id"]) != args.split]
-    grid = [score(tune, g / 100, e / 100) for g in range(10, 91, 1) for e in range(20, 201, 5)]
+    grid = [
+        score(tune, g / 100, e / 100, w / 100)
+        for g in range(30, 91, 1)
+        for e in range(20, 201, 5)
+        for w in range(e, 251, 5)
+    ]
     chosen = choose(grid)
-    gate, ex = chosen["gate"], chosen["extractive_threshold"]
-    plot(tune, ex, chosen, args.out / "gate_curve.png")
+    gate, ex, weak = (
+        chosen["gate"],
+        chosen["extractive_threshold"],
+        chosen["weak_extractive_threshold"],
+    )
+    plot(tune, chosen, args.out / "gate_curve.png")
     result = {
         "chosen_on": args.split or "all",
         "chosen": chosen,
-        "held_out": score(held_out, gate, ex) if held_out else None,
-        "all": score(rows, gate, ex),
+        "held_out": score(held_out, gate, ex, weak) if held_out else None,
+        "all": score(rows, gate, ex, weak),
         "questions": {"tuned": len(tune), "held_out": len(held_out)},
     }
     (args.out / "calibration.json").write_text(json.dumps(result, indent=2) + "\n")

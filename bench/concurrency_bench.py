@@ -124,10 +124,10 @@ def main() -> None:
         "RAG_LIMITS__REQUESTS_PER_MINUTE": "1000000",
     }
     with running_server(serve, args.port, args.api_key) as server:
-        _level(server.url, args.api_key, questions, 1, 10)  # warm-up
+        _level(server.url, server.api_key, questions, 1, 10)  # warm-up
         for clients in levels:
             rows[str(clients)] = summarise(
-                _level(server.url, args.api_key, questions, clients, args.seconds), args.seconds
+                _level(server.url, server.api_key, questions, clients, args.seconds), args.seconds
             )
             print(clients, rows[str(clients)])
     single = rows.get("1", {}).get("p95_s")

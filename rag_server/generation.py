@@ -223,7 +223,8 @@ class Reservation:
 
 
 class GenerationGate:
-    """One generation at a time; at most `depth` waiting; the rest are refused immediately."""
+    """One answer at a time (a generation, or quoting when the model does not write); at most
+    `depth` waiting; the rest are refused immediately."""
 
     def __init__(self, depth: int) -> None:
         self.depth = depth

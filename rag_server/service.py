@@ -151,15 +151,26 @@ class RagService:
         if not hits:
             metrics.EMPTY_RETRIEVALS.inc()
         started = time.perf_counter()
-        refused = not hits or max(h.score for h in hits) < self.settings.grounding.gate_threshold
+        g = self.settings.grounding
+        best = max((h.score for h in hits), default=-1.0)
+        refused = best < g.min_relevance  # no passage could support anything
+        weak = best < g.gate_threshold
         timings["gate"] = _ms(started)
         if refused:
             return self._refuse(question, hits, timings, began)
 
-        if self.answer_mode == "extract":
+        if weak or self.answer_mode == "extract":
+            # Weak evidence is never handed to the model to write from, and a quote from it must
+            # match the question more closely (calibrated: README, Evaluation).
+            floor = max(g.weak_extractive_threshold, g.extractive_threshold) if weak else None
             if on_sources is not None:
                 await on_sources(hits)
-            return await self._conclude(question, hits, corpus, None, timings, began)
+            # Quoting is CPU work too (embedding every candidate sentence): the same slot and
+            # bounded queue as generation, so overload is a 503 rather than ever slower answers.
+            started = time.perf_counter()
+            async with self.gate.slot(reservation):
+                timings["queue_wait"] = _ms(started)
+                return await self._conclude(question, hits, corpus, None, timings, began, floor)
         return await self._generate(
             question, hits, corpus, on_sources, on_token, reservation, timings, began
         )
@@ -231,12 +242,15 @@ class RagService:
         verified: Verified | None,
         timings: dict[str, float],
         began: float,
+        min_score: float | None = None,
     ) -> Answer:
         """The verified answer; without one (nothing survived, or none was written), a verbatim
-        quote of the best source sentence; without that, the refusal."""
+        quote of the best source sentence scoring `min_score` (default: the extractive
+        threshold); without that, the refusal."""
         if verified is None or verified.status != "answered":
             started = time.perf_counter()
-            extracted = await anyio.to_thread.run_sync(self._extract, question, hits, corpus)
+            floor = self.settings.grounding.extractive_threshold if min_score is None else min_score
+            extracted = await anyio.to_thread.run_sync(self._extract, question, hits, corpus, floor)
             timings["extract"] = _ms(started)
             if verified is not None:
                 extracted.removed_sentences = verified.removed_sentences
@@ -313,15 +327,17 @@ class RagService:
 
         return score
 
-    def _extract(self, question: str, hits: list[Hit], corpus: Corpus) -> Verified:
-        """The best source sentence, quoted verbatim, if it scores above the threshold."""
+    def _extract(
+        self, question: str, hits: list[Hit], corpus: Corpus, min_score: float
+    ) -> Verified:
+        """The best source sentences, quoted verbatim, if they score `min_score`."""
         return extractive(
             question,
             hits,
             [h.score for h in hits],
             self.policy,
             score=self.sentence_scorer(question, corpus),
-            min_score=self.settings.grounding.extractive_threshold,
+            min_score=min_score,
         )
 
     def _refuse(

@@ -140,11 +140,16 @@ class GroundingSettings(_Section):
     """The evidence gate and the verifier. Thresholds are cosine similarities / word shares."""
 
     # Defaults calibrated on eval/debian-policy.jsonl (dev split): bench/calibrate.py, README.
-    gate_threshold: float = Field(0.56, ge=-1.0, le=1.0, description="best passage below: refuse")
+    # Below the gate the evidence is weak: the model is not asked to write, and a quote must score
+    # weak_extractive_threshold. No passage below min_relevance is ever quoted or cited.
+    gate_threshold: float = Field(0.56, ge=-1.0, le=1.0, description="best passage below: weak")
     min_relevance: float = Field(0.3, ge=-1.0, le=1.0, description="passage may support claims")
     min_coverage: float = Field(0.6, ge=0.0, le=1.0, description="share of a claim's words found")
     extractive_threshold: float = Field(
         1.15, ge=-1.0, le=3.0, description="best sentence score below: refuse instead of quoting"
+    )
+    weak_extractive_threshold: float = Field(
+        1.25, ge=-1.0, le=3.0, description="the same, when the best passage is below the gate"
     )
     lexical_weight: float = Field(
         1.5, ge=0.0, le=5.0, description="weight of IDF-weighted question-word overlap"

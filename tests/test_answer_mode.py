@@ -3,8 +3,15 @@ set); the answer is the best source sentence, quoted. An instruction-tuned model
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import pytest
 
+from rag_server.embedding import Embedder
+from rag_server.errors import OverloadedError
+from rag_server.rag import assemble
+from rag_server.retrieval import Filters
 from rag_server.settings import Settings
 from tests.conftest import ClientFor, ScriptedGenerator
 from tests.test_api import _sse, ingested
@@ -79,3 +86,25 @@ def test_a_streamed_extractive_answer_is_sources_then_final(
     assert (
         isinstance(final, dict) and final["status"] == "extractive" and "09:30" in final["answer"]
     )
+
+
+def test_quoting_takes_the_answer_slot_so_overload_is_refused_not_queued(
+    ingested: Settings, embedder: Embedder
+) -> None:
+    generator = ScriptedGenerator([SUPPORTED])
+    generator_settings = ingested.generator.model_copy(update={"queue_depth": 1})
+    settings = _mode(ingested, "extract").model_copy(update={"generator": generator_settings})
+    service = assemble(settings, embedder, generator).service
+
+    async def scenario() -> str:
+        async with service.gate.slot():  # the slot is busy with another answer
+            first = asyncio.create_task(service.ask(QUESTION, Filters()))
+            deadline = time.monotonic() + 30
+            while service.gate._waiting < 1 and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)  # until the first request waits in the queue
+            with pytest.raises(OverloadedError):
+                await service.ask(QUESTION, Filters())  # the queue (depth 1) is full
+        return (await first).status
+
+    assert asyncio.run(scenario()) == "extractive"
+    assert generator.calls == []

@@ -132,17 +132,24 @@ def test_filters_apply_inside_retrieval(ingested: Settings, client_for: ClientFo
     assert search({"document_id": ["no-such-doc"]}) == []
 
 
-def test_the_evidence_gate_refuses_without_calling_the_model(
+def test_below_the_gate_the_model_is_not_called_and_only_a_strong_quote_is_given(
     ingested: Settings, client_for: ClientFor
 ) -> None:
-    strict = ingested.grounding.model_copy(update={"gate_threshold": 0.99})
-    generator = ScriptedGenerator(["should never be used"])
-    client = client_for(ingested.model_copy(update={"grounding": strict}), generator)
-    body = client.post("/v1/ask", json={"question": "How many weeks of parental leave?"}).json()
-    assert body["status"] == "insufficient_evidence" and generator.calls == []
-    assert body["answer"] == ingested.grounding.refusal
-    assert body["related"] and body["related"][0]["document_id"] == "leave-policy.docx"
-    assert body["citations"] == []
+    question = {"question": "How many weeks of parental leave?"}
+    for weak, status in ((3.0, "insufficient_evidence"), (0.8, "extractive")):
+        strict = ingested.grounding.model_copy(
+            update={"gate_threshold": 0.99, "weak_extractive_threshold": weak}
+        )
+        generator = ScriptedGenerator(["should never be used"])
+        client = client_for(ingested.model_copy(update={"grounding": strict}), generator)
+        body = client.post("/v1/ask", json=question).json()
+        assert body["status"] == status and generator.calls == [], body
+        if status == "extractive":
+            assert body["citations"][0]["document_id"] == "leave-policy.docx"
+            continue
+        assert body["answer"] == ingested.grounding.refusal
+        assert body["related"] and body["related"][0]["document_id"] == "leave-policy.docx"
+        assert body["citations"] == []
 
 
 def test_ask_on_an_empty_collection_refuses_without_calling_the_model(

@@ -64,12 +64,26 @@ def test_time_waiting_for_the_model_is_reported_as_queue_wait(
 def test_a_refusal_at_the_gate_reports_retrieval_and_gate_only(
     ingested: Settings, client_for: ClientFor
 ) -> None:
-    strict = ingested.grounding.model_copy(update={"gate_threshold": 0.99})
+    """No passage relevant enough to support anything: refused before any answer work."""
+    strict = ingested.grounding.model_copy(update={"min_relevance": 0.99})
     settings = ingested.model_copy(update={"grounding": strict})
     generator = ScriptedGenerator(["unused"])
     body = client_for(settings, generator).post("/v1/ask", json=QUESTION).json()
     assert body["status"] == "insufficient_evidence" and not generator.calls
     assert set(body["timings_ms"]) == RETRIEVAL | {"gate", "total"}
+
+
+def test_weak_evidence_is_quoted_not_written_and_timed_so(
+    ingested: Settings, client_for: ClientFor
+) -> None:
+    strict = ingested.grounding.model_copy(
+        update={"gate_threshold": 0.99, "weak_extractive_threshold": 0.8}
+    )
+    settings = ingested.model_copy(update={"grounding": strict})
+    generator = ScriptedGenerator(["unused"])
+    body = client_for(settings, generator).post("/v1/ask", json=QUESTION).json()
+    assert body["status"] == "extractive" and not generator.calls
+    assert set(body["timings_ms"]) == RETRIEVAL | {"gate", "queue_wait", "extract", "total"}
 
 
 def test_search_reports_its_retrieval_stages(ingested: Settings, client_for: ClientFor) -> None:
