@@ -42,16 +42,16 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: bench-ingest bench-query bench-concurrency  ## every benchmark below (about 60 min)
+bench: bench-ingest bench-query bench-concurrency  ## every benchmark below (about 45 min idle)
 
-bench-ingest: install  ## ingestion and embedder backends: speed and hit@5 (about 20 min)
+bench-ingest: install  ## ingestion and embedder backends: speed and hit@5 (about 19 min idle)
 	$(BIN)/pip install -q -e '.[dev,openvino]'  # the openvino runtime only: torch stays 2.13.0
 	$(BIN)/python bench/ingest_bench.py
 
 lock: install  ## pin the image's run-time packages to this venv's versions (docker/constraints.txt)
 	$(BIN)/python docker/lock.py
 
-bench-query: install  ## search/ask latency, llama.cpp ratio, bandwidth bound, memory (about 25 min)
+bench-query: install  ## search/ask latency, llama.cpp ratio, bandwidth bound, memory (about 12 min idle)
 	$(BIN)/python bench/query_bench.py
 
 bench-concurrency: install  ## /v1/ask under 1, 4 and 16 clients, defaults and model writing (about 12 min)
