@@ -58,17 +58,13 @@ def _sentences(answer: str) -> int:
 def _post(client: Any, path: str, body: dict[str, Any], attempts: int = 10) -> tuple[Any, float]:
     """POST as a well-behaved client: on 429/503, wait the Retry-After the server gives and try
     again. Returns the response and the latency of the attempt that got it."""
-    for _ in range(attempts - 1):
+    for attempt in range(1, attempts + 1):
         began = time.perf_counter()
         response = client.post(path, json=body)
         latency = time.perf_counter() - began
-        if response.status_code not in (429, 503):
+        if response.status_code not in (429, 503) or attempt == attempts:
             break
         time.sleep(min(60.0, float(response.headers.get("retry-after", "1"))))
-    else:
-        began = time.perf_counter()
-        response = client.post(path, json=body)
-        latency = time.perf_counter() - began
     response.raise_for_status()
     return response, latency
 
