@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import httpx
 import pytest
 
-from rag_server.evaluation import Record, is_correct, summarise
+from rag_server.evaluation import Record, _post, is_correct, summarise
 
 
 @pytest.mark.parametrize(
@@ -61,3 +62,28 @@ def test_the_committed_dev_set_has_the_required_shape() -> None:
     for item in items:
         assert set(item) >= {"id", "question", "answerable", "answers", "source"}
         assert bool(item["answers"]) == item["answerable"] == (item["source"] is not None)
+
+
+class _Overloaded:
+    """A server that answers with the given statuses in turn (429/503 carry Retry-After: 0)."""
+
+    def __init__(self, statuses: list[int]) -> None:
+        self.statuses = statuses
+        self.calls = 0
+
+    def post(self, path: str, json: object) -> httpx.Response:
+        status = self.statuses[min(self.calls, len(self.statuses) - 1)]
+        self.calls += 1
+        return httpx.Response(
+            status, headers={"retry-after": "0"}, json={}, request=httpx.Request("POST", path)
+        )
+
+
+def test_rag_eval_waits_out_429_and_503_then_gives_up_after_its_attempts() -> None:
+    busy = _Overloaded([429, 503, 200])
+    response, latency = _post(busy, "/v1/ask", {"question": "q"})
+    assert response.status_code == 200 and busy.calls == 3 and latency >= 0
+    always = _Overloaded([429])
+    with pytest.raises(httpx.HTTPStatusError):
+        _post(always, "/v1/ask", {"question": "q"}, attempts=3)
+    assert always.calls == 3
