@@ -22,11 +22,12 @@ RUN python -m venv /opt/venv
 # torch first, the CPU build: a torch pulled in later by a dependency would bring CUDA (GBs).
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 RUN pip install --index-url "${TORCH_INDEX_URL}" torch==2.13.0+cpu
-# Portable llama.cpp: no -march=native, so the image runs on any x86-64 node, not just the builder.
-ENV CMAKE_ARGS="-DGGML_NATIVE=OFF" \
-    FORCE_CMAKE=1
 WORKDIR /src
-COPY docker/constraints.txt docker/constraints.txt
+COPY docker/constraints.txt docker/llama-cmake-args docker/
+# Portable llama.cpp, with the same explicit CPU features as `make install` (AVX2; no -march=native,
+# no AVX-512, no AMX): the image runs on any x86-64 node, not just the builder.
+RUN CMAKE_ARGS="$(cat docker/llama-cmake-args)" FORCE_CMAKE=1 \
+    pip install --no-binary llama-cpp-python -c docker/constraints.txt llama-cpp-python
 COPY pyproject.toml README.md ./
 COPY rag_server rag_server
 COPY ingest ingest

@@ -9,13 +9,26 @@ export HF_HUB_OFFLINE := 1
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
-$(BIN)/.installed: pyproject.toml
+# torch: the CPU build. Where pip would otherwise fetch the CUDA build (gigabytes), point it at a
+# CPU wheel index, e.g. make install TORCH_PIP_ARGS='--index-url https://download.pytorch.org/whl/cpu'
+TORCH_SPEC     ?= torch==2.13.0
+TORCH_PIP_ARGS ?=
+# llama.cpp's CPU features are fixed at build time (docker/llama-cmake-args: AVX2, no AVX-512, no
+# AMX), so one build runs on every x86-64 machine we use; override to tune for a known fleet.
+LLAMA_CMAKE_ARGS ?= $(shell cat docker/llama-cmake-args)
+PIP := $(BIN)/pip --disable-pip-version-check
+
+$(BIN)/.installed: pyproject.toml docker/llama-cmake-args scripts/install-llama.sh
+	@echo "[install 1/4] virtual environment $(VENV)"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --upgrade pip
-	# The CPU wheel first: anything that asks for torch later is then satisfied without CUDA.
-	$(BIN)/pip install torch==2.13.0
-	# llama-cpp-python compiles from source here (a few minutes once, then pip's cache).
-	$(BIN)/pip install -e '.[dev]'
+	$(PIP) install -q --upgrade pip
+	@# The CPU wheel first: anything that asks for torch later is then satisfied without CUDA.
+	@echo "[install 2/4] $(TORCH_SPEC), CPU build"
+	$(PIP) install -q $(TORCH_PIP_ARGS) '$(TORCH_SPEC)'
+	@echo "[install 3/4] llama-cpp-python, built portably (minutes the first time, then reused)"
+	LLAMA_CMAKE_ARGS='$(LLAMA_CMAKE_ARGS)' bash scripts/install-llama.sh $(BIN)
+	@echo "[install 4/4] rag-server with its dependencies and dev tools"
+	$(PIP) install -q -e '.[dev]'
 	touch $@
 
 install: $(BIN)/.installed  ## create .venv with everything (torch CPU, llama.cpp, models)

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ingest import pdf_text
+
 
 class LoadError(Exception):
     """This file cannot be ingested; the message says why."""
@@ -27,6 +29,10 @@ class LoadedDocument:
 
 
 _MD_HEADING = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
+_MD_FRONT_MATTER = re.compile(
+    r"\A---[ \t]*\r?\n(.*?)^(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.M | re.S
+)
+_MD_FRONT_TITLE = re.compile(r"^title:[ \t]*[\"']?(.*?)[\"']?[ \t]*$", re.MULTILINE)
 _MD_FENCE = re.compile(r"^ {0,3}(```|~~~).*?^ {0,3}\1", re.MULTILINE | re.DOTALL)
 # A DOCX is a zip: refuse ones that inflate absurdly before python-docx reads them.
 _MAX_DOCX_INFLATED = 200 * 1024 * 1024
@@ -58,6 +64,14 @@ def load_text(path: Path, data: bytes) -> LoadedDocument:
 
 def load_markdown(path: Path, data: bytes) -> LoadedDocument:
     text = _decode_text(data)
+    # YAML front matter (site generators' metadata) is not prose: never indexed or quoted; its
+    # title serves when the page has no level-1 heading.
+    front = _MD_FRONT_MATTER.match(text)
+    meta_title = None
+    if front:
+        found = _MD_FRONT_TITLE.search(front.group(1))
+        meta_title = found.group(1).strip() if found and found.group(1).strip() else None
+        text = text[front.end() :]
     fenced = [(m.start(), m.end()) for m in _MD_FENCE.finditer(text)]
     headings = [
         (m.start(), m.group(2).strip())
@@ -65,7 +79,9 @@ def load_markdown(path: Path, data: bytes) -> LoadedDocument:
         if not any(lo <= m.start() < hi for lo, hi in fenced)
     ]
     title = next((h for (off, h) in headings if text[off:].lstrip().startswith("# ")), None)
-    return LoadedDocument(text=text, title=title or _fallback_title(path), headings=headings)
+    return LoadedDocument(
+        text=text, title=title or meta_title or _fallback_title(path), headings=headings
+    )
 
 
 def load_pdf(path: Path, data: bytes) -> LoadedDocument:
@@ -78,8 +94,8 @@ def load_pdf(path: Path, data: bytes) -> LoadedDocument:
             raise LoadError("password-protected PDF")
         if _has_javascript(reader.trailer):
             raise LoadError("PDF contains JavaScript: refused as active content")
-        pages = [page.extract_text() or "" for page in reader.pages]
         meta_title = reader.metadata.title if reader.metadata else None
+        pages = pdf_text.page_texts(data, len(reader.pages))
     except LoadError:
         raise
     except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, OSError) as exc:

@@ -34,6 +34,18 @@ def _threads() -> int:
     return max(1, len(os.sched_getaffinity(0)))
 
 
+def ort_session(onnx_file: Path) -> Any:
+    """An ONNX Runtime CPU session on every core this process may use, without busy-waiting."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = _threads()
+    # No busy-waiting between ops: on a shared CPU (or beside llama.cpp's threads) spinning
+    # cost a one-query embedding 2-3x its latency in our measurements.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
+
+
 def _fingerprint(model_dir: Path) -> str:
     """Changes when the model's weights or config change, so a stale export is never reused."""
     digest = hashlib.sha256(str(model_dir.resolve()).encode())
@@ -163,16 +175,7 @@ class OnnxEncoder:
         self.max_tokens = max_tokens
         self.runtime = runtime
         if runtime == "onnx":
-            import onnxruntime as ort
-
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = _threads()
-            # No busy-waiting between ops: on a shared CPU (or beside llama.cpp's threads) spinning
-            # cost a one-query embedding 2-3x its latency in our measurements.
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            session = ort.InferenceSession(
-                str(onnx_file), options, providers=["CPUExecutionProvider"]
-            )
+            session = ort_session(onnx_file)
             self._names = [i.name for i in session.get_inputs()]
             self._run: Callable[[dict[str, np.ndarray]], Any] = lambda feeds: session.run(
                 None, feeds

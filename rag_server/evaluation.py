@@ -1,10 +1,12 @@
 """rag-eval: run a question set against a running server and report grounded-QA quality.
 
-    rag-eval QA.jsonl [--url URL] [--json] [--split dev] [--records OUT.jsonl]
+    rag-eval QA.jsonl [--url URL] [--collection NAME] [--json] [--split dev] [--records OUT.jsonl]
 
-Input lines: {"id", "question", "answerable": bool, "answers": [str], "source": str|null}.
-Reports, overall and by answerable/unanswerable: retrieval hit@5, answer accuracy, abstention,
-false abstention, the share of answer sentences the verifier removed, latency p50/p95.
+Input lines: {"id", "question", "answerable": bool, "answers": [str], "source": str|null}, and
+optionally "kind" ("answerable", "adjacent" or "adversarial") and "pages" (the gold PDF pages).
+Reports, overall and by answerable/unanswerable: retrieval hit@5, answer accuracy, abstention
+(also by kind of unanswerable question), false abstention, the share of correct PDF answers whose
+citation is on a gold page, the share of answer sentences the verifier removed, latency p50/p95.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class Record:
 
     id: str
     answerable: bool
+    kind: str
     status: str
     correct: bool
     hit_at_5: bool | None
@@ -37,6 +40,7 @@ class Record:
     kept: int
     latency_s: float
     answer: str
+    page_ok: bool | None = None  # a correct answer to a question with gold pages: cited on one
 
 
 def normalise(text: str) -> str:
@@ -69,19 +73,26 @@ def _post(client: Any, path: str, body: dict[str, Any], attempts: int = 10) -> t
     return response, latency
 
 
-def run_one(client: Any, item: dict[str, Any]) -> Record:
-    search, _ = _post(client, "/v1/search", {"query": item["question"], "top_k": 5})
+def run_one(client: Any, item: dict[str, Any], collection: str | None = None) -> Record:
+    where = {"collection": collection} if collection else {}
+    search, _ = _post(client, "/v1/search", {"query": item["question"], "top_k": 5, **where})
     results = search.json()["results"]
-    response, latency = _post(client, "/v1/ask", {"question": item["question"]})
+    response, latency = _post(client, "/v1/ask", {"question": item["question"], **where})
     body = response.json()
     status = body["status"]
     answered = status != "insufficient_evidence"
     answerable = bool(item["answerable"])
+    correct = answerable and answered and is_correct(body["answer"], list(item["answers"]))
+    pages = set(item.get("pages") or [])
     return Record(
         id=str(item["id"]),
         answerable=answerable,
+        kind=str(item.get("kind") or ("answerable" if answerable else "unanswerable")),
         status=status,
-        correct=answerable and answered and is_correct(body["answer"], list(item["answers"])),
+        page_ok=bool(pages & {c.get("page") for c in body["citations"]})
+        if pages and correct
+        else None,
+        correct=correct,
         hit_at_5=(item["source"] in {r["source"] for r in results}) if answerable else None,
         best_score=max((r["score"] for r in results), default=-1.0),
         removed=int(body.get("removed_sentences", 0)),
@@ -112,6 +123,13 @@ def summarise(records: list[Record]) -> dict[str, Any]:
             "hit_at_5": _pct([bool(r.hit_at_5) for r in answerable]),
             "accuracy": _pct([r.correct for r in answerable]),
             "abstention": _pct([r.status == "insufficient_evidence" for r in unanswerable]),
+            "abstention_adjacent": _pct(
+                [r.status == "insufficient_evidence" for r in rs if r.kind == "adjacent"]
+            ),
+            "abstention_adversarial": _pct(
+                [r.status == "insufficient_evidence" for r in rs if r.kind == "adversarial"]
+            ),
+            "page_ok": _pct([r.page_ok for r in rs if r.page_ok is not None]),
             "false_abstention": _pct([r.status == "insufficient_evidence" for r in answerable]),
             "removed_share": round(100.0 * removed / max(1, removed + sum(r.kept for r in rs)), 1),
             "extractive": _pct([r.status == "extractive" for r in rs]),
@@ -145,6 +163,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--records", type=Path, help="write one JSON line per question here")
     parser.add_argument("--timeout", type=float, default=120.0)
     parser.add_argument("--api-key", help="bearer token, when the server requires one")
+    parser.add_argument("--collection", help="ask this collection (default: the server's)")
     args = parser.parse_args(argv)
 
     import httpx
@@ -158,7 +177,7 @@ def main(argv: list[str] | None = None) -> None:
     records: list[Record] = []
     with httpx.Client(base_url=args.url, timeout=args.timeout, headers=headers) as client:
         for n, item in enumerate(items, 1):
-            records.append(run_one(client, item))
+            records.append(run_one(client, item, args.collection))
             if not args.json:
                 print(f"\r{n}/{len(items)}", end="", file=sys.stderr, flush=True)
     if not args.json:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
 
 from rag_server import metrics
 from rag_server.errors import ModelLoadError, OverloadedError
+from rag_server.native_probe import probe_generation
 from rag_server.settings import GeneratorSettings
 
 if TYPE_CHECKING:
@@ -138,6 +139,11 @@ class LlamaCppGenerator:
         path = settings.model_path or default_model_path(models_dir)
         if not path.is_file():
             raise ModelLoadError(f"GGUF model not found: {path} (RAG_GENERATOR__MODEL_PATH)")
+        if settings.startup_probe:
+            report = probe_generation(path, settings.n_threads)
+            log.info(
+                "test generation in a child process: %.1fs, %s", report.seconds, report.system_info
+            )
         try:
             llm = Llama(
                 model_path=str(path),

@@ -25,7 +25,7 @@ _SENTENCE_END = re.compile(
 _ABBREVIATIONS = frozenset(
     """e.g i.e etc ltd inc co no vs cf approx dept fig st mr mrs ms dr prof sec ch art para""".split()
 )
-_STOPWORDS = frozenset(
+STOPWORDS = frozenset(
     """a about above after again against all also am an and any are as at be because been
     before being below between both but by can could did do does doing done down during each
     either else ever every few for from further had has have having he her here hers him his
@@ -72,7 +72,7 @@ def _stem(word: str) -> str:
 
 
 def content_words(text: str) -> set[str]:
-    return {_stem(t) for t in tokens(text) if t not in _STOPWORDS and (len(t) > 2 or t.isdigit())}
+    return {_stem(t) for t in tokens(text) if t not in STOPWORDS and (len(t) > 2 or t.isdigit())}
 
 
 def critical_tokens(text: str) -> set[str]:
@@ -84,7 +84,7 @@ def critical_tokens(text: str) -> set[str]:
         low = raw.lower()
         if any(ch.isdigit() for ch in raw) or (any(ch in raw for ch in "/_.:") and len(raw) > 2):
             critical.add(tokens(raw)[0] if tokens(raw) else low)
-        elif raw[:1].isupper() and low not in _STOPWORDS and low not in _SENTENCE_STARTERS:
+        elif raw[:1].isupper() and low not in STOPWORDS and low not in _SENTENCE_STARTERS:
             at_start = i == 0 or text[: match.start()].rstrip().endswith((".", "!", "?", ":", "\n"))
             if not at_start or any(ch.isupper() for ch in raw[1:]) or "-" in raw:
                 critical.add(low)
@@ -280,9 +280,14 @@ def extractive(
                 if _is_statement(without_images(hit.chunk.text[lo:hi]), policy):
                     # The sentence most like the question often announces the answer ("... set to
                     # this value:") and the next one gives it: quote both when they are short.
-                    end = spans[k + 1][1] if k + 1 < len(spans) else hi
-                    if len(hit.chunk.text[lo:end].split()) > policy.max_quote_words:
-                        end = hi
+                    end = hi
+                    if k + 1 < len(spans):
+                        nxt = hit.chunk.text[spans[k + 1][0] : spans[k + 1][1]]
+                        # Never a heading (no full stop: "## Swarm Control") or a long run.
+                        joined = len(hit.chunk.text[lo : spans[k + 1][1]].split())
+                        ends = nxt.rstrip().endswith((".", "!", "?", ";"))
+                        if ends and joined <= policy.max_quote_words:
+                            end = spans[k + 1][1]
                     candidates.append((i, lo, hi, end))
     texts = [sources[i].chunk.text[lo:hi] for i, lo, hi, _ in candidates]
     if not texts:
@@ -294,12 +299,12 @@ def extractive(
     best = ranked[0]
     if min_score is not None and scores[best] < min_score:
         return Verified(policy.refusal, "insufficient_evidence", score=scores[best])
-    quotes = [_quote(sources, candidates[best])]
+    quotes = [_quote(sources, candidates[best], 1)]
     words = len(quotes[0].text.split())
     for k in ranked[1:]:
         if min_score is not None and scores[k] < min_score:
             break
-        quote = _quote(sources, candidates[k])
+        quote = _quote(sources, candidates[k], 2)
         if not any(_overlap(quote, q) for q in quotes):
             if words + len(quote.text.split()) <= policy.max_answer_words:
                 quotes.append(quote)
@@ -309,10 +314,12 @@ def extractive(
     return Verified(answer, "extractive", quotes, 0, score=scores[best])
 
 
-def _quote(sources: Sequence[Hit], candidate: tuple[int, int, int, int]) -> Quote:
+def _quote(sources: Sequence[Hit], candidate: tuple[int, int, int, int], n: int) -> Quote:
+    """Quotes are numbered in the order the answer gives them, so two quotes of one passage
+    are still [1] and [2]."""
     i, lo, _, end = candidate
     hit = sources[i]
-    return Quote(i + 1, hit, hit.chunk.start + lo, hit.chunk.start + end, hit.chunk.text[lo:end])
+    return Quote(n, hit, hit.chunk.start + lo, hit.chunk.start + end, hit.chunk.text[lo:end])
 
 
 def _overlap(a: Quote, b: Quote) -> bool:

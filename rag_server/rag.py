@@ -6,6 +6,7 @@ import logging
 import time
 from dataclasses import dataclass
 
+from rag_server.answerability import Answerability
 from rag_server.catalog import Catalog
 from rag_server.documents import DocumentService
 from rag_server.embedding import Embedder, load_embedder
@@ -44,15 +45,33 @@ class Rag:
             "collection": self.store.name,
             "embedder": self.embedder.identity.describe(),
             "generator": self.generator.name,
+            "answer_scorer": self.service.scorer.identity if self.service.scorer else "off",
         }
 
 
-def assemble(settings: Settings, embedder: Embedder, generator: Generator) -> Rag:
-    """Wire already-loaded models into a Rag (tests pass a scripted generator here)."""
+def load_scorer(settings: Settings, embedder: Embedder) -> Answerability | None:
+    """The answer model and its combiner, when the settings choose it (the default)."""
+    if settings.grounding.scorer != "answer_model":
+        return None
+    return Answerability.load(embedder, settings.grounding.scorer_path)
+
+
+def assemble(
+    settings: Settings,
+    embedder: Embedder,
+    generator: Generator,
+    scorer: Answerability | None = None,
+) -> Rag:
+    """Wire already-loaded models into a Rag (tests pass a scripted generator here). The answer
+    scorer is loaded here when the settings want one and none is passed."""
     catalog = Catalog(settings, open_client(settings), embedder)
     catalog.get(create=True)  # the default collection, with its BM25 index built now
     gate = GenerationGate(settings.generator.queue_depth)
-    service = RagService(settings, embedder, catalog, generator, gate)
+    if scorer is None:
+        scorer = load_scorer(settings, embedder)
+    elif settings.grounding.scorer != "answer_model":
+        scorer = None
+    service = RagService(settings, embedder, catalog, generator, gate, scorer)
     documents = DocumentService(settings, catalog)
     return Rag(settings, embedder, catalog, generator, service, documents)
 
@@ -68,13 +87,16 @@ def build_rag(settings: Settings) -> Rag:
     began = time.perf_counter()
     embedder = load_embedder(settings.embedder, settings.models_dir)
     generator = load_generator(settings)
-    rag = assemble(settings, embedder, generator)
+    scorer = load_scorer(settings, embedder)
+    rag = assemble(settings, embedder, generator, scorer)
     log.info(
-        "loaded in %.1fs: embedder %s, generator %s (%s style), collection '%s' with %d chunks",
+        "loaded in %.1fs: embedder %s, generator %s (%s style), answer scorer %s, "
+        "collection '%s' with %d chunks",
         time.perf_counter() - began,
         embedder.identity.describe(),
         generator.name,
         generator.style,
+        scorer.identity if scorer is not None else "off (similarity)",
         settings.collection,
         rag.store.count(),
     )

@@ -12,6 +12,7 @@ import math
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,7 @@ import anyio
 import numpy as np
 
 from rag_server import metrics
+from rag_server.answerability import Answerability, sentence_passages
 from rag_server.catalog import Catalog, Corpus
 from rag_server.embedding import Embedder
 from rag_server.generation import Generation, GenerationGate, Generator, Reservation
@@ -29,11 +31,13 @@ from rag_server.grounding import (
     best_quote,
     extractive,
     overlap_scores,
+    sentence_spans,
     verify,
 )
+from rag_server.language import reads_as_english
 from rag_server.prompting import build_prompt
 from rag_server.retrieval import Filters
-from rag_server.settings import Settings
+from rag_server.settings import DEFAULT_EMBEDDER_NAME, Settings
 from rag_server.store import Hit
 
 
@@ -51,6 +55,12 @@ class Answer:
     # in time), "cancelled"; None when the model was not called.
     finish_reason: str | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+NOT_ENGLISH = (
+    "The question does not seem to be in English, and the search model reads English only, so "
+    "the documents could not be searched for it. Please ask in English."
+)
 
 
 def _consume(task: asyncio.Future[None]) -> None:
@@ -73,12 +83,17 @@ class RagService:
         catalog: Catalog,
         generator: Generator,
         gate: GenerationGate,
+        scorer: Answerability | None = None,
     ) -> None:
         self.settings = settings
         self.embedder = embedder
         self.catalog = catalog
         self.generator = generator
         self.gate = gate
+        # The trained answer model; None: the previous cosine + IDF overlap with its two-level gate.
+        self.scorer = scorer
+        # The default embedder (and the answer model) read English only.
+        self.english_only = settings.embedder.name == DEFAULT_EMBEDDER_NAME
         g = settings.grounding
         self.policy = Policy(g.min_coverage, g.min_relevance, g.refusal)
         mode = g.answer_mode
@@ -146,6 +161,8 @@ class RagService:
         began = time.perf_counter()
         corpus = await self.corpus(collection)
         timings: dict[str, float] = {}
+        if self.english_only and not reads_as_english(question):
+            return self._refuse(question, [], timings, began, reason=NOT_ENGLISH)
         top = top_k or self.settings.retrieval.top_k
         hits = await self.search(question, top, filters, collection, timings)
         if not hits:
@@ -158,6 +175,10 @@ class RagService:
         timings["gate"] = _ms(started)
         if refused:
             return self._refuse(question, hits, timings, began)
+        if self.scorer is not None:
+            return await self._ask_scored(
+                question, hits, corpus, on_sources, on_token, reservation, timings, began
+            )
 
         if weak or self.answer_mode == "extract":
             # Weak evidence is never handed to the model to write from, and a quote from it must
@@ -175,7 +196,7 @@ class RagService:
             question, hits, corpus, on_sources, on_token, reservation, timings, began
         )
 
-    async def _generate(
+    async def _ask_scored(
         self,
         question: str,
         hits: list[Hit],
@@ -186,7 +207,88 @@ class RagService:
         timings: dict[str, float],
         began: float,
     ) -> Answer:
-        """The model writes from the best passages; its verified sentences are the answer."""
+        """The answer model reads the question with every candidate sentence: the best ones, if
+        they answer it (score >= answer_threshold), are the quote; otherwise the answer is the
+        refusal, pointing to the sentences that came closest. An instruction-tuned model writes
+        only when a sentence answers, from the passages in the order the scorer ranks them."""
+        started = time.perf_counter()
+        # Scoring is CPU work like generation: the same slot and bounded queue, held through the
+        # generation too, so a stream that has started is never turned away half-way.
+        async with self.gate.slot(reservation):
+            timings["queue_wait"] = _ms(started)
+            started = time.perf_counter()
+            quoted, ranked = await anyio.to_thread.run_sync(self._quote_scored, question, hits)
+            timings["extract"] = _ms(started)
+            if quoted.status == "insufficient_evidence":
+                return self._refuse(question, [h for h, _ in ranked], timings, began, ranked=ranked)
+            if self.answer_mode == "extract":
+                if on_sources is not None:
+                    await on_sources(hits)
+                return await self._conclude(question, hits, corpus, quoted, timings, began)
+            return await self._generate(
+                question,
+                [h for h, _ in ranked],
+                corpus,
+                on_sources,
+                on_token,
+                None,
+                timings,
+                began,
+                fallback=quoted,
+            )
+
+    def _quote_scored(
+        self, question: str, hits: list[Hit]
+    ) -> tuple[Verified, list[tuple[Hit, Quote]]]:
+        """The extractive answer at the answer threshold, and every passage with its best-scoring
+        sentence, best first (the prompt order, and the refusal's closest passages)."""
+        assert self.scorer is not None
+        memo: dict[str, float] = {}
+        judge = self.scorer
+        passages = sentence_passages(hits)
+
+        def score(q: str, sentences: list[str]) -> list[float]:
+            todo = [s for s in dict.fromkeys(sentences) if s not in memo]
+            if todo:
+                context = [passages.get(s, (0.0, s)) for s in todo]
+                memo.update(zip(todo, judge.probabilities(q, todo, context), strict=True))
+            return [memo[s] for s in sentences]
+
+        threshold = self.settings.grounding.answer_threshold
+        relevance = [h.score for h in hits]
+        quoted = extractive(question, hits, relevance, self.policy, score, threshold)
+        best: list[tuple[float, int, Quote]] = []
+        for n, hit in enumerate(hits, start=1):
+            text = hit.chunk.text
+            scored = [(lo, hi) for lo, hi in sentence_spans(text) if text[lo:hi] in memo]
+            if scored:  # its sentence closest to answering; headings and fragments were not scored
+                lo, hi = max(scored, key=lambda span: memo[text[span[0] : span[1]]])
+                quote = Quote(n, hit, hit.chunk.start + lo, hit.chunk.start + hi, text[lo:hi])
+                best.append((memo[text[lo:hi]], -n, quote))
+            else:
+                best.append((-1.0, -n, best_quote(n, hit, question)))
+        best.sort(key=lambda item: (item[0], item[1]), reverse=True)
+        ranked: list[tuple[Hit, Quote]] = []
+        for _, _, quote in best:
+            if all(quote.text != q.text for _, q in ranked):  # overlapping chunks repeat text
+                ranked.append((quote.hit, quote))
+        return quoted, ranked
+
+    async def _generate(
+        self,
+        question: str,
+        hits: list[Hit],
+        corpus: Corpus,
+        on_sources: Callable[[list[Hit]], Awaitable[None]] | None,
+        on_token: Callable[[str], bool] | None,
+        reservation: Reservation | None,
+        timings: dict[str, float],
+        began: float,
+        fallback: Verified | None = None,
+    ) -> Answer:
+        """The model writes from the best passages; its verified sentences are the answer. With
+        `fallback` (the scored quote), the caller holds the slot already, and nothing verified
+        falls back to that quote."""
         cfg = self.settings.generator
         started = time.perf_counter()
         rendered = build_prompt(
@@ -209,8 +311,9 @@ class RagService:
         started = time.perf_counter()
         generation = Generation("", 0, 0, "stop")  # no source fits the context: quote, or refuse
         if rendered.sources:
-            async with self.gate.slot(reservation):
-                timings["queue_wait"] = _ms(started)
+            async with nullcontext() if fallback is not None else self.gate.slot(reservation):
+                if fallback is None:
+                    timings["queue_wait"] = _ms(started)
                 started = time.perf_counter()
                 deadline = time.monotonic() + cfg.timeout_s
                 generation = await anyio.to_thread.run_sync(
@@ -228,6 +331,9 @@ class RagService:
         sources = rendered.sources
         verified = verify(generation.text, sources, [h.score for h in sources], self.policy)
         timings["verify"] = _ms(started)
+        if verified.status != "answered" and fallback is not None:
+            fallback.removed_sentences = verified.removed_sentences
+            verified = fallback
         answer = await self._conclude(question, hits, corpus, verified, timings, began)
         answer.prompt_tokens = generation.prompt_tokens
         answer.completion_tokens = generation.completion_tokens
@@ -247,7 +353,7 @@ class RagService:
         """The verified answer; without one (nothing survived, or none was written), a verbatim
         quote of the best source sentence scoring `min_score` (default: the extractive
         threshold); without that, the refusal."""
-        if verified is None or verified.status != "answered":
+        if verified is None or verified.status == "insufficient_evidence":
             started = time.perf_counter()
             floor = self.settings.grounding.extractive_threshold if min_score is None else min_score
             extracted = await anyio.to_thread.run_sync(self._extract, question, hits, corpus, floor)
@@ -312,7 +418,7 @@ class RagService:
             receive.close()
             task.add_done_callback(_consume)
 
-    def sentence_scorer(
+    def similarity_scorer(
         self, question: str, corpus: Corpus
     ) -> Callable[[str, list[str]], list[float]]:
         """Rank candidate sentences: embedding cosine with the question, plus the IDF-weighted
@@ -336,7 +442,7 @@ class RagService:
             hits,
             [h.score for h in hits],
             self.policy,
-            score=self.sentence_scorer(question, corpus),
+            score=self.similarity_scorer(question, corpus),
             min_score=min_score,
         )
 
@@ -347,13 +453,19 @@ class RagService:
         timings: dict[str, float],
         began: float,
         removed: int = 0,
+        ranked: list[tuple[Hit, Quote]] | None = None,
+        reason: str | None = None,
     ) -> Answer:
-        """A fixed refusal, with the nearest passages as `related` (never as citations)."""
-        related = [best_quote(n, hit, question) for n, hit in enumerate(hits[:3], start=1)]
+        """A fixed refusal, with the nearest passages as `related` (never as citations): the
+        scorer's closest sentences when it `ranked` them, else each passage's best word match."""
+        if ranked is not None:
+            related = [q for _, q in ranked[:3]]
+        else:
+            related = [best_quote(n, hit, question) for n, hit in enumerate(hits[:3], start=1)]
         timings["total"] = _ms(began)
         metrics.ANSWERS.labels("insufficient_evidence").inc()
         return Answer(
-            self.settings.grounding.refusal,
+            reason or self.settings.grounding.refusal,
             "insufficient_evidence",
             [],
             related,

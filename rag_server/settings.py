@@ -86,6 +86,10 @@ class GeneratorSettings(_Section):
     prompt_style: Literal["auto", "base", "chat"] = "auto"
     queue_depth: int = Field(4, ge=0, le=1024, description="requests that may wait for the model")
     timeout_s: float = Field(60.0, gt=0, le=3600)
+    # llama_cpp backend only: generate a few tokens in a child process before loading the model,
+    # so a native crash (a llama.cpp build for another CPU, a bad GGUF) is a start-up error that
+    # names its cause, not a dead server at the first request (rag_server/native_probe.py).
+    startup_probe: bool = True
 
     @model_validator(mode="after")
     def _backend_complete(self) -> GeneratorSettings:
@@ -153,6 +157,19 @@ class GroundingSettings(_Section):
     )
     lexical_weight: float = Field(
         1.5, ge=0.0, le=5.0, description="weight of IDF-weighted question-word overlap"
+    )
+    # "answer_model": a cross-encoder trained to tell a sentence that answers the question from
+    # one that is only about it (rag_server/models/answer_scorer, training/answer_scorer) ranks
+    # every candidate sentence and is the gate: below answer_threshold the answer is a refusal.
+    # gate_threshold, the extractive thresholds and lexical_weight then play no part.
+    # "similarity": the previous embedding cosine + IDF overlap with its two-level gate.
+    scorer: Literal["answer_model", "similarity"] = "answer_model"
+    # Chosen leaving one corpus out on five corpora (bench/grounding_suite.py, docs/evaluation.md).
+    answer_threshold: float = Field(
+        0.34, ge=0.0, le=1.0, description="answer probability a quoted sentence needs"
+    )
+    scorer_path: Path | None = Field(
+        None, description="a directory with model.onnx and tokenizer.json; None: the packaged one"
     )
     # "extract": answers are verbatim source sentences and the model is not asked to write; "auto"
     # does that for base (not instruction-tuned) models, whose own sentences were mostly wrong or

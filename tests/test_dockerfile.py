@@ -32,7 +32,10 @@ def test_llama_cpp_is_built_in_a_builder_stage_and_the_runtime_runs_as_a_user() 
     runtime = TEXT.split("AS runtime", 1)[1]
     assert "build-essential" not in runtime and "COPY --from=builder /opt/venv" in runtime
     assert re.search(r"^USER 10001:10001$", runtime, re.MULTILINE)
-    assert "-DGGML_NATIVE=OFF" in TEXT  # runs on any x86-64 node, not only the builder's CPU
+    # The same explicit CPU features as `make install`: any x86-64 node, not only the builder's CPU.
+    assert 'CMAKE_ARGS="$(cat docker/llama-cmake-args)"' in TEXT
+    flags = (ROOT / "docker" / "llama-cmake-args").read_text().split()
+    assert "-DGGML_NATIVE=OFF" in flags and "-DGGML_AMX_INT8=OFF" in flags
 
 
 def test_every_install_is_pinned() -> None:

@@ -31,6 +31,7 @@ def test_accuracy_is_a_gold_string_inside_a_short_answer(
 def _record(answerable: bool, status: str, correct: bool = False, **kw: object) -> Record:
     base = dict(
         id="x", answerable=answerable, status=status, correct=correct,
+        kind="answerable" if answerable else "adjacent",
         hit_at_5=True if answerable else None, best_score=0.5, removed=0, kept=1,
         latency_s=1.0, answer="a",
     )  # fmt: skip
@@ -87,3 +88,45 @@ def test_rag_eval_waits_out_429_and_503_then_gives_up_after_its_attempts() -> No
     with pytest.raises(httpx.HTTPStatusError):
         _post(always, "/v1/ask", {"question": "q"}, attempts=3)
     assert always.calls == 3
+
+
+SUITE = json.loads((Path(__file__).resolve().parent.parent / "eval" / "corpora.json").read_text())
+COMMITTED = [name for name, spec in SUITE.items() if spec["paths"][0].startswith("eval/")]
+
+
+@pytest.mark.parametrize("name", COMMITTED)
+def test_each_committed_corpus_has_a_question_set_whose_answers_are_in_its_documents(
+    name: str,
+) -> None:
+    """At least 60 questions, a third of them unanswerable, of both kinds (topic-adjacent and
+    adversarial); every gold answer is in the text the loader extracts from its source (on one
+    of its gold pages, for a PDF)."""
+    from ingest.loaders import load
+    from rag_server.evaluation import normalise
+
+    root = Path(__file__).resolve().parent.parent
+    spec = SUITE[name]
+    items = [json.loads(x) for x in (root / spec["questions"]).read_text().splitlines() if x]
+    unanswerable = [i for i in items if not i["answerable"]]
+    assert len(items) >= 60 and 3 * len(unanswerable) >= len(items)
+    assert {i["kind"] for i in unanswerable} == {"adjacent", "adversarial"}
+    files = {
+        p.name: p
+        for base in spec["paths"]
+        for p in ([root / base] if (root / base).is_file() else (root / base).rglob("*"))
+    }
+    loaded: dict[str, object] = {}
+    for item in items:
+        assert bool(item["answers"]) == item["answerable"] == (item["source"] is not None)
+        if not item["answerable"]:
+            continue
+        if item["source"] not in loaded:
+            path = files[item["source"]]
+            loaded[item["source"]] = load(path, path.read_bytes())
+        doc = loaded[item["source"]]
+        text = doc.text  # type: ignore[attr-defined]
+        if item.get("pages"):
+            starts = [*doc.page_starts, len(text)]  # type: ignore[attr-defined]
+            text = " ".join(text[starts[p - 1] : starts[p]] for p in item["pages"])
+        said = f" {normalise(text)} "
+        assert any(f" {normalise(g)} " in said for g in item["answers"]), item["id"]

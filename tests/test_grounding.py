@@ -109,7 +109,7 @@ def test_extractive_fallback_quotes_the_best_sentence_verbatim() -> None:
     (quote,) = result.citations
     assert quote.text == "Mileage is reimbursed at €0.31 per kilometre."
     assert DOC[quote.start : quote.end] == quote.text
-    assert result.answer == "Mileage is reimbursed at €0.31 per kilometre. [2]"
+    assert result.answer == "Mileage is reimbursed at €0.31 per kilometre. [1]"
 
 
 def _scripted(question: str, sentences: list[str]) -> list[float]:
@@ -119,21 +119,22 @@ def _scripted(question: str, sentences: list[str]) -> list[float]:
 
 def test_an_extractive_answer_adds_the_runner_up_with_its_own_citation() -> None:
     result = extractive("Travel rates?", SOURCES, RELEVANCE, POLICY, _scripted, min_score=0.5)
-    assert [q.n for q in result.citations] == [2, 1]
+    assert [q.hit for q in result.citations] == [SOURCES[1], SOURCES[0]]
+    assert [q.n for q in result.citations] == [1, 2]  # numbered as the answer gives them
     best, runner_up = result.citations
     assert best.text == "Mileage is reimbursed at €0.31 per kilometre."
     assert runner_up.text.startswith("The domestic meal allowance is €42 per day.")
     assert all(DOC[q.start : q.end] == q.text for q in result.citations)
-    assert result.answer == f"{best.text} [2] {runner_up.text} [1]"
+    assert result.answer == f"{best.text} [1] {runner_up.text} [2]"
     assert result.score == 1.0
 
 
 def test_the_runner_up_must_pass_the_threshold_and_fit_the_length() -> None:
     below = extractive("Travel rates?", SOURCES, RELEVANCE, POLICY, _scripted, min_score=0.95)
-    assert [q.n for q in below.citations] == [2]
+    assert [q.hit for q in below.citations] == [SOURCES[1]]
     short = Policy(min_coverage=0.6, min_relevance=0.3, max_answer_words=15)
     too_long = extractive("Travel rates?", SOURCES, RELEVANCE, short, _scripted, min_score=0.5)
-    assert [q.n for q in too_long.citations] == [2]
+    assert [q.hit for q in too_long.citations] == [SOURCES[1]]
 
 
 def test_the_runner_up_is_never_the_same_sentence_from_an_overlapping_chunk() -> None:
@@ -184,3 +185,24 @@ def test_weighted_overlap_counts_rare_question_words_more() -> None:
     rare = {"tunnelgate": 4.0}
     weighted = overlap_scores(question, sentences, lambda w: rare.get(w, 0.5))
     assert weighted[1] > weighted[0]
+
+
+def test_two_quotes_of_one_passage_are_numbered_one_and_two() -> None:
+    one = [_hit(0, len(DOC))]
+    ranks = lambda _q, ss: [1.0 if "Mileage" in s else 0.9 if "Hotel" in s else 0.1 for s in ss]  # noqa: E731
+    result = extractive("Rates?", one, [0.8], POLICY, ranks, min_score=0.5)
+    assert [q.n for q in result.citations] == [1, 2]
+    assert result.answer.endswith("[2]") and "[1]" in result.answer
+
+
+def test_a_quote_never_carries_the_next_heading_along() -> None:
+    text = "The survey was led by Penrose.\n\n## Swarm Control\n\nSwarms are split in May."
+    chunk = Chunk(
+        chunk_id="c", document_id="bees.md", source="bees.md", title="Bees", text=text,
+        start=0, end=len(text), chunk_index=0, chunk_count=1, content_hash="h",
+        pipeline="p", ingested_at="t",
+    )  # fmt: skip
+    ranks = lambda _q, ss: [1.0 if "Penrose" in s else 0.0 for s in ss]  # noqa: E731
+    result = extractive("Who led the survey?", [Hit(chunk, 0.8)], [0.8], POLICY, ranks, 0.5)
+    assert result.citations[0].text == "The survey was led by Penrose."
+    assert "Swarm Control" not in result.answer

@@ -102,3 +102,56 @@ def test_docx_zip_bomb_is_refused_before_parsing() -> None:
         archive.writestr("word/document.xml", b"\0" * (300 * 1024 * 1024))
     with pytest.raises(LoadError, match="zip bomb"):
         load(Path("bomb.docx"), buffer.getvalue())
+
+
+def test_markdown_front_matter_is_not_indexed_and_gives_the_title() -> None:
+    text = "---\ntitle: Leave and holidays\nlayout: page\n---\n\nStaff earn 8 hours of leave.\n"
+    doc = load(Path("leave.md"), text.encode())
+    assert doc.text.startswith("\nStaff earn 8 hours") or doc.text.startswith("Staff earn")
+    assert "layout:" not in doc.text and "title:" not in doc.text
+    assert doc.title == "Leave and holidays"
+
+
+REFERENCE_PDF = Path(__file__).resolve().parent.parent / "eval" / "corpora" / "developers-reference"
+
+
+def test_a_justified_tex_pdf_keeps_the_spaces_between_words() -> None:
+    """pypdf read this manual's justified lines as 'Updatesareprocessedatleastonceamonth':
+    words that neither keyword search nor the embedder can see, and unreadable quotes."""
+    doc = _load_path(REFERENCE_PDF / "developers-reference.pdf")
+    words = doc.text.split()
+    glued = [w for w in words if len(w) > 30 and "/" not in w and "@" not in w and "_" not in w]
+    assert len(glued) < 0.0005 * len(words), glued[:10]
+    assert "there is no distinction between the original sources" in doc.text
+    assert doc.page_starts is not None and len(doc.page_starts) == 114
+
+
+def test_pdf_running_headers_are_dropped_and_lines_of_a_paragraph_joined(tmp_path: Path) -> None:
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_font("helvetica", size=11)
+    pdf.set_auto_page_break(False)
+    topics = ["travel", "meals", "hotels", "taxis"]
+    body = (
+        "Claims for {0} must be submitted within thirty days of the trip, with every receipt "
+        "attached, to the finance team, who check all {0} claims against the policy first."
+    )
+    for n, topic in enumerate(topics, start=1):
+        pdf.add_page()
+        pdf.cell(0, 6, "ACME Staff Handbook - Confidential", new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(0, 6, f"Section {n}. " + body.format(topic))
+        pdf.set_y(-20)
+        pdf.cell(0, 6, f"Page {n} of 4")
+    path = tmp_path / "handbook.pdf"
+    pdf.output(str(path))
+    doc = _load_path(path)
+    assert "ACME Staff Handbook" not in doc.text and "of 4" not in doc.text
+    for topic in topics:  # each wrapped sentence is one line again
+        assert body.format(topic) in doc.text
+    assert doc.page_starts is not None
+    assert doc.text[doc.page_starts[2] :].startswith("Section 3.")
+
+
+def _load_path(path: Path):
+    return load(path, path.read_bytes())

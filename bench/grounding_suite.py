@@ -1,0 +1,408 @@
+"""Grounding on several corpora, leave one corpus out: the answer threshold reported for a corpus is
+chosen on the other corpora only, and the shipped default is chosen on all of them.
+
+    .venv/bin/python bench/grounding_suite.py [--corpora a,b] [--data DIR] [--out bench/results]
+
+For each corpus (eval/corpora.json) the documents are ingested into their own collection (kept
+in --data between runs), and every question is retrieved once. Each candidate sentence is scored
+once by each sentence scorer: the trained answer model, and the previous cosine + IDF overlap.
+Every threshold is then simulated exactly, offline, with the service's own `extractive()`. Writes
+grounding_suite.json, grounding_suite.md and grounding_curve.png to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import pickle
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from rag_server.evaluation import is_correct  # noqa: E402
+from rag_server.grounding import Policy, Verified, extractive, sentence_spans  # noqa: E402
+from rag_server.retrieval import Filters  # noqa: E402
+from rag_server.store import Hit  # noqa: E402
+
+MODEL_GRID = [round(0.01 * i, 2) for i in range(1, 100)]
+SIMILARITY_GRID = [round(0.5 + 0.025 * i, 3) for i in range(81)]
+# The targets the defaults must meet on every held-out corpus (issue: grounding that transfers).
+TARGET_ADJACENT, TARGET_ADVERSARIAL = 0.90, 0.70
+Score = Callable[[str, list[str]], list[float]]
+
+
+@dataclass
+class Question:
+    corpus: str
+    item: dict[str, Any]
+    hits: list[Hit]
+    sentences: list[str]  # the candidates `extractive` ranks, in its order
+    features: list[tuple[float, ...]]  # FEATURES of each candidate
+    similarity: dict[str, float]  # the previous ranker's score of each candidate
+    scores: dict[str, float] = field(default_factory=dict)  # the ranker under test, per sentence
+    cache: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
+
+    def labels(self) -> list[int]:
+        gold = self.item["answers"] if self.item["answerable"] else []
+        return [int(bool(gold) and is_correct(s, gold)) for s in self.sentences]
+
+
+def load_corpora(names: Sequence[str] | None) -> dict[str, dict[str, Any]]:
+    """eval/corpora.json: name -> {"paths": [...], "questions": file}; paths relative to ROOT."""
+    spec = json.loads((ROOT / "eval" / "corpora.json").read_text())
+    return {k: v for k, v in spec.items() if not names or k in names}
+
+
+class _NoModel:
+    """The suite measures quoting, which never asks the model to write."""
+
+    name = "none"
+    style = "base"
+    context_tokens = 4096
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def check(self) -> None:
+        """Nothing to check."""
+
+    def generate(self, *args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("quoting never calls the model")
+
+
+POLICY = Policy()
+
+
+def candidates(question: str, hits: list[Hit]) -> list[str]:
+    """The sentences `extractive` would rank for this question, found by asking it."""
+    seen: list[str] = []
+
+    def record(_q: str, sentences: list[str]) -> list[float]:
+        seen.extend(sentences)
+        return [0.0] * len(sentences)
+
+    extractive(question, hits, [h.score for h in hits], POLICY, record, None)
+    return list(dict.fromkeys(seen))
+
+
+def collect(corpora: dict[str, dict[str, Any]], data: Path) -> list[Question]:
+    from ingest.build import build_pipeline
+    from rag_server.answer_scorer import AnswerScorer
+    from rag_server.answerability import FEATURES, Answerability, Combiner, sentence_passages
+    from rag_server.embedding import load_embedder
+    from rag_server.rag import assemble
+    from rag_server.settings import load_settings
+
+    base = load_settings(data_dir=data, grounding={"scorer": "similarity"})
+    embedder = load_embedder(base.embedder, base.models_dir)
+    judge = Answerability(AnswerScorer.load(), embedder, Combiner((0.0,) * len(FEATURES), 0.0))
+    out: list[Question] = []
+    for name, spec in corpora.items():
+        settings = base.model_copy(update={"collection": f"eval-{name}"})
+        began = time.perf_counter()
+        build_pipeline(settings, embedder).run([ROOT / p for p in spec["paths"]])
+        print(f"{name}: ingested in {time.perf_counter() - began:.0f}s", file=sys.stderr)
+        rag = assemble(settings, embedder, _NoModel())
+        corpus = rag.catalog.get()
+        items = [json.loads(x) for x in (ROOT / spec["questions"]).read_text().splitlines() if x]
+        began = time.perf_counter()
+        for item in items:
+            question = item["question"]
+            hits = corpus.retriever.retrieve(question, settings.retrieval.top_k, Filters(), {})
+            sentences = candidates(question, hits)
+            passages = sentence_passages(hits)
+            features = judge.features(question, sentences, [passages[s] for s in sentences])
+            similar = (
+                rag.service.similarity_scorer(question, corpus)(question, sentences)
+                if sentences
+                else []
+            )
+            out.append(
+                Question(
+                    name,
+                    item,
+                    hits,
+                    sentences,
+                    features,
+                    dict(zip(sentences, similar, strict=True)),
+                )
+            )
+        per = (time.perf_counter() - began) / max(1, len(items))
+        print(f"{name}: {len(items)} questions, {per:.2f}s each", file=sys.stderr)
+    return out
+
+
+def decide(q: Question, floor: float, scores: dict[str, float]) -> Verified:
+    """What the service answers at this floor, before generation: refuse without a relevant
+    passage, else quote the best sentences scoring at least `floor`."""
+    relevance = [h.score for h in q.hits]
+    if max(relevance, default=-1.0) < POLICY.min_relevance:
+        return Verified(POLICY.refusal, "insufficient_evidence")
+    score: Score = lambda _q, ss: [scores.get(s, -9.0) for s in ss]  # noqa: E731
+    return extractive(q.item["question"], q.hits, relevance, POLICY, score, floor)
+
+
+def legacy_floor(hits: list[Hit]) -> float:
+    """The previous two-level gate (0.56 passage cosine; quotes 1.15, or 1.25 when weak)."""
+    return 1.25 if max((h.score for h in hits), default=-1.0) < 0.56 else 1.15
+
+
+def outcome(q: Question, ranker: str, floor: float | None) -> dict[str, Any]:
+    """The answer at this floor. It changes only with how many candidates reach the floor (the
+    ranking itself does not move), so it is computed once per count and reused across the sweep."""
+    scores = q.similarity if ranker == "similarity" else q.scores
+    floor = legacy_floor(q.hits) if floor is None else floor
+    ranked = sorted(scores.values(), reverse=True)
+    admitted = min(sum(1 for v in ranked if v >= floor), 8)
+    key = (ranker, admitted)
+    if key not in q.cache:
+        q.cache[key] = _outcome(q, scores, ranked[admitted - 1] if admitted else floor)
+    return q.cache[key]
+
+
+def _outcome(q: Question, scores: dict[str, float], floor: float) -> dict[str, Any]:
+    verified = decide(q, floor, scores)
+    answered = verified.status != "insufficient_evidence"
+    pages = set(q.item.get("pages") or [])
+    cited = {c.hit.chunk.page for c in verified.citations}
+    correct = (
+        bool(q.item["answerable"]) and answered and is_correct(verified.answer, q.item["answers"])
+    )
+    return {
+        "answered": answered,
+        "correct": correct,
+        "page_ok": (bool(pages & cited) if pages else None) if correct else None,
+    }
+
+
+def metrics(qs: list[Question], ranker: str, floor: float | None) -> dict[str, Any]:
+    rows = [(q, outcome(q, ranker, floor)) for q in qs]
+    answerable = [o for q, o in rows if q.item["answerable"]]
+    kind = lambda k: [o for q, o in rows if q.item.get("kind") == k]  # noqa: E731
+    pct = lambda xs: round(100 * statistics.fmean(xs), 1) if xs else None  # noqa: E731
+    pages = [o["page_ok"] for o in answerable if o["page_ok"] is not None]
+    return {
+        "questions": len(rows),
+        "accuracy": pct([o["correct"] for o in answerable]),
+        "false_abstention": pct([not o["answered"] for o in answerable]),
+        "abstention_adjacent": pct([not o["answered"] for o in kind("adjacent")]),
+        "abstention_adversarial": pct([not o["answered"] for o in kind("adversarial")]),
+        "abstention": pct([not o["answered"] for q, o in rows if not q.item["answerable"]]),
+        "page_ok": pct(pages),
+    }
+
+
+def choose(qs: list[Question], ranker: str, grid: list[float]) -> float:
+    """The floor with the best mean accuracy over the given corpora, each weighted equally, among
+    floors whose mean abstention meets both targets; when none does, the most abstaining one."""
+    names = sorted({q.corpus for q in qs})
+
+    def mean(floor: float, key: str) -> float:
+        values = [metrics([q for q in qs if q.corpus == n], ranker, floor)[key] for n in names]
+        kept = [v for v in values if v is not None]
+        return statistics.fmean(kept) if kept else 100.0
+
+    table = {
+        f: (mean(f, "accuracy"), mean(f, "abstention_adjacent"), mean(f, "abstention_adversarial"))
+        for f in grid
+    }
+    feasible = [
+        f
+        for f, (_, adj, adv) in table.items()
+        if adj >= 100 * TARGET_ADJACENT and adv >= 100 * TARGET_ADVERSARIAL
+    ]
+    if feasible:
+        return max(feasible, key=lambda f: (table[f][0], f))
+    return max(grid, key=lambda f: (min(table[f][1] / 90, table[f][2] / 70), f))
+
+
+def fit(qs: list[Question], columns: Sequence[int]) -> tuple[list[float], float]:
+    """A logistic model on the chosen feature columns; every corpus weighs the same."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    xs, ys, ws = [], [], []
+    counts = {n: sum(len(q.sentences) for q in qs if q.corpus == n) for n in {q.corpus for q in qs}}
+    for q in qs:
+        for f, y in zip(q.features, q.labels(), strict=True):
+            xs.append([f[c] for c in columns])
+            ys.append(y)
+            ws.append(1.0 / counts[q.corpus])
+    model = LogisticRegression(C=1.0, max_iter=2000)
+    model.fit(np.asarray(xs), np.asarray(ys), sample_weight=np.asarray(ws) * len(xs))
+    return [float(w) for w in model.coef_[0]], float(model.intercept_[0])
+
+
+def apply(qs: list[Question], columns: Sequence[int], weights: list[float], bias: float) -> None:
+    for q in qs:
+        q.cache = {k: v for k, v in q.cache.items() if k[0] == "similarity"}
+        q.scores = {
+            s: 1.0
+            / (
+                1.0
+                + math.exp(-(bias + sum(w * f[c] for w, c in zip(weights, columns, strict=True))))
+            )
+            for s, f in zip(q.sentences, q.features, strict=True)
+        }
+
+
+def hit_at(qs: list[Question], k: int, rerank: bool) -> float | None:
+    """Gold document among the first k passages, in retrieval order or by best sentence score
+    (with the scores last applied)."""
+    found = []
+    for q in qs:
+        if not q.item["answerable"]:
+            continue
+        hits = q.hits
+        if rerank:
+
+            def best(h: Hit, q: Question = q) -> float:
+                text = h.chunk.text
+                return max(
+                    (q.scores.get(text[a:b], 0.0) for a, b in sentence_spans(text)), default=0.0
+                )
+
+            hits = sorted(hits, key=best, reverse=True)
+        found.append(q.item["source"] in {h.chunk.source.rsplit("/", 1)[-1] for h in hits[:k]})
+    return round(100 * statistics.fmean(found), 1) if found else None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--corpora", help="comma-separated names (default: all in eval/corpora.json)"
+    )
+    parser.add_argument("--data", type=Path, default=ROOT / "bench" / ".data" / "suite")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--write-combiner", action="store_true", help="ship the all-corpora fit")
+    parser.add_argument(
+        "--reuse", action="store_true", help="reuse the last run's retrieval and features"
+    )
+    args = parser.parse_args()
+    from rag_server.answerability import FEATURES
+
+    corpora = load_corpora(args.corpora.split(",") if args.corpora else None)
+    cache = args.data / "collected.pickle"
+    if args.reuse and cache.exists():
+        qs = [q for q in pickle.loads(cache.read_bytes()) if q.corpus in corpora]
+    else:
+        qs = collect(corpora, args.data)
+        cache.write_bytes(pickle.dumps(qs))
+    names = list(corpora)
+    every = list(range(len(FEATURES)))
+    rankers = {"combined": every, "answer model alone": [0]}
+    report: dict[str, Any] = {
+        "features": FEATURES,
+        "corpora": {},
+        "targets": {"adjacent": 90, "adversarial": 70},
+    }
+    for name in names:
+        held = [q for q in qs if q.corpus == name]
+        rest = [q for q in qs if q.corpus != name]
+        row: dict[str, Any] = {}
+        for label, columns in rankers.items():
+            weights, bias = fit(rest, columns)
+            apply(qs, columns, weights, bias)
+            floor = choose(rest, "model", MODEL_GRID)
+            row[label] = {
+                "floor": floor,
+                "weights": [round(w, 3) for w in weights],
+                **metrics(held, "model", floor),
+                "hit_at_1": hit_at(held, 1, True),
+                "hit_at_5": hit_at(held, 5, True),
+            }
+        row["previous defaults"] = {"floor": "0.56/1.15/1.25", **metrics(held, "similarity", None)}
+        refit = choose(rest, "similarity", SIMILARITY_GRID)
+        row["cosine + IDF refit"] = {"floor": refit, **metrics(held, "similarity", refit)}
+        row["retrieval"] = {"hit_at_1": hit_at(held, 1, False), "hit_at_5": hit_at(held, 5, False)}
+        report["corpora"][name] = row
+        print(name, json.dumps(row), file=sys.stderr)
+    weights, bias = fit(qs, every)
+    apply(qs, every, weights, bias)
+    shipped = choose(qs, "model", MODEL_GRID)
+    report["shipped"] = {"floor": shipped, "weights": weights, "bias": bias}
+    report["pooled_at_shipped"] = metrics(qs, "model", shipped)
+    report["curve"] = [{"floor": f, **metrics(qs, "model", f)} for f in MODEL_GRID[::3]]
+    if args.write_combiner:
+        from rag_server.answer_scorer import PACKAGED
+
+        (PACKAGED / "combiner.json").write_text(
+            json.dumps(
+                {
+                    "features": list(FEATURES),
+                    "weights": weights,
+                    "bias": bias,
+                    "answer_threshold": shipped,
+                    "fitted_on": names,
+                    "made_by": "bench/grounding_suite.py --write-combiner",
+                },
+                indent=1,
+            )
+            + "\n"
+        )
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "grounding_suite.json").write_text(json.dumps(report, indent=1) + "\n")
+    (args.out / "grounding_suite.md").write_text(markdown(report))
+    plot(report, args.out / "grounding_curve.png")
+    print(markdown(report))
+
+
+def markdown(report: dict[str, Any]) -> str:
+    keys = [
+        "accuracy",
+        "false_abstention",
+        "abstention_adjacent",
+        "abstention_adversarial",
+        "page_ok",
+    ]
+    lines = [
+        "| corpus (held out) | ranker | floor | " + " | ".join(keys) + " | hit@1 | hit@5 |",
+        "|---|---|---|" + "---|" * (len(keys) + 2),
+    ]
+    for name, row in report["corpora"].items():
+        for label, m in row.items():
+            if label == "retrieval":
+                m = {**m, "floor": "–"}
+            cells = " | ".join("–" if m.get(k) is None else str(m[k]) for k in keys)
+            lines.append(
+                f"| {name} | {label} | {m['floor']} | {cells} | {m.get('hit_at_1', '–')} "
+                f"| {m.get('hit_at_5', '–')} |"
+            )
+    pooled = report["pooled_at_shipped"]
+    lines += [
+        "",
+        f"Shipped (fitted on all corpora): floor {report['shipped']['floor']}; pooled there: "
+        + ", ".join(f"{k} {pooled[k]}" for k in keys),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def plot(report: dict[str, Any], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curve = report["curve"]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot([c["abstention"] for c in curve], [c["accuracy"] for c in curve], marker=".")
+    for c in curve[::4]:
+        ax.annotate(str(c["floor"]), (c["abstention"], c["accuracy"]), fontsize=7)
+    ax.set_xlabel("abstention on unanswerable questions (%)")
+    ax.set_ylabel("accuracy on answerable questions (%)")
+    ax.set_title("All corpora pooled: answer-model floor swept")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+
+
+if __name__ == "__main__":
+    main()

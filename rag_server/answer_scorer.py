@@ -1,0 +1,89 @@
+"""The answer scorer: a small cross-encoder that reads the question and one source sentence together
+and gives the probability that the sentence answers the question.
+
+Passage cosine and word overlap tell "is about the question" apart from "is not", but not "answers
+it" from "is about it", and a paraphrased question scores low against the sentence that answers
+it; thresholds on them fitted to one corpus did not hold on others. This model was trained for
+exactly that distinction on SQuAD 2.0's train split, adversarial unanswerables included
+(training/answer_scorer/), and ships inside the package as ONNX, so it loads offline, once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rag_server.embedding_onnx import ort_session
+from rag_server.errors import ModelLoadError
+
+log = logging.getLogger(__name__)
+
+PACKAGED = Path(__file__).resolve().parent / "models" / "answer_scorer"
+MAX_TOKENS = 128  # the training length: question and sentence together, longest truncated first
+_BATCH = 32
+
+
+class AnswerScorer:
+    """Scores (question, sentence) pairs. Thread-safe: the tokenizer is configured once, here,
+    and only read afterwards; ONNX Runtime sessions may run concurrently."""
+
+    def __init__(self, session: Any, tokenizer: Any, identity: str) -> None:
+        self._session = session
+        self._tokenizer = tokenizer
+        self._names = {i.name for i in session.get_inputs()}
+        self.identity = identity
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, model_dir: Path | None = None) -> AnswerScorer:
+        """Load the packaged scorer (or another directory with model.onnx and tokenizer.json)."""
+        from tokenizers import Tokenizer
+
+        directory = model_dir or PACKAGED
+        onnx_file, tokenizer_file = directory / "model.onnx", directory / "tokenizer.json"
+        try:
+            tokenizer = Tokenizer.from_file(str(tokenizer_file))
+            tokenizer.enable_truncation(max_length=MAX_TOKENS, strategy="longest_first")
+            tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+            session = ort_session(onnx_file)
+        except Exception as exc:  # onnxruntime and tokenizers raise their own exception types
+            raise ModelLoadError(f"cannot load the answer scorer from {directory}: {exc}") from exc
+        digest = hashlib.sha256(onnx_file.read_bytes()).hexdigest()[:12]
+        return cls(session, tokenizer, f"{_card_name(directory)} ({digest})")
+
+    def score(self, question: str, sentences: Sequence[str]) -> list[float]:
+        """P(sentence answers question) for each sentence, in order, by this model alone."""
+        return [1.0 / (1.0 + float(np.exp(-x))) for x in self.logits(question, sentences)]
+
+    def logits(self, question: str, sentences: Sequence[str]) -> list[float]:
+        """The model's raw output for each (question, sentence) pair, in order."""
+        out: list[float] = []
+        for lo in range(0, len(sentences), _BATCH):
+            batch = [(question, s) for s in sentences[lo : lo + _BATCH]]
+            with self._lock:  # encode_batch borrows the tokenizer; keep one borrower at a time
+                encodings = self._tokenizer.encode_batch(batch)
+            feeds = {
+                "input_ids": np.asarray([e.ids for e in encodings], dtype=np.int64),
+                "attention_mask": np.asarray([e.attention_mask for e in encodings], dtype=np.int64),
+                "token_type_ids": np.asarray([e.type_ids for e in encodings], dtype=np.int64),
+            }
+            logits = self._session.run(None, {k: v for k, v in feeds.items() if k in self._names})
+            values = np.asarray(logits[0], dtype=np.float64).reshape(len(batch), -1)[:, -1]
+            out.extend(values.tolist())
+        return out
+
+
+def _card_name(directory: Path) -> str:
+    """The scorer's name from its card, so readiness and logs say which model answers."""
+    try:
+        card = json.loads((directory / "card.json").read_text())
+        return str(card.get("name", directory.name))
+    except (OSError, ValueError):
+        return directory.name

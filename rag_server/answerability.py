@@ -1,0 +1,186 @@
+"""Does a sentence answer the question? The cross-encoder's reading, and cheap signals beside it,
+combined by a small logistic model into one probability.
+
+The signals: the answer model's logit; the embedding cosine of question and sentence; the
+passage's retrieval cosine; the share of the question's content words in the sentence; the share
+of the question's names, numbers and identifiers in the passage (an adversarial question changes
+exactly one of those); and whether the sentence holds what the question asks for (an amount, a
+count, a duration, a date). None depends on corpus statistics, so nothing about documents a
+caller may not read can move a caller's answer. The weights were fitted leaving one corpus out
+(bench/grounding_suite.py) and ship beside the model (combiner.json).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rag_server.answer_scorer import PACKAGED, AnswerScorer
+from rag_server.embedding import Embedder
+from rag_server.grounding import content_words, critical_tokens, sentence_spans, tokens
+from rag_server.store import Hit
+
+FEATURES = ("logit", "cosine", "passage", "coverage", "names_in_passage", "type_match")
+
+_NUMBER_WORDS = (
+    r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|"
+    r"forty|fifty|sixty|hundred|thousand|million|billion|dozen|half|once|twice"
+)
+_NUMBER = rf"(?:\d[\d.,]*|\b(?:{_NUMBER_WORDS})\b)"
+_UNIT = r"(?:second|minute|hour|day|business day|week|month|year|semester|quarter|decade)s?"
+_MONTH = (
+    r"january|february|march|april|may|june|july|august|september|october|november|december|"
+    r"jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec"
+)
+_WEEKDAY = r"monday|tuesday|wednesday|thursday|friday|saturday|sunday"
+# What a question asks for, tried in order: the first that matches wins.
+_QUESTION_TYPES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    (
+        "duration",
+        re.compile(r"\bhow long\b|\bhow many (?:days|weeks|months|years|hours|minutes)\b"),
+    ),
+    (
+        "date",
+        re.compile(
+            r"\bwhen\b|\bwhat (?:year|date|day|month|time)\b|\bwhich (?:year|date|day|month)\b"
+        ),
+    ),
+    (
+        "amount",
+        re.compile(
+            r"\bhow much\b|\bwhat (?:percentage|percent)\b|\bhow (?:big|large|high|low|fast|old|far)\b"
+        ),
+    ),
+    ("count", re.compile(r"\bhow many\b|\bwhat number of\b")),
+)
+_HAS_TYPE: dict[str, re.Pattern[str]] = {
+    "duration": re.compile(
+        rf"{_NUMBER}[\s-]*(?:calendar |working |business |consecutive )?{_UNIT}\b|\b(?:annual|daily|weekly|monthly|yearly)\b"
+    ),
+    "date": re.compile(
+        rf"\b(?:{_MONTH}|{_WEEKDAY})\b|\b1[5-9]\d\d\b|\b20\d\d\b|\d{{1,2}}(?:st|nd|rd|th)\b|\b\d{{1,2}}[:/.]\d{{2}}\b|\b(?:{_NUMBER})\s+{_UNIT}\b|\b(?:before|after|within|until|by|during|once|whenever|immediately|if)\b"
+    ),
+    "amount": re.compile(
+        rf"[$€£¥%]|{_NUMBER}\s*(?:%|percent|dollars?|euros?|pounds?|usd|eur|gb|mb|kb|tb|characters?|km|miles?|kilometres?|kilometers?)|{_NUMBER}"
+    ),
+    "count": re.compile(_NUMBER),
+}
+
+
+def question_type(question: str) -> str | None:
+    """The kind of answer the question asks for, when its wording says so plainly."""
+    low = question.lower()
+    for name, pattern in _QUESTION_TYPES:
+        if pattern.search(low):
+            return name
+    return None
+
+
+def type_match(kind: str | None, sentence: str) -> float:
+    """+1 the sentence holds that kind of answer, -1 it cannot, 0 the question's kind is open."""
+    if kind is None:
+        return 0.0
+    return 1.0 if _HAS_TYPE[kind].search(sentence.lower()) else -1.0
+
+
+def coverage(question: str, sentence: str) -> float:
+    """Share of the question's content words (stemmed) the sentence contains; unweighted, so it
+    depends on nothing but the two texts."""
+    wanted = content_words(question)
+    return len(wanted & content_words(sentence)) / len(wanted) if wanted else 0.0
+
+
+def names_in(question: str, passage: str) -> float:
+    """Share of the question's names, numbers and identifiers found in the passage (1 when the
+    question has none): "the Massachusetts programme" against a passage about Oregon's."""
+    wanted = critical_tokens(question)
+    if not wanted:
+        return 1.0
+    have = set(tokens(passage)) | content_words(passage)
+    return sum(1 for t in wanted if t in have or t.rstrip("s") in have) / len(wanted)
+
+
+@dataclass(frozen=True)
+class Combiner:
+    """p = sigmoid(bias + weights . features): one probability per sentence."""
+
+    weights: tuple[float, ...]
+    bias: float
+
+    @classmethod
+    def load(cls, path: Path) -> Combiner:
+        spec = json.loads(path.read_text())
+        if tuple(spec["features"]) != FEATURES:
+            raise ValueError(f"{path} was fitted on features {spec['features']}, not {FEATURES}")
+        return cls(tuple(float(w) for w in spec["weights"]), float(spec["bias"]))
+
+    def probability(self, features: Sequence[float]) -> float:
+        z = self.bias + sum(w * x for w, x in zip(self.weights, features, strict=True))
+        return 1.0 / (1.0 + math.exp(-max(-40.0, min(40.0, z))))
+
+
+def sentence_passages(hits: Sequence[Hit]) -> dict[str, tuple[float, str]]:
+    """Each sentence of the passages -> its best passage's (retrieval cosine, title and text):
+    the context the passage features read."""
+    passages: dict[str, tuple[float, str]] = {}
+    for hit in hits:
+        text = hit.chunk.text
+        for lo, hi in sentence_spans(text):
+            known = passages.get(text[lo:hi])
+            if known is None or hit.score > known[0]:
+                passages[text[lo:hi]] = (hit.score, f"{hit.chunk.title}\n{text}")
+    return passages
+
+
+class Answerability:
+    """The answer model, the embedder and the combiner together: the probability that each
+    candidate sentence answers the question. Loaded once at start-up, like the other models."""
+
+    def __init__(self, scorer: AnswerScorer, embedder: Embedder, combiner: Combiner) -> None:
+        self.scorer = scorer
+        self.embedder = embedder
+        self.combiner = combiner
+        self.identity = scorer.identity
+
+    @classmethod
+    def load(cls, embedder: Embedder, model_dir: Path | None = None) -> Answerability:
+        directory = model_dir or PACKAGED
+        return cls(
+            AnswerScorer.load(directory), embedder, Combiner.load(directory / "combiner.json")
+        )
+
+    def features(
+        self, question: str, sentences: Sequence[str], passages: Sequence[tuple[float, str]]
+    ) -> list[tuple[float, ...]]:
+        """FEATURES for each sentence; `passages[i]` is sentence i's passage: (retrieval cosine,
+        text)."""
+        if not sentences:
+            return []
+        logits = self.scorer.logits(question, sentences)
+        query = np.asarray(self.embedder.embed_query(question), dtype=np.float32)
+        cosines = self.embedder.embed_texts(list(sentences)) @ query
+        kind = question_type(question)
+        return [
+            (
+                logit,
+                float(cos),
+                passage_score,
+                coverage(question, sentence),
+                names_in(question, passage),
+                type_match(kind, sentence),
+            )
+            for sentence, logit, cos, (passage_score, passage) in zip(
+                sentences, logits, cosines, passages, strict=True
+            )
+        ]
+
+    def probabilities(
+        self, question: str, sentences: Sequence[str], passages: Sequence[tuple[float, str]]
+    ) -> list[float]:
+        return [self.combiner.probability(f) for f in self.features(question, sentences, passages)]

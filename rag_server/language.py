@@ -1,0 +1,36 @@
+"""Is a question in a language the default models read? all-MiniLM-L6-v2 and the answer scorer
+were trained on English; a question in another language retrieves noise, and a refusal that says
+"the documents are silent" would then be false. Cheap signals only: the script, and which
+language's function words the question uses."""
+
+from __future__ import annotations
+
+import re
+
+from rag_server.grounding import STOPWORDS
+
+_WORD = re.compile(r"[^\W\d_]+")
+# Frequent function words of the languages users most often try (French, German, Spanish,
+# Italian, Portuguese, Dutch) that are not also English words.
+_FOREIGN = frozenset(
+    """le la les des du est une pour dans qui que quel quelle quels combien quand pourquoi comment
+    où avec sont être avoir nous vous ils elles leur der die das und ist nicht ein eine einen
+    wie wann warum welche welcher wer wo mit für auf sind ich sie wir ihr kann muss el los las
+    por para una del qué cuál cuánto cuántos cuántas cuándo dónde cómo porque está son con
+    il di che sono per gli della delle quanto quanti quando perché dove come sei ho
+    não você quantos quantas onde são uma het een niet van wat hoe waarom welke zijn kan""".split()
+)
+
+
+def reads_as_english(question: str) -> bool:
+    """False when the question is most likely not English: mostly non-Latin letters, or more
+    foreign function words than English ones (at least two)."""
+    letters = [c for c in question if c.isalpha()]
+    if not letters:
+        return True
+    if sum(c.isascii() for c in letters) / len(letters) < 0.6:
+        return False
+    words = _WORD.findall(question.lower())
+    foreign = sum(w in _FOREIGN for w in words)
+    english = sum(w in STOPWORDS for w in words)
+    return not (foreign >= 2 and foreign > english)

@@ -1,0 +1,147 @@
+"""The answer model decides (rag_server/answerability.py): paraphrased, misspelt and long
+questions are answered from the example documents with the shipped defaults; questions the
+documents are silent on, or that change one fact, are refused with the closest passages; a
+question in another language is told so. Real embedder, Chroma, answer model and app."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from litestar.testing import TestClient
+
+from rag_server.answer_scorer import PACKAGED, AnswerScorer
+from rag_server.answerability import (
+    FEATURES,
+    Combiner,
+    coverage,
+    names_in,
+    question_type,
+    type_match,
+)
+from rag_server.language import reads_as_english
+from rag_server.settings import Settings, load_settings
+from tests.conftest import EXAMPLES, ClientFor, ScriptedGenerator
+
+LONG = (
+    "I joined last month and I am still finding my way around the policies. My manager said I "
+    "should read everything on the intranet, and I have, but there is a lot of it: expenses, "
+    "travel, the IT rules, the building, who to call when the printer jams, how to book a room, "
+    "what to do on the first day, and so on. A colleague told me that the rules on leave changed "
+    "last year and that some of the older documents are out of date, which is confusing, "
+    "because I want to plan ahead properly. My partner and I are expecting our first child in "
+    "the spring, and I would like to understand my options before I talk to my manager about it, "
+    "so that I can plan the handover of my projects and make sure nothing is left undone while "
+    "I am away. I have looked at the leave policy but I am not sure I read it right. I also do not "
+    "know whether it matters that I have only been here a short time, or whether the leave is "
+    "paid in full or only in part, and who I should tell first. So my question is simple: how "
+    "long is the fully paid parental leave?"
+)
+ANSWERED = [
+    ("How much do I get back per kilometre if I drive my own car?", "€0.31"),
+    ("Where do I pick up my laptop when I start?", "4.12"),
+    ("how many days of paid anual leave do i get per yeer?", "27 days"),
+    ("whats the minimum pasword length", "14 characters"),
+    (LONG, "18 weeks"),
+]
+REFUSED = [
+    "What is the company's policy on bringing dogs into the office?",
+    "How many days of paid leave do employees get for jury duty?",
+    "Which stock options do new starters receive, and when do they vest?",
+]
+
+
+def _defaults(examples: Settings) -> Settings:
+    """The shipped grounding defaults (the `examples` fixture pins orchestration thresholds)."""
+    return examples.model_copy(update={"grounding": load_settings().grounding})
+
+
+@pytest.fixture
+def asker(examples: Settings, client_for: ClientFor) -> tuple[TestClient, ScriptedGenerator]:  # type: ignore[type-arg]
+    generator = ScriptedGenerator(["never asked"], style="base")
+    return client_for(_defaults(examples), generator), generator
+
+
+@pytest.mark.parametrize(("question", "gold"), ANSWERED)
+def test_paraphrased_misspelt_and_long_questions_are_answered_from_the_documents(
+    asker: tuple[TestClient, ScriptedGenerator],  # type: ignore[type-arg]
+    question: str,
+    gold: str,
+) -> None:
+    client, generator = asker
+    body = client.post("/v1/ask", json={"question": question}).json()
+    assert body["status"] == "extractive", body
+    assert gold in body["answer"], body["answer"]
+    assert generator.calls == []  # a base model is never asked to write
+    assert [c["n"] for c in body["citations"]] == list(range(1, len(body["citations"]) + 1))
+
+
+@pytest.mark.parametrize("question", REFUSED)
+def test_questions_the_documents_do_not_answer_are_refused_with_the_closest_passages(
+    asker: tuple[TestClient, ScriptedGenerator],  # type: ignore[type-arg]
+    question: str,
+) -> None:
+    client, _ = asker
+    body = client.post("/v1/ask", json={"question": question}).json()
+    assert body["status"] == "insufficient_evidence", body["answer"]
+    assert body["citations"] == [] and body["related"]
+    quotes = [r["quote"] for r in body["related"]]
+    assert len(quotes) == len(set(quotes))  # overlapping chunks do not repeat a passage
+
+
+def test_the_example_facts_are_answered_and_cited_with_the_defaults(
+    asker: tuple[TestClient, ScriptedGenerator],  # type: ignore[type-arg]
+) -> None:
+    client, _ = asker
+    facts = json.loads((EXAMPLES.parent / "facts.json").read_text())
+    right = 0
+    for fact in facts:
+        body = client.post("/v1/ask", json={"question": fact["question"]}).json()
+        cited = {c["source"] for c in body["citations"]}
+        right += fact["answer"] in body["answer"] and fact["source"] in cited
+    assert right >= 36, f"{right} of {len(facts)}"
+
+
+def test_a_question_in_another_language_is_told_so_not_that_the_documents_are_silent(
+    asker: tuple[TestClient, ScriptedGenerator],  # type: ignore[type-arg]
+) -> None:
+    client, _ = asker
+    body = client.post(
+        "/v1/ask", json={"question": "Combien de jours de congés payés avons-nous par an ?"}
+    ).json()
+    assert body["status"] == "insufficient_evidence"
+    assert "English" in body["answer"]
+    assert reads_as_english("How many days of leave do I get?")
+    assert not reads_as_english("Wie viele Urlaubstage habe ich pro Jahr?")
+    assert not reads_as_english("年假有多少天？")
+
+
+def test_the_model_prefers_the_sentence_that_answers_over_one_about_the_topic() -> None:
+    scorer = AnswerScorer.load()
+    question = "How much life insurance coverage does the company provide?"
+    answers = "The company offers a $400,000 life insurance policy to all staff."
+    about = "Life insurance matters, and staff should think about their families' needs."
+    p_answers, p_about = scorer.score(question, [answers, about])
+    assert p_answers > 0.5 > p_about
+
+
+def test_cheap_features_read_what_the_question_asks_for() -> None:
+    assert question_type("How long is the probation period?") == "duration"
+    assert question_type("How much is the meal allowance?") == "amount"
+    assert question_type("How many bicycle spaces are there?") == "count"
+    assert question_type("Who approves claims?") is None
+    assert type_match("duration", "Probation lasts 6 months.") == 1.0
+    assert type_match("amount", "Meals are covered by the company.") == -1.0
+    assert coverage("meal allowance per day", "The meal allowance is €42 per day.") == 1.0
+    # an adversarial question changes one name: the passage does not hold it
+    assert names_in("How much safe leave does Massachusetts give?", "Oregon gives 40 hours.") == 0
+    assert names_in("How much leave do I get?", "Anything.") == 1.0
+
+
+def test_the_shipped_combiner_reads_the_features_this_code_computes() -> None:
+    spec = json.loads((PACKAGED / "combiner.json").read_text())
+    assert tuple(spec["features"]) == FEATURES
+    combiner = Combiner.load(PACKAGED / "combiner.json")
+    assert len(combiner.weights) == len(FEATURES)
+    # the shipped default threshold is the one the leave-one-corpus-out suite chose
+    assert load_settings().grounding.answer_threshold == spec["answer_threshold"]

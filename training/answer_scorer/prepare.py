@@ -1,0 +1,145 @@
+"""Turn SQuAD 2.0 train into (question, sentence, label) pairs for the answer scorer.
+
+Why this shape: the server scores single sentences, so pairs are built from sentences cut by the
+server's own splitter (`rag_server.grounding.sentence_spans`); training then matches inference.
+The negatives that matter most are SQuAD 2.0's unanswerable questions paired with the sentence
+holding their plausible (wrong) answer: on-topic but not an answer, which is exactly what the
+scorer must learn to refuse. The eval titles are excluded and 20 other titles are held out whole.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import (
+    DATA,
+    EVAL_TITLES,
+    SEED,
+    SQUAD_TRAIN,
+    load_squad,
+    read_titles,
+    val_titles,
+    write_jsonl,
+)
+
+from rag_server.grounding import sentence_spans
+
+Row = dict[str, Any]
+
+
+def _sentence_at(spans: list[tuple[int, int]], start: int, end: int) -> int | None:
+    """Index of the sentence holding [start, end); None when it falls between or across sentences."""
+    for i, (lo, hi) in enumerate(spans):
+        if lo <= start < hi:
+            return i if end <= hi else None
+    return None
+
+
+def _row(qid: str, question: str, sentence: str, label: int, impossible: bool) -> Row:
+    return {
+        "question": question,
+        "sentence": sentence,
+        "label": label,
+        "qid": qid,
+        "impossible": impossible,
+    }
+
+
+def article_pairs(article: dict[str, Any], rng: random.Random, *, full: bool) -> Iterator[Row]:
+    """Pairs of one article. `full` (validation) keeps every sentence of the paragraph instead of
+    sampling negatives, so per-question top-1 and max-score gating can be measured."""
+    paragraphs = [(p, sentence_spans(p["context"])) for p in article["paragraphs"]]
+    for index, (para, spans) in enumerate(paragraphs):
+        context = para["context"]
+        sentences = [context[lo:hi] for lo, hi in spans]
+        for qa in para["qas"]:
+            question, qid, impossible = qa["question"].strip(), qa["id"], bool(qa["is_impossible"])
+            answers = qa["plausible_answers"] if impossible else qa["answers"]
+            hit = None
+            if answers:
+                start = int(answers[0]["answer_start"])
+                hit = _sentence_at(spans, start, start + len(answers[0]["text"]))
+            if hit is None and not impossible:
+                continue  # answer across a sentence boundary: no single sentence answers it
+            if full:
+                for i, sentence in enumerate(sentences):
+                    yield _row(
+                        qid, question, sentence, int(i == hit and not impossible), impossible
+                    )
+                continue
+            others = [i for i in range(len(sentences)) if i != hit]
+            if impossible:
+                if hit is not None:
+                    yield _row(qid, question, sentences[hit], 0, True)  # the adversarial near-miss
+                for i in rng.sample(others, min(2, len(others))):
+                    yield _row(qid, question, sentences[i], 0, True)
+                continue
+            assert hit is not None
+            yield _row(qid, question, sentences[hit], 1, False)
+            for i in rng.sample(others, min(3, len(others))):
+                yield _row(qid, question, sentences[i], 0, False)
+            elsewhere = [j for j in range(len(paragraphs)) if j != index and paragraphs[j][1]]
+            if elsewhere:
+                other_para, other_spans = paragraphs[rng.choice(elsewhere)]
+                lo, hi = rng.choice(other_spans)
+                yield _row(qid, question, other_para["context"][lo:hi], 0, False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--squad", type=Path, default=SQUAD_TRAIN)
+    parser.add_argument("--eval-titles", type=Path, default=EVAL_TITLES)
+    parser.add_argument("--n-val", type=int, default=20)
+    parser.add_argument(
+        "--val-titles", type=Path, help="explicit held-out titles (one a line) instead of a sample"
+    )
+    parser.add_argument(
+        "--val-max-questions", type=int, default=2000, help="cap: validation is scored 3x at export"
+    )
+    parser.add_argument("--out", type=Path, default=DATA)
+    parser.add_argument("--seed", type=int, default=SEED)
+    args = parser.parse_args()
+
+    articles = load_squad(args.squad)
+    excluded = set(read_titles(args.eval_titles))
+    missing = excluded - {a["title"] for a in articles}
+    if missing:
+        raise SystemExit(f"eval titles not in {args.squad}: {sorted(missing)}")
+    held_out = set(
+        read_titles(args.val_titles)
+        if args.val_titles
+        else val_titles(articles, excluded, args.n_val, args.seed)
+    )
+    rng = random.Random(args.seed)
+    train = [
+        r
+        for a in articles
+        if a["title"] not in excluded | held_out
+        for r in article_pairs(a, rng, full=False)
+    ]
+    val = [r for a in articles if a["title"] in held_out for r in article_pairs(a, rng, full=True)]
+    qids = sorted({r["qid"] for r in val})
+    if len(qids) > args.val_max_questions:
+        keep = set(random.Random(args.seed).sample(qids, args.val_max_questions))
+        val = [r for r in val if r["qid"] in keep]
+    args.out.mkdir(parents=True, exist_ok=True)
+    n_train = write_jsonl(args.out / "train_pairs.jsonl", train)
+    n_val = write_jsonl(args.out / "val_pairs.jsonl", val)
+    (args.out / "val_titles.txt").write_text("\n".join(sorted(held_out)) + "\n", encoding="utf-8")
+    print(
+        f"train pairs {n_train} ({len({r['qid'] for r in train})} questions), "
+        f"val pairs {n_val} ({len({r['qid'] for r in val})} questions), "
+        f"excluded {len(excluded)} eval titles, {len(held_out)} val titles"
+    )
+
+
+if __name__ == "__main__":
+    main()
