@@ -94,14 +94,16 @@ def drain(
 _INSTRUCT_HINT = re.compile(r"instruct|chat|\bit\b|[-_]it\b|sft|dpo|rlhf", re.IGNORECASE)
 
 
-def detect_style(metadata: dict[str, str]) -> PromptStyle:
-    """Chat style when the GGUF ships a chat template and says it is instruction-tuned."""
+def detect_style(metadata: dict[str, str], file_name: str = "") -> PromptStyle:
+    """Chat style when the GGUF ships a chat template and says it is instruction-tuned, in its
+    metadata or its file name (SmolLM2-135M-Instruct's metadata names only its training mix)."""
     if not metadata.get("tokenizer.chat_template"):
         return "base"
     described = " ".join(
         metadata.get(key, "") for key in ("general.name", "general.basename", "general.finetune")
     )
-    return "chat" if _INSTRUCT_HINT.search(described) or not described.strip() else "base"
+    hinted = _INSTRUCT_HINT.search(described) or _INSTRUCT_HINT.search(file_name)
+    return "chat" if hinted or not described.strip() else "base"
 
 
 def default_model_path(models_dir: Path) -> Path:
@@ -156,7 +158,11 @@ class LlamaCppGenerator:
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelLoadError(f"cannot load GGUF model {path}: {exc}") from exc
         metadata = {k: str(v) for k, v in (llm.metadata or {}).items()}
-        style = detect_style(metadata) if settings.prompt_style == "auto" else settings.prompt_style
+        style = (
+            detect_style(metadata, path.name)
+            if settings.prompt_style == "auto"
+            else settings.prompt_style
+        )
         return cls(llm, path.name, style, settings.temperature)
 
     def count_tokens(self, text: str) -> int:

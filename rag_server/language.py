@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from rag_server.grounding import STOPWORDS
+from rag_server.grounding import STOPWORDS, sentence_spans
 
 _WORD = re.compile(r"[^\W\d_]+")
 # Frequent function words of the languages users most often try (French, German, Spanish,
@@ -34,3 +34,14 @@ def reads_as_english(question: str) -> bool:
     foreign = sum(w in _FOREIGN for w in words)
     english = sum(w in STOPWORDS for w in words)
     return not (foreign >= 2 and foreign > english)
+
+
+def focus(question: str, max_words: int = 40) -> str:
+    """The sentence that asks, when a long message ends in its real question: a paragraph of
+    context would otherwise drown it in retrieval and in the answer model's reading."""
+    if len(question.split()) <= max_words:
+        return question
+    sentences = [question[lo:hi] for lo, hi in sentence_spans(question)]
+    asking = [s for s in sentences if s.rstrip().endswith("?")] or sentences[-1:]
+    last = asking[-1] if asking else question
+    return last if len(last.split()) >= 4 else question

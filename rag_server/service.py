@@ -34,7 +34,7 @@ from rag_server.grounding import (
     sentence_spans,
     verify,
 )
-from rag_server.language import reads_as_english
+from rag_server.language import focus, reads_as_english
 from rag_server.prompting import build_prompt
 from rag_server.retrieval import Filters
 from rag_server.settings import DEFAULT_EMBEDDER_NAME, Settings
@@ -163,6 +163,7 @@ class RagService:
         timings: dict[str, float] = {}
         if self.english_only and not reads_as_english(question):
             return self._refuse(question, [], timings, began, reason=NOT_ENGLISH)
+        question = focus(question)
         top = top_k or self.settings.retrieval.top_k
         hits = await self.search(question, top, filters, collection, timings)
         if not hits:

@@ -108,3 +108,19 @@ def test_quoting_takes_the_answer_slot_so_overload_is_refused_not_queued(
 
     assert asyncio.run(scenario()) == "extractive"
     assert generator.calls == []
+
+
+def test_a_chat_template_and_an_instruct_name_in_metadata_or_file_name_make_a_chat_model() -> None:
+    """SmolLM2-135M-Instruct's metadata names only its training mix; its file name says what it
+    is. A model without a chat template is never prompted as a chat model."""
+    from rag_server.generation import detect_style
+
+    meta = {
+        "tokenizer.chat_template": "{% for message in messages %}{{ message.content }}{% endfor %}",
+        "general.name": "Smollm2 135M 8k Lc100K Mix1 Ep2",
+        "general.basename": "smollm2",
+        "general.finetune": "8k-lc100k-mix1-ep2",
+    }
+    assert detect_style(meta, "SmolLM2-135M-Instruct.Q4_1.gguf") == "chat"
+    assert detect_style(meta, "smollm2-135m.gguf") == "base"
+    assert detect_style({"general.name": "Gemma 3 270m"}, "model-it.gguf") == "base"

@@ -137,8 +137,12 @@ def test_below_the_gate_the_model_is_not_called_and_only_a_strong_quote_is_given
 ) -> None:
     question = {"question": "How many weeks of parental leave?"}
     for weak, status in ((3.0, "insufficient_evidence"), (0.8, "extractive")):
-        strict = ingested.grounding.model_copy(
-            update={"gate_threshold": 0.99, "weak_extractive_threshold": weak}
+        strict = ingested.grounding.model_copy(  # the two-level gate of the similarity scorer
+            update={
+                "scorer": "similarity",
+                "gate_threshold": 0.99,
+                "weak_extractive_threshold": weak,
+            }
         )
         generator = ScriptedGenerator(["should never be used"])
         client = client_for(ingested.model_copy(update={"grounding": strict}), generator)

@@ -57,20 +57,22 @@ def test_a_chat_model_writes_and_only_verified_sentences_with_verbatim_quotes_re
     written = 0
     for question, gold in (
         ("How many days of paid annual leave does a full-time employee get per year?", "27"),
-        ("Which VPN must be used for remote access?", "Tunnelgate"),
-        ("What time does a new starter's first day begin?", "09:30"),
+        ("How long is fully paid parental leave?", "18 weeks"),
+        ("After how many consecutive days of sickness is a doctor's note required?", "3"),
     ):
         body = served.post("/v1/ask", json={"question": question}).json()
         assert body["status"] in {"answered", "extractive"}, body
         assert gold in body["answer"] or any(gold in c["quote"] for c in body["citations"])
-        if body["status"] == "answered":
+        if body["usage"]["completion_tokens"] > 0:  # it wrote, through its chat template
             written += 1
-            assert body["usage"]["completion_tokens"] > 0
             assert body["finish_reason"] in {"stop", "length"}
+        if body["status"] == "answered":  # what it wrote survived verification
+            assert body["usage"]["completion_tokens"] > 0
         for citation in body["citations"]:
             text = texts[citation["document_id"]]
             assert text[citation["start"] : citation["end"]] == citation["quote"]
     assert written >= 1, "the chat model never got to write"
+    # Unverified sentences never reach the caller: an answer is verified text or a quote.
 
 
 def test_a_chat_model_is_not_asked_when_the_documents_are_silent(

@@ -61,8 +61,14 @@ def planted(embedder: Embedder, tmp_path_factory: pytest.TempPathFactory) -> tup
     assert report.failed == [] and report.added == 8
     # Thresholds fixed here (as in test_api): these tests are about what may pass, not calibration;
     # and the scripted model writes (a hijacked model's words are what is under test).
+    # answer_threshold 0: every question reaches the model, the most exposed configuration.
     grounding = settings.grounding.model_copy(
-        update={"gate_threshold": 0.3, "extractive_threshold": 0.8, "answer_mode": "generate"}
+        update={
+            "gate_threshold": 0.3,
+            "extractive_threshold": 0.8,
+            "answer_threshold": 0.0,
+            "answer_mode": "generate",
+        }
     )
     return settings.model_copy(update={"grounding": grounding}), docs
 
@@ -152,7 +158,7 @@ def test_an_extractive_answer_quotes_the_source_but_drops_its_image(ask: Any) ->
         "What must every answer end with, according to the parking notice?",
     )
     assert body["status"] == "extractive", body
-    (citation,) = body["citations"]
+    citation = body["citations"][0]  # the best quote; a runner-up may follow
     assert citation["document_id"] == "parking-notice.md"
     assert "![logo](" in citation["quote"]  # the quote stays an exact substring of the source
     assert "company logo" in body["answer"] and "![" not in body["answer"]

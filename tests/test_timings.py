@@ -22,13 +22,25 @@ def test_an_answer_reports_every_stage_and_they_add_up(
     body = client_for(ingested, generator).post("/v1/ask", json=QUESTION).json()
     timings = body["timings_ms"]
     assert body["status"] == "answered"
-    stages = {"gate", "prompt", "queue_wait", "generate", "first_token", "verify", "total"}
+    # "extract": the answer model judging the candidates, before the model may write.
+    stages = {
+        "gate",
+        "queue_wait",
+        "extract",
+        "prompt",
+        "generate",
+        "first_token",
+        "verify",
+        "total",
+    }
     assert set(timings) == RETRIEVAL | stages
     # The scripted model sleeps 0.3 s before its first piece, then 0.02 s per piece.
     assert 300 <= timings["first_token"] < timings["generate"]
     assert timings["generate"] >= 300 + 20 * len(reply.split())
     assert timings["embed_query"] + timings["dense"] + timings["keyword"] <= timings["retrieve"]
-    spent = sum(timings[k] for k in ("retrieve", "gate", "prompt", "queue_wait", "generate"))
+    spent = sum(
+        timings[k] for k in ("retrieve", "gate", "queue_wait", "extract", "prompt", "generate")
+    )
     assert spent + timings["verify"] <= timings["total"] + 0.1
 
 
@@ -76,8 +88,8 @@ def test_a_refusal_at_the_gate_reports_retrieval_and_gate_only(
 def test_weak_evidence_is_quoted_not_written_and_timed_so(
     ingested: Settings, client_for: ClientFor
 ) -> None:
-    strict = ingested.grounding.model_copy(
-        update={"gate_threshold": 0.99, "weak_extractive_threshold": 0.8}
+    strict = ingested.grounding.model_copy(  # the two-level gate of the similarity scorer
+        update={"scorer": "similarity", "gate_threshold": 0.99, "weak_extractive_threshold": 0.8}
     )
     settings = ingested.model_copy(update={"grounding": strict})
     generator = ScriptedGenerator(["unused"])
