@@ -183,3 +183,21 @@ def running_server(
         yield server
     finally:
         server.stop()
+
+
+class NoModel:
+    """Stands in for the generator where a benchmark measures everything but writing (quoting,
+    replayed generations): asking it to generate is a bug in the benchmark."""
+
+    name = "none"
+    style = "base"
+    context_tokens = 4096
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def check(self) -> None:
+        """Always ready."""
+
+    def generate(self, *args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("this benchmark never asks the model to write")

@@ -1,5 +1,8 @@
 """Calibrate the evidence gate and the extractive threshold on a question set; plot the trade-off.
 
+These are the thresholds of RAG_GROUNDING__SCORER=similarity (the previous ranker); the answer
+model's threshold and combiner come from bench/grounding_suite.py, leaving one corpus out.
+
     RAG_DATA_DIR=... RAG_COLLECTION=... python bench/calibrate.py eval/debian-policy.jsonl --split dev
 
 One pass per question records every signal the thresholds act on (best retrieval cosine, the
@@ -18,23 +21,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchlib import load_questions
+from benchlib import NoModel, load_questions
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-class _Replay:
-    """Stands in for the model when its earlier outputs are replayed: never asked to generate."""
-
-    name = "replay"
-    style = "base"
-    context_tokens = 4096
-
-    def count_tokens(self, text: str) -> int:
-        return len(text.split())
-
-    def generate(self, *args: Any, **kwargs: Any) -> Any:
-        raise AssertionError("replay mode never calls the model")
 
 
 def collect(
@@ -52,7 +41,7 @@ def collect(
     if generations is None:
         rag = build_rag(settings)
     else:
-        rag = assemble(settings, load_embedder(settings.embedder, settings.models_dir), _Replay())
+        rag = assemble(settings, load_embedder(settings.embedder, settings.models_dir), NoModel())
     service, generator = rag.service, rag.generator
     corpus = rag.catalog.get()
     rows = []
@@ -77,7 +66,7 @@ def collect(
             raw = generations[item["id"]]
         sources = rendered.sources
         verified = verify(raw, sources, [h.score for h in sources], service.policy)
-        scorer = service.sentence_scorer(question, corpus)
+        scorer = service.similarity_scorer(question, corpus)
         extracted = extractive(
             question, hits, [h.score for h in hits], service.policy, score=scorer
         )

@@ -27,6 +27,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchlib import NoModel  # noqa: E402
+
 from rag_server.evaluation import is_correct  # noqa: E402
 from rag_server.grounding import Policy, Verified, extractive, sentence_spans  # noqa: E402
 from rag_server.retrieval import Filters  # noqa: E402
@@ -61,23 +63,6 @@ def load_corpora(names: Sequence[str] | None) -> dict[str, dict[str, Any]]:
     return {k: v for k, v in spec.items() if not names or k in names}
 
 
-class _NoModel:
-    """The suite measures quoting, which never asks the model to write."""
-
-    name = "none"
-    style = "base"
-    context_tokens = 4096
-
-    def count_tokens(self, text: str) -> int:
-        return len(text.split())
-
-    def check(self) -> None:
-        """Nothing to check."""
-
-    def generate(self, *args: Any, **kwargs: Any) -> Any:
-        raise AssertionError("quoting never calls the model")
-
-
 POLICY = Policy()
 
 
@@ -110,7 +95,7 @@ def collect(corpora: dict[str, dict[str, Any]], data: Path) -> list[Question]:
         began = time.perf_counter()
         build_pipeline(settings, embedder).run([ROOT / p for p in spec["paths"]])
         print(f"{name}: ingested in {time.perf_counter() - began:.0f}s", file=sys.stderr)
-        rag = assemble(settings, embedder, _NoModel())
+        rag = assemble(settings, embedder, NoModel())
         corpus = rag.catalog.get()
         items = [json.loads(x) for x in (ROOT / spec["questions"]).read_text().splitlines() if x]
         began = time.perf_counter()
