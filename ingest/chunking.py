@@ -13,10 +13,9 @@ from llama_index.core.node_parser import SentenceSplitter
 from ingest.loaders import LoadedDocument
 
 # Bump when splitting or extraction changes meaning: stored chunks of older versions re-ingest.
-PIPELINE_VERSION = (
-    "4"  # 2: HTML permalink anchors dropped; 3: access stamps, repeated-text offsets;
-)
-# 4: PDF text by PDFium (spaced words, joined lines, no running headers), no Markdown front matter
+# 2: HTML permalink anchors dropped; 3: access stamps, repeated-text offsets; 4: PDF text by PDFium
+# (spaced words, joined lines, no running headers), no Markdown front matter.
+PIPELINE_VERSION = "4"
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,8 +21,6 @@ import numpy as np
 
 from rag_server.embedding_onnx import ort_session
 from rag_server.errors import ModelLoadError
-
-log = logging.getLogger(__name__)
 
 PACKAGED = Path(__file__).resolve().parent / "models" / "answer_scorer"
 MAX_TOKENS = 128  # the training length: question and sentence together, longest truncated first

@@ -23,7 +23,13 @@ import numpy as np
 
 from rag_server.answer_scorer import PACKAGED, AnswerScorer
 from rag_server.embedding import Embedder
-from rag_server.grounding import content_words, critical_tokens, sentence_spans, tokens
+from rag_server.grounding import (
+    content_words,
+    critical_tokens,
+    overlap_scores,
+    sentence_spans,
+    tokens,
+)
 from rag_server.store import Hit
 
 FEATURES = ("logit", "cosine", "passage", "coverage", "names_in_passage", "type_match")
@@ -92,8 +98,7 @@ def type_match(kind: str | None, sentence: str) -> float:
 def coverage(question: str, sentence: str) -> float:
     """Share of the question's content words (stemmed) the sentence contains; unweighted, so it
     depends on nothing but the two texts."""
-    wanted = content_words(question)
-    return len(wanted & content_words(sentence)) / len(wanted) if wanted else 0.0
+    return overlap_scores(question, [sentence])[0]
 
 
 def names_in(question: str, passage: str) -> float:

@@ -13,7 +13,6 @@ Run as `python -m rag_server.native_probe MODEL.gguf N_THREADS`: prints one JSON
 from __future__ import annotations
 
 import json
-import logging
 import signal
 import subprocess
 import sys
@@ -23,8 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rag_server.errors import ModelLoadError
-
-log = logging.getLogger(__name__)
 
 PROMPT = "The capital of France is"
 _NATIVE_FAULTS = {"SIGILL", "SIGSEGV", "SIGBUS", "SIGFPE", "SIGABRT"}

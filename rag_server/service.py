@@ -221,7 +221,7 @@ class RagService:
             quoted, ranked = await anyio.to_thread.run_sync(self._quote_scored, question, hits)
             timings["extract"] = _ms(started)
             if quoted.status == "insufficient_evidence":
-                return self._refuse(question, [h for h, _ in ranked], timings, began, ranked=ranked)
+                return self._refuse(question, hits, timings, began, ranked=ranked)
             if self.answer_mode == "extract":
                 if on_sources is not None:
                     await on_sources(hits)

@@ -17,6 +17,7 @@ from litestar.testing import TestClient
 
 from ingest.build import build_pipeline
 from ingest.pipeline import Pipeline
+from rag_server.answerability import Answerability
 from rag_server.auth import Role, fresh_id, new_key, read_keys, write_keys
 from rag_server.embedding import Embedder, load_embedder
 from rag_server.generation import Generation, Generator, Prompt, PromptStyle
@@ -30,6 +31,12 @@ EXAMPLES = ROOT / "examples" / "docs"
 def embedder(tmp_path_factory: pytest.TempPathFactory) -> Embedder:
     """The default embedder (its ONNX export made once per session, in a temporary models dir)."""
     return load_embedder(load_settings().embedder, tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="session")
+def answerability(embedder: Embedder) -> Answerability:
+    """The packaged answer model and combiner, loaded once per session like the embedder."""
+    return Answerability.load(embedder)
 
 
 @pytest.fixture
@@ -184,7 +191,7 @@ ClientFor = Callable[..., TestClient]  # type: ignore[type-arg]
 
 
 @pytest.fixture
-def client_for(embedder: Embedder) -> Iterator[ClientFor]:
+def client_for(embedder: Embedder, answerability: Answerability) -> Iterator[ClientFor]:
     """Test clients over the real app, authenticated with an admin key that reads every group."""
     clients: list[TestClient] = []  # type: ignore[type-arg]
 
@@ -192,7 +199,7 @@ def client_for(embedder: Embedder) -> Iterator[ClientFor]:
         from rag_server.app import create_app
         from rag_server.rag import assemble
 
-        rag = assemble(settings, embedder, generator)
+        rag = assemble(settings, embedder, generator, answerability)
         client = TestClient(app=create_app(settings, rag), raise_server_exceptions=False)
         client.headers.update(bearer(add_key(settings, "admin")))
         client.__enter__()
