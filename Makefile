@@ -41,6 +41,7 @@ run: install  ## serve on the embedded defaults, ingesting the examples if the s
 
 test: install  ## the whole suite, slow model and process tests included
 	bash .ci/ensure-kubectl  # the manifest tests render k8s/ with kubectl kustomize
+	bash .ci/ensure-chromium  # the web page's browser tests drive chromium (tests/test_web_browser.py)
 	$(BIN)/python -m pytest
 
 test-fast: install  ## everything but the tests marked slow

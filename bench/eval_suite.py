@@ -2,10 +2,14 @@
 per corpus and pooled accuracy, abstention by kind, page checks and latency.
 
     .venv/bin/python bench/eval_suite.py [--corpora a,b] [--data DIR] [--port 8013]
+        [--env RAG_X=Y ...] [--name eval_suite]
 
 The corpora (eval/corpora.json) are ingested into their own collections under --data first
 (bench/grounding_suite.py uses the same directory, so a second run ingests nothing). Writes
-bench/results/eval_suite.json and eval_suite.md.
+bench/results/NAME.json and NAME.md (default eval_suite). The writing path, for example:
+
+    bench/eval_suite.py --name eval_suite_smollm2 --env RAG_GENERATOR__MODEL_PATH=.../SmolLM2.gguf \
+        --env RAG_GROUNDING__ANSWER_MODE=generate
 """
 
 from __future__ import annotations
@@ -28,6 +32,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT / "bench" / ".data" / "suite")
     parser.add_argument("--port", type=int, default=8013)
     parser.add_argument("--env", action="append", default=[], help="extra RAG_X=Y for the server")
+    parser.add_argument(
+        "--name", default="eval_suite", help="results file name under bench/results"
+    )
     args = parser.parse_args()
     spec = json.loads((ROOT / "eval" / "corpora.json").read_text())
     names = args.corpora.split(",") if args.corpora else list(spec)
@@ -52,7 +59,7 @@ def main() -> None:
         peak = server.peak_rss_mb()
     results["pooled"] = summarise(pooled)
     data = {"environment": environment(), "server_env": env, "peak_rss_mb": peak, **results}
-    write_results("eval_suite", data, markdown(results, names))
+    write_results(args.name, data, markdown(results, names))
 
 
 def markdown(results: dict[str, Any], names: list[str]) -> str:
@@ -66,6 +73,9 @@ def markdown(results: dict[str, Any], names: list[str]) -> str:
         ("page_ok", "answerable"),
         ("latency_p50_s", "overall"),
         ("latency_p95_s", "overall"),
+        ("written", "overall"),
+        ("written_wrong", "overall"),
+        ("removed_share", "overall"),
     ]
     lines = [
         "| corpus | questions | " + " | ".join(k for k, _ in keys) + " |",

@@ -8,6 +8,10 @@ in --data between runs), and every question is retrieved once. Each candidate se
 once by each sentence scorer: the trained answer model, and the previous cosine + IDF overlap.
 Every threshold is then simulated exactly, offline, with the service's own `extractive()`. Writes
 grounding_suite.json, grounding_suite.md and grounding_curve.png to --out.
+
+--export-pairs DIR writes the corpora's training pairs for training/answer_scorer/loo.py, and
+--logits FILE judges every corpus with the answer-model logits that script wrote (each from a
+model trained without that corpus).
 """
 
 from __future__ import annotations
@@ -260,6 +264,58 @@ def hit_at(qs: list[Question], k: int, rerank: bool) -> float | None:
     return round(100 * statistics.fmean(found), 1) if found else None
 
 
+def question_id(q: Question) -> str:
+    return f"{q.corpus}:{q.item['id']}"
+
+
+def export_pairs(qs: list[Question], out: Path, hard: int = 3, easy: int = 1) -> None:
+    """Training pairs for the answer model from the evaluation corpora, one file per corpus
+    (training/answer_scorer/loo.py trains leaving one corpus out): every candidate holding a gold
+    string (two at most) is a positive; the negatives are the `hard` candidates the current model
+    rates highest and `easy` others at random. Also each question's full candidate list, which the
+    held-out model scores."""
+    import random
+
+    out.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(13)
+    for name in sorted({q.corpus for q in qs}):
+        pairs, candidates = [], []
+        for q in (q for q in qs if q.corpus == name):
+            qid, labels = question_id(q), q.labels()
+            base = {
+                "question": q.item["question"],
+                "qid": qid,
+                "impossible": not q.item["answerable"],
+            }
+            positive = [s for s, y in zip(q.sentences, labels, strict=True) if y][:2]
+            negative = sorted(
+                (i for i, y in enumerate(labels) if not y), key=lambda i: -q.features[i][0]
+            )
+            rest = negative[hard:]
+            chosen = negative[:hard] + rng.sample(rest, min(easy, len(rest)))
+            pairs += [{**base, "sentence": s, "label": 1} for s in positive]
+            pairs += [{**base, "sentence": q.sentences[i], "label": 0} for i in chosen]
+            candidates.append(
+                {"qid": qid, "question": q.item["question"], "sentences": q.sentences}
+            )
+        (out / f"{name}.pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in pairs))
+        (out / f"{name}.candidates.jsonl").write_text(
+            "".join(json.dumps(r) + "\n" for r in candidates)
+        )
+        print(f"{name}: {len(pairs)} pairs, {len(candidates)} questions", file=sys.stderr)
+
+
+def use_logits(qs: list[Question], path: Path) -> None:
+    """Replace the answer model's logit (feature 0) by those in `path` ({question id: [logit per
+    candidate]}): the held-out models' readings, so each corpus is judged by a model that never
+    saw it."""
+    logits = json.loads(path.read_text())
+    for q in qs:
+        values = logits[question_id(q)]
+        q.features = [(v, *f[1:]) for v, f in zip(values, q.features, strict=True)]
+        q.cache = {}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -271,6 +327,12 @@ def main() -> None:
     parser.add_argument(
         "--reuse", action="store_true", help="reuse the last run's retrieval and features"
     )
+    parser.add_argument("--export-pairs", type=Path, help="write training pairs here and stop")
+    parser.add_argument(
+        "--logits",
+        type=Path,
+        help="answer-model logits per question (training/answer_scorer/loo.py)",
+    )
     args = parser.parse_args()
     from rag_server.answerability import FEATURES
 
@@ -281,6 +343,11 @@ def main() -> None:
     else:
         qs = collect(corpora, args.data)
         cache.write_bytes(pickle.dumps(qs))
+    if args.export_pairs:
+        export_pairs(qs, args.export_pairs)
+        return
+    if args.logits:
+        use_logits(qs, args.logits)
     names = list(corpora)
     every = list(range(len(FEATURES)))
     rankers = {"combined": every, "answer model alone": [0]}

@@ -4,18 +4,33 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 
 from llama_index.core import Document
 from llama_index.core.node_parser import SentenceSplitter
 
-from ingest.loaders import LoadedDocument
+from ingest.loaders import LoadedDocument, LoadError
 
 # Bump when splitting or extraction changes meaning: stored chunks of older versions re-ingest.
 # 2: HTML permalink anchors dropped; 3: access stamps, repeated-text offsets; 4: PDF text by PDFium
 # (spaced words, joined lines, no running headers), no Markdown front matter.
 PIPELINE_VERSION = "4"
+
+# The splitter's time and memory grow with the text it is handed at once: it tokenizes all of it
+# before splitting, and punkt scans a whole paragraph under a 5 s regex timeout (a 20 MB paragraph
+# of one sentence hit it after 26 s and left 1.6 GB behind). So it is handed windows of at most
+# this many characters, cut at a paragraph, else a sentence, else a space: chunking is linear in
+# the document and its memory bounded by the window. About 40 chunks of the default size.
+WINDOW_CHARS = 32_768
+# Token counts of short pieces are remembered: documents repeat sentences (boilerplate, tables,
+# one line pasted thousands of times), and the splitter counts every sentence of a long paragraph.
+_COUNT_CACHE = 4096
+_CACHED_CHARS = 512
+_SENTENCE_END = re.compile(r"[.!?。！？][\"')\]]*\s")
+_SPACE = re.compile(r"\s")
 
 
 @dataclass(frozen=True)
@@ -37,15 +52,23 @@ def chunk_id(document_id: str, index: int, text: str) -> str:
 
 
 class Chunker:
-    """llama-index's SentenceSplitter, counting tokens with the embedder's tokenizer."""
+    """llama-index's SentenceSplitter, counting tokens with the embedder's tokenizer, fed one
+    bounded window of the document at a time."""
 
-    def __init__(self, tokenize: Callable[[str], list[str]], chunk_size: int, overlap: int) -> None:
+    def __init__(
+        self,
+        tokenize: Callable[[str], list[str]],
+        chunk_size: int,
+        overlap: int,
+        window_chars: int = WINDOW_CHARS,
+    ) -> None:
         if overlap >= chunk_size:
             raise ValueError("chunk overlap must be smaller than chunk size")
+        self.window_chars = window_chars
         self.splitter = SentenceSplitter(
             chunk_size=chunk_size,
             chunk_overlap=overlap,
-            tokenizer=tokenize,
+            tokenizer=_counting(tokenize),
             paragraph_separator="\n\n",
             include_metadata=False,
             include_prev_next_rel=False,
@@ -61,8 +84,13 @@ class Chunker:
         bounds = [*starts[1:], len(text)]
         heading_offsets = [off for off, _ in document.headings]
         spans: list[Span] = []
-        for seg_start, seg_end in zip(starts, bounds, strict=True):
-            for start, end in self._split_segment(text, seg_start, seg_end):
+        pieces = (
+            window
+            for seg_start, seg_end in zip(starts, bounds, strict=True)
+            for window in windows(text, seg_start, seg_end, self.window_chars)
+        )
+        for piece_start, piece_end in pieces:
+            for start, end in self._split_segment(text, piece_start, piece_end):
                 spans.append(
                     Span(
                         index=len(spans),
@@ -81,7 +109,16 @@ class Chunker:
             return []
         out: list[tuple[int, int]] = []
         cursor = end = 0
-        for node in self.splitter.get_nodes_from_documents([Document(text=segment)]):
+        try:
+            nodes = self.splitter.get_nodes_from_documents([Document(text=segment)])
+        except (TimeoutError, ValueError, RecursionError) as exc:
+            # punkt's regex timeout, "Single token exceeded chunk size": refuse the file, with
+            # where, instead of failing the request or the whole bulk run.
+            raise LoadError(
+                f"text near character {seg_start} could not be split into chunks "
+                f"({type(exc).__name__}: {exc})"
+            ) from None
+        for node in nodes:
             content = node.get_content()
             start = getattr(node, "start_char_idx", None)
             if (
@@ -98,6 +135,45 @@ class Chunker:
             cursor, end = start + 1, start + len(content)
             out.append((seg_start + start, seg_start + end))
         return out
+
+
+def windows(text: str, start: int, end: int, limit: int) -> Iterator[tuple[int, int]]:
+    """Cut text[start:end] into consecutive (start, end) windows of at most `limit` characters.
+
+    Each cut falls at the last paragraph break in the second half of the window, else the last
+    sentence end, else the last whitespace, else at the limit (a run without spaces, such as
+    base64). Every character is looked at a bounded number of times: linear in end - start.
+    """
+    while end - start > limit:
+        low, high = start + limit // 2, start + limit
+        cut = text.rfind("\n\n", low, high - 1)
+        if cut >= 0:
+            cut += 2
+        else:
+            cut = _last_end(_SENTENCE_END, text, low, high) or _last_end(_SPACE, text, low, high)
+            cut = cut or high
+        yield start, cut
+        start = cut
+    if end > start:
+        yield start, end
+
+
+def _last_end(pattern: re.Pattern[str], text: str, low: int, high: int) -> int:
+    """The end of the last match of `pattern` inside text[low:high], or 0 when there is none."""
+    last = 0
+    for found in pattern.finditer(text, low, high):
+        last = found.end()
+    return last
+
+
+def _counting(tokenize: Callable[[str], list[str]]) -> Callable[[str], list[str]]:
+    """The tokenizer, with short pieces' results remembered (the splitter only counts them)."""
+    cached = lru_cache(maxsize=_COUNT_CACHE)(lambda text: tuple(tokenize(text)))
+
+    def count(text: str) -> list[str]:
+        return list(cached(text)) if len(text) <= _CACHED_CHARS else tokenize(text)
+
+    return count
 
 
 def _page_at(page_starts: list[int] | None, offset: int) -> int | None:

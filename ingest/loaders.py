@@ -7,13 +7,23 @@ checked against it. Loaders raise LoadError with a reason a person can act on.
 from __future__ import annotations
 
 import io
+import logging
 import re
+import threading
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ingest import pdf_text
+
+if TYPE_CHECKING:
+    from pypdf import PdfReader
+
+
+log = logging.getLogger(__name__)
 
 
 class LoadError(Exception):
@@ -84,7 +94,54 @@ def load_markdown(path: Path, data: bytes) -> LoadedDocument:
     )
 
 
+class _PypdfWarnings(logging.Handler):
+    """pypdf logs a warning for every damaged object it works around (dozens for one bad file,
+    on stderr when logging is not configured, as in rag-ingest). While a PDF loads, that thread's
+    pypdf warnings are collected here instead, and the loader logs one line naming the file.
+    Warnings from any other use of pypdf pass on to logging as before."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._local = threading.local()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        found: list[str] | None = getattr(self._local, "found", None)
+        if found is None:
+            log.handle(record)
+        else:
+            found.append(record.getMessage())
+
+    @contextmanager
+    def collect(self) -> Iterator[list[str]]:
+        found: list[str] = []
+        self._local.found = found
+        try:
+            yield found
+        finally:
+            self._local.found = None
+
+
+_PYPDF_WARNINGS = _PypdfWarnings()
+logging.getLogger("pypdf").addHandler(_PYPDF_WARNINGS)
+logging.getLogger("pypdf").propagate = False
+
+
 def load_pdf(path: Path, data: bytes) -> LoadedDocument:
+    with _PYPDF_WARNINGS.collect() as warnings:
+        try:
+            document = _load_pdf(path, data)
+        finally:
+            if warnings:
+                log.warning(
+                    "%s: pypdf worked around %d problem(s) in this PDF, the first: %s",
+                    path.name,
+                    len(warnings),
+                    warnings[0],
+                )
+    return document
+
+
+def _load_pdf(path: Path, data: bytes) -> LoadedDocument:
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
 
@@ -92,8 +149,7 @@ def load_pdf(path: Path, data: bytes) -> LoadedDocument:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
             raise LoadError("password-protected PDF")
-        if _has_javascript(reader.trailer):
-            raise LoadError("PDF contains JavaScript: refused as active content")
+        _refuse_active_content(reader, len(data))
         meta_title = reader.metadata.title if reader.metadata else None
         pages = pdf_text.page_texts(data, len(reader.pages))
     except LoadError:
@@ -116,24 +172,65 @@ def load_pdf(path: Path, data: bytes) -> LoadedDocument:
     return LoadedDocument(text=text, title=title or _fallback_title(path), page_starts=starts)
 
 
-_MAX_PDF_OBJECTS = 200_000  # a walk bound for hostile object graphs
+# The JavaScript check walks at most this many objects (a walk bound for hostile object graphs,
+# about 10 s on a busy core). A PDF it cannot finish is refused: padding a script with 225,000
+# objects must not make it look clean. Real documents stay far below (a 1,000-page manual: ~30k).
+_MAX_PDF_OBJECTS = 200_000
+# An object missing from the cross-reference table, or not at its offset, costs pypdf a search
+# of the whole file: thousands of them make the check quadratic (8,000 took 114 s). The walk stops
+# once its searches would have read this many bytes, and the file is refused as damaged.
+_MAX_PDF_SEARCH_BYTES = 100_000_000
 
 
-def _has_javascript(trailer: object) -> bool:
+def _refuse_active_content(reader: PdfReader, size: int) -> None:
+    """Refuse a PDF with JavaScript, or one the check cannot finish: too many objects (its table
+    says so before any walking; the walk stops at the same bound whatever the table says) or too
+    damaged to look its objects up."""
+    listed = sum(len(objects) for objects in reader.xref.values()) + len(reader.xref_objStm)
+    if listed > _MAX_PDF_OBJECTS:
+        raise LoadError(_unchecked(f"has {listed:,} objects"))
+    found = _has_javascript(reader, max(1, _MAX_PDF_SEARCH_BYTES // max(size, 1)))
+    if found is True:
+        raise LoadError("PDF contains JavaScript: refused as active content")
+    if found is not False:
+        raise LoadError(_unchecked(found))
+
+
+def _unchecked(why: str) -> str:
+    return (
+        f"PDF {why}: the check for JavaScript could not finish (limits: {_MAX_PDF_OBJECTS:,} "
+        "objects, a cross-reference table that finds them); refused as possibly active content"
+    )
+
+
+def _has_javascript(
+    reader: PdfReader, max_searches: int, limit: int = _MAX_PDF_OBJECTS
+) -> bool | str:
     """Any JavaScript action anywhere in the object graph: document-level name tree, open
-    action, page, annotation or form-field actions all use /JS or /S /JavaScript."""
+    action, page, annotation or form-field actions all use /JS or /S /JavaScript. A string says
+    why the walk stopped before it could tell, which must never read as "no JavaScript"."""
     from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject
 
     seen: set[tuple[int, int]] = set()
-    stack: list[object] = [trailer]
-    while stack and len(seen) < _MAX_PDF_OBJECTS:
+    searches = 0
+    stack: list[object] = [reader.trailer]
+    while stack:
         node = stack.pop()
         if isinstance(node, IndirectObject):
             key = (node.idnum, node.generation)
             if key in seen:
                 continue
+            if len(seen) >= limit:
+                return f"has more than {limit:,} objects"
             seen.add(key)
+            listed = reader.xref.get(node.generation, {}).get(node.idnum)
+            packed = node.generation == 0 and node.idnum in reader.xref_objStm
             node = node.get_object()
+            # pypdf searched the file when the object was unlisted or not where listed
+            if not packed and (listed is None or reader.xref[key[1]].get(key[0]) != listed):
+                searches += 1
+                if searches > max_searches:
+                    return f"has over {max_searches:,} objects its cross-reference table misplaces"
         if isinstance(node, DictionaryObject):
             if "/JS" in node or "/JavaScript" in node or node.get("/S") == "/JavaScript":
                 return True
@@ -225,7 +322,37 @@ _HTML_BLOCK = frozenset(
         "summary",
     ]
 )
-_HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
+_CSS_COMMENT = re.compile(r"/\*.*?\*/", re.DOTALL)
+# 0, 0px, 0.0em, .0pt, 0%: a length or number that is zero, whatever its unit.
+_CSS_ZERO = re.compile(r"[+-]?(?:0+(?:\.0*)?|\.0+)(?:[a-z]+|%)?")
+
+
+def _invisible_style(style: str) -> bool:
+    """An inline style that hides its element's text from a reader (display:none,
+    visibility:hidden, opacity:0, font-size:0, also as in `font: 0/0 a`): such text is a classic
+    carrier of prompt injection and keyword stuffing, so it is never indexed."""
+    for declaration in _CSS_COMMENT.sub("", style).split(";"):
+        name, colon, value = declaration.partition(":")
+        if not colon:
+            continue
+        name = name.strip().lower()
+        value = value.lower().replace("!important", "").strip()
+        if (
+            (name == "display" and value == "none")
+            or (name == "visibility" and value in ("hidden", "collapse"))
+            or (name in ("opacity", "font-size") and _CSS_ZERO.fullmatch(value))
+            or (name == "font" and _CSS_ZERO.fullmatch(_font_size(value)))
+        ):
+            return True
+    return False
+
+
+def _font_size(shorthand: str) -> str:
+    """The size in a `font` shorthand: before the '/line-height', else before the family."""
+    words = shorthand.replace("/", " / ").split()
+    if "/" in words:
+        return words[words.index("/") - 1] if words.index("/") else ""
+    return words[-2] if len(words) >= 2 else ""
 
 
 def load_html(path: Path, data: bytes) -> LoadedDocument:
@@ -253,7 +380,7 @@ def load_html(path: Path, data: bytes) -> LoadedDocument:
         if (
             "hidden" in attrs
             or str(attrs.get("aria-hidden", "")).lower() == "true"
-            or _HIDDEN_STYLE.search(str(attrs.get("style", "")))
+            or _invisible_style(str(attrs.get("style", "")))
         ):
             tag.decompose()
     root = soup.find("main") or soup.find("article") or soup.find(role="main") or soup.body or soup

@@ -11,6 +11,7 @@ from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin, YamlRenderPlugin
 from litestar.openapi.spec import (
     Components,
     OpenAPIMediaType,
@@ -18,18 +19,19 @@ from litestar.openapi.spec import (
     Schema,
     SecurityScheme,
 )
-from litestar.plugins.prometheus import PrometheusConfig
 
 from rag_server import __version__
 from rag_server.api.controllers import HealthController, MetricsController, QueryController
 from rag_server.api.documents import DocumentsController
+from rag_server.api.observability import http_metrics
 from rag_server.api.openai import OpenAIController
 from rag_server.api.problems import EXCEPTION_HANDLERS
-from rag_server.api.security import PUBLIC_PATHS, ApiKeyMiddleware, rate_limit
+from rag_server.api.security import PUBLIC_PATHS, ApiKeyMiddleware, FailedAuthLimiter, rate_limit
 from rag_server.audit import Auditor
 from rag_server.auth import KeyRing
 from rag_server.rag import Rag, build_rag
 from rag_server.settings import Settings, load_settings
+from rag_server.web import web_handlers
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +87,6 @@ def create_app(settings: Settings | None = None, rag: Rag | None = None) -> Lite
             auditor.close()
 
     limits = settings.limits
-    prometheus = PrometheusConfig(app_name="rag-server", prefix="rag_http", group_path=True)
     uploads = Router(
         "/",
         route_handlers=[DocumentsController],
@@ -98,12 +99,17 @@ def create_app(settings: Settings | None = None, rag: Rag | None = None) -> Lite
             OpenAIController,
             MetricsController,
             uploads,
+            *web_handlers(),  # the page at / and what it needs
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
         middleware=[
-            prometheus.middleware,
-            DefineMiddleware(ApiKeyMiddleware, exclude=PUBLIC_PATHS),
+            http_metrics().middleware,
+            DefineMiddleware(
+                ApiKeyMiddleware,
+                exclude=PUBLIC_PATHS,
+                limiter=FailedAuthLimiter(limits.failed_auth_per_minute),
+            ),
             rate_limit(limits.requests_per_minute).middleware,
         ],
         request_max_body_size=limits.max_body_kb * 1024,
@@ -120,6 +126,8 @@ def create_app(settings: Settings | None = None, rag: Rag | None = None) -> Lite
                 }
             ),
             security=[{"apiKey": []}],
+            # The schema only: the stock browser pages load their scripts from public CDNs.
+            render_plugins=[JsonRenderPlugin(), YamlRenderPlugin()],
         ),
     )
     _declare_media_types(app)

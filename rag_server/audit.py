@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 import threading
 import time
@@ -32,6 +33,16 @@ class AuditEntry:
     status: str = "ok"
 
 
+def open_private(path: Path) -> TextIO:
+    """Append to `path`, creating it owner-only (0600) and any missing folders owner-only (0700):
+    the log holds questions in plain text unless they are hashed, and who asked them."""
+    missing = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    return os.fdopen(fd, "a", encoding="utf-8")
+
+
 class Auditor:
     def __init__(self, settings: AuditSettings) -> None:
         self.hash_questions = settings.hash_questions
@@ -43,8 +54,7 @@ class Auditor:
         if self._path is None:
             return sys.stdout
         if self._file is None:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = self._path.open("a", encoding="utf-8")
+            self._file = open_private(self._path)
         return self._file
 
     @contextmanager

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import os
 import re
 import secrets
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Literal
 
 from rag_server.errors import ConfigError
+from rag_server.metrics import KEYS_FILE_VALID
 
 Role = Literal["reader", "admin"]
 ROLES: tuple[Role, ...] = ("reader", "admin")
@@ -29,6 +31,7 @@ _KEY_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 _GROUP = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _TOKEN = re.compile(r"^rag_([a-z0-9][a-z0-9-]{0,31})_([A-Za-z0-9_-]{20,200})$")
 _DUMMY = hashlib.sha256(b"no such key").hexdigest()
+log = logging.getLogger(__name__)
 
 
 def validate_group(name: str) -> str:
@@ -110,24 +113,57 @@ def _digest(secret: str) -> str:
 
 
 class KeyRing:
-    """The keys file, re-read when it changes (a rotated Secret applies without a restart)."""
+    """The keys file, re-read when it changes (a rotated Secret applies without a restart).
+
+    Only the first read may fail loudly (the start stops, naming the file). A later change that
+    cannot be read — a half-written or mistyped rotation — keeps the last good keys in service:
+    failing every request instead would turn one bad edit into an outage. The failure is logged
+    once per change and shown by `problem`, the readiness checks and `rag_api_keys_file_valid`.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
         self._stamp: tuple[int, int] | None = None
         self._keys: dict[str, ApiKey] = {}
+        self._loaded = False
+        self.problem: str | None = None  # why the file now on disk is not the one in use
 
     def keys(self) -> dict[str, ApiKey]:
         try:
             stat = self.path.stat()
             stamp = (stat.st_mtime_ns, stat.st_size)
-        except FileNotFoundError:
+        except FileNotFoundError:  # no file, no keys: every request is refused (401)
+            self._loaded, self._stamp, self.problem = True, None, None
+            KEYS_FILE_VALID.set(1)
             return {}
         if stamp != self._stamp:
             with self._lock:
-                self._keys, self._stamp = read_keys(self.path), stamp
+                if stamp != self._stamp:
+                    self._reload(stamp)
         return self._keys
+
+    def _reload(self, stamp: tuple[int, int]) -> None:
+        try:
+            keys = read_keys(self.path)
+        except ConfigError as exc:
+            if not self._loaded:
+                raise
+            self._stamp, self.problem = stamp, exc.detail
+            KEYS_FILE_VALID.set(0)
+            log.error(
+                "%s; serving the last good keys (%d) until it is fixed", exc.detail, len(self._keys)
+            )
+            return
+        self._keys, self._stamp, self._loaded, self.problem = keys, stamp, True, None
+        KEYS_FILE_VALID.set(1)
+
+    def describe(self) -> str:
+        """One line for the readiness checks."""
+        keys = self.keys()
+        if self.problem is not None:
+            return f"serving the last good keys ({len(keys)}): {self.problem}"
+        return f"ok ({len(keys)} keys)"
 
     def authenticate(self, token: str) -> ApiKey | None:
         """The key whose secret this is, or None. Constant-time in the secret."""

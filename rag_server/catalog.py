@@ -7,7 +7,7 @@ index) and later ones reuse it, so nothing is built per request.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from rag_server.auth import Access
@@ -57,18 +57,36 @@ class Corpus:
     retriever: HybridRetriever
 
     def documents(self, access: Access) -> list[DocumentInfo]:
-        """Every document the caller may read, by id."""
+        """Every document the caller may read, by id, as of the keyword snapshot (a rebuild
+        behind after another process's write), each checked against its stamps in the store now:
+        a document a re-stamp took away is never listed, not even from an old snapshot."""
         by_document: dict[str, list[Chunk]] = {}
-        for chunk in self.keyword.chunks:
+        for chunk in self.keyword.current().chunks:
             if access.admits(chunk.groups):
                 by_document.setdefault(chunk.document_id, []).append(chunk)
-        return [DocumentInfo.of(by_document[d]) for d in sorted(by_document)]
+        return self._readable(
+            [DocumentInfo.of(by_document[d]) for d in sorted(by_document)], access, by_document
+        )
 
     def document(self, document_id: str, access: Access) -> DocumentInfo | None:
-        chunks = [c for c in self.keyword.chunks if c.document_id == document_id]
-        if not chunks or not access.admits(chunks[0].groups):
+        chunks = [c for c in self.keyword.current().chunks if c.document_id == document_id]
+        if not chunks:
             return None
-        return DocumentInfo.of(chunks)
+        found = self._readable([DocumentInfo.of(chunks)], access, {document_id: chunks})
+        return found[0] if found else None
+
+    def _readable(
+        self, docs: list[DocumentInfo], access: Access, chunks: dict[str, list[Chunk]]
+    ) -> list[DocumentInfo]:
+        """`docs` that the store still holds and `access` may read, with their current stamps.
+        A document's chunks share one stamp, so one chunk each tells (one store read in all)."""
+        probe = {chunks[d.document_id][0].chunk_id: d for d in docs}
+        stored = self.store.fetch(list(probe))
+        return [
+            replace(doc, groups=stored[cid].groups)
+            for cid, doc in probe.items()
+            if cid in stored and access.admits(stored[cid].groups)
+        ]
 
 
 class Catalog:

@@ -74,7 +74,13 @@ def keys_command(args: argparse.Namespace, settings: Settings) -> int:
         print(f"revoked {args.id}", file=sys.stderr)
         return 0
     if args.if_none and keys:
-        print(f"{path} already holds {len(keys)} key(s); none added", file=sys.stderr)
+        # Keys are stored hashed, so a lost secret cannot be shown again: say how to get a new one.
+        print(
+            f"{path} already holds {len(keys)} key(s); none added. Lost the admin key? Make "
+            "another: rag-server keys add --role admin --groups '*' (and `rag-server keys revoke "
+            "ID` the lost one; `rag-server keys list` shows the ids).",
+            file=sys.stderr,
+        )
         return 0
     key_id = args.id or fresh_id()
     if key_id in keys:
@@ -107,6 +113,11 @@ def configure_logging(settings: Settings) -> None:
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=settings.log_level.upper(), handlers=[handler], force=True)
+    # bm25s sets its own logger to DEBUG when first imported, which put its DEBUG lines in an
+    # INFO log: import it now, then let the root level decide.
+    import bm25s  # noqa: F401
+
+    logging.getLogger("bm25s").setLevel(logging.NOTSET)
     if settings.log_level != "debug":
         logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per Chroma/generator call
 

@@ -8,6 +8,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from ingest.build import pipeline_for
 from ingest.loaders import loader_for
@@ -35,10 +36,14 @@ def safe_name(filename: str) -> str:
     return f"{stem}.{suffix.lower()}"
 
 
+# What an upload did to the collection (an identical file again: "unchanged").
+UploadStatus = Literal["added", "updated", "unchanged"]
+
+
 @dataclass(frozen=True)
 class Uploaded:
     document: DocumentInfo
-    status: str  # "added" | "updated" | "unchanged"
+    status: UploadStatus
 
 
 class DocumentService:
@@ -84,7 +89,10 @@ class DocumentService:
                 staged.replace(target)
             finally:
                 staged.unlink(missing_ok=True)
-        status = "added" if report.added else "updated" if report.updated else "unchanged"
+        status: UploadStatus = (
+            "added" if report.added else "updated" if report.updated else "unchanged"
+        )
+        corpus.keyword.refresh()  # the writer reads its own write; readers keep being served
         document = corpus.document(UPLOAD_PREFIX + name, UNRESTRICTED)
         if document is None:  # pragma: no cover - deleted by another writer in between
             raise NotFoundError(f"'{name}' was removed while it was being ingested")
@@ -98,6 +106,7 @@ class DocumentService:
             raise NotFoundError(f"no document '{document_id}' in collection '{corpus.name}'")
         with self.catalog.write_lock, store_writer(self.settings, "rag-server delete"):
             corpus.store.delete_document(document_id)
+        corpus.keyword.refresh()  # gone from search and listings once this returns
         if document_id.startswith(UPLOAD_PREFIX):
             (self.folder(corpus.name) / document_id.removeprefix(UPLOAD_PREFIX)).unlink(
                 missing_ok=True

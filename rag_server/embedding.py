@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+import os
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -27,9 +30,61 @@ class EmbedderIdentity:
     name: str
     dim: int
     variant: str = field(default="torch", compare=False)
+    # sha256 over the model's files (`model_fingerprint`): the name is only a settings label, and
+    # another model of the same size under it would pass a name-and-size check. Compared by the
+    # store when both sides have one; "" when unknown (a store from before fingerprints).
+    fingerprint: str = field(default="", compare=False)
 
     def describe(self) -> str:
         return f"{self.name} ({self.dim}-d)"
+
+
+# What decides the vectors: weights, configs (model, pooling, sentence-transformers), tokenizer.
+# Not README/.gitattributes, nor data_config.json (a description of the training data), nor the
+# onnx/ and openvino/ exports some model repositories ship beside the weights we load.
+_MODEL_SUFFIXES = frozenset({".safetensors", ".bin", ".pt", ".pth", ".json", ".txt", ".model"})
+_NOT_MODEL_FILES = frozenset({"data_config.json"})
+_NOT_MODEL_DIRS = frozenset({"onnx", "openvino", ".git", ".cache"})
+
+
+def _model_files(model_dir: Path) -> list[Path]:
+    return sorted(
+        path
+        for path in model_dir.rglob("*")
+        if path.is_file()
+        and path.suffix in _MODEL_SUFFIXES
+        and path.name not in _NOT_MODEL_FILES
+        and not _NOT_MODEL_DIRS.intersection(path.relative_to(model_dir).parts[:-1])
+    )
+
+
+def model_fingerprint(model_dir: Path, cache_dir: Path | None = None) -> str:
+    """sha256 over the model's files (names and contents). Hashing ~90 MB takes a moment, so
+    the result is cached in `cache_dir` (beside the ONNX export) under a key of the files' paths,
+    sizes and modification times: a changed file is hashed again, an unchanged one never."""
+    files = _model_files(model_dir)
+    if not files:
+        raise ModelLoadError(f"no model files (weights, configs, tokenizer) in {model_dir}")
+    stats = hashlib.sha256(str(model_dir.resolve()).encode())
+    for path in files:
+        stat = path.stat()
+        stats.update(f"{path.relative_to(model_dir)}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+    cached = cache_dir / f"{model_dir.name}-{stats.hexdigest()[:16]}.sha256" if cache_dir else None
+    if cached is not None and cached.is_file():
+        return cached.read_text().strip()
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(f"{path.relative_to(model_dir).as_posix()}\0".encode())
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    value = digest.hexdigest()
+    if cached is not None:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_name(f"{cached.name}.{os.getpid()}.partial")
+        partial.write_text(value + "\n")
+        partial.replace(cached)
+    return value
 
 
 def packaged_model_path() -> Path:
@@ -64,6 +119,39 @@ class _TorchEncoder:
         )
 
 
+def piece_counter(tokenizer: Any) -> Callable[[str], list[str]]:
+    """Word pieces (no special tokens) from a tokenizer of the counter's own, set up once.
+
+    Why its own: a transformers fast tokenizer keeps truncation and padding as state on its one
+    Rust tokenizer and resets them on every call, so chunking an upload (no truncation) and
+    encoding a query (truncate to the model's length) in two threads at once changed each other's
+    settings mid-call: counts cut at the encoder's length let chunks grow past the model, and
+    encodes ran untruncated (older `tokenizers` raise "Already borrowed" instead). A copy with
+    truncation and padding off has no state to change, so it needs no lock; and since it never
+    feeds the model, transformers' "longer than the specified maximum sequence length" warning,
+    which counting a whole document is meant to trigger, does not arise.
+    """
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:  # a slow (Python) tokenizer: no shared Rust state, but serialise anyway
+        lock = threading.Lock()
+
+        def slow(text: str) -> list[str]:
+            with lock:
+                return list(tokenizer.tokenize(text))
+
+        return slow
+    from tokenizers import Tokenizer
+
+    own = Tokenizer.from_str(backend.to_str())
+    own.no_truncation()
+    own.no_padding()
+
+    def fast(text: str) -> list[str]:
+        return list(own.encode(text, add_special_tokens=False).tokens)
+
+    return fast
+
+
 class Embedder:
     """An encoder plus the model's tokenizer, which also sizes chunks so none is truncated."""
 
@@ -80,10 +168,12 @@ class Embedder:
         self.identity = identity
         self.batch_size = batch_size
         self.max_tokens = max_tokens
+        self._pieces = piece_counter(tokenizer)
 
     def tokenize(self, text: str) -> list[str]:
-        """Word pieces without special tokens: the unit the splitter counts in."""
-        return list(self.tokenizer.tokenize(text))
+        """Word pieces without special tokens: the unit the splitter counts in. Safe from any
+        thread, beside encoding (see `piece_counter`)."""
+        return self._pieces(text)
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenize(text))
@@ -105,8 +195,10 @@ def load_embedder(settings: EmbedderSettings, models_dir: Path | None = None) ->
         raise ModelLoadError(
             f"embedder model directory not found: {path} (RAG_EMBEDDER__MODEL_PATH)"
         )
+    cache_dir = models_dir / "embedder" if models_dir is not None else None
+    fingerprint = model_fingerprint(path, cache_dir)
     if settings.backend == "torch":
-        return _load_torch(settings, path)
+        return _load_torch(settings, path, fingerprint)
     from rag_server import embedding_onnx
 
     if models_dir is None:
@@ -128,11 +220,11 @@ def load_embedder(settings: EmbedderSettings, models_dir: Path | None = None) ->
     )
     encoder.max_tokens = max_tokens
     dim = int(encoder.encode(["probe"], 1).shape[1])
-    identity = EmbedderIdentity(settings.name, dim, settings.variant)
+    identity = EmbedderIdentity(settings.name, dim, settings.variant, fingerprint)
     return Embedder(encoder, encoder.tokenizer, identity, settings.batch_size, max_tokens)
 
 
-def _load_torch(settings: EmbedderSettings, path: Path) -> Embedder:
+def _load_torch(settings: EmbedderSettings, path: Path, fingerprint: str) -> Embedder:
     from sentence_transformers import SentenceTransformer
 
     try:
@@ -143,7 +235,7 @@ def _load_torch(settings: EmbedderSettings, path: Path) -> Embedder:
         int(model.max_seq_length or settings.max_tokens), settings.max_tokens
     )
     dim = model.get_embedding_dimension() or len(model.encode(["probe"])[0])
-    identity = EmbedderIdentity(settings.name, dim, settings.variant)
+    identity = EmbedderIdentity(settings.name, dim, settings.variant, fingerprint)
     return Embedder(
         _TorchEncoder(model),
         model.tokenizer,

@@ -133,6 +133,11 @@ def summarise(records: list[Record]) -> dict[str, Any]:
             "false_abstention": _pct([r.status == "insufficient_evidence" for r in answerable]),
             "removed_share": round(100.0 * removed / max(1, removed + sum(r.kept for r in rs)), 1),
             "extractive": _pct([r.status == "extractive" for r in rs]),
+            # The writing path: how often the model's own sentences survived verification and
+            # became the answer, and how many of those answers were wrong (an unanswerable
+            # question answered, or an answer without a gold string).
+            "written": _pct([r.status == "answered" for r in rs]),
+            "written_wrong": _pct([not r.correct for r in rs if r.status == "answered"]),
             "latency_p50_s": _quantile([r.latency_s for r in rs], 0.5),
             "latency_p95_s": _quantile([r.latency_s for r in rs], 0.95),
             "latency_mean_s": round(statistics.fmean([r.latency_s for r in rs]), 3) if rs else None,

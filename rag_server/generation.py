@@ -11,7 +11,6 @@ import logging
 import re
 import threading
 import time
-import weakref
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -180,14 +179,17 @@ class LlamaCppGenerator:
     ) -> Generation:
         with self._lock:
             out: list[str] = []
-            stopped = drain(self._stream(prompt, max_tokens), out, deadline, on_token)
-            finish = stopped or ("length" if len(out) >= max_tokens else "stop")
+            reasons: list[str] = []
+            stopped = drain(self._stream(prompt, max_tokens, reasons), out, deadline, on_token)
+            # llama.cpp's own reason ("stop": end of text or a stop string; "length": max_tokens).
+            finish = stopped or (reasons[-1] if reasons else "stop")
             text = "".join(out)
             completion_tokens = self.count_tokens(text) if text else 0
             return Generation(text, self._prompt_tokens(prompt), completion_tokens, finish)
 
-    def _stream(self, prompt: Prompt, max_tokens: int) -> Iterator[str]:
-        """Token pieces as llama.cpp produces them, so the caller can stop at its deadline."""
+    def _stream(self, prompt: Prompt, max_tokens: int, reasons: list[str]) -> Iterator[str]:
+        """Token pieces as llama.cpp produces them, so the caller can stop at its deadline;
+        the finish reason its last chunk carries is appended to `reasons`."""
         stop = list(prompt.stop) or None
         if prompt.style == "chat":
             messages: list[Any] = [{"role": r, "content": c} for r, c in prompt.messages]
@@ -199,7 +201,10 @@ class LlamaCppGenerator:
                 stream=True,
             )
             for event in cast("Iterator[Any]", chat):
-                yield event["choices"][0]["delta"].get("content") or ""
+                choice = event["choices"][0]
+                if choice.get("finish_reason"):
+                    reasons.append(str(choice["finish_reason"]))
+                yield choice["delta"].get("content") or ""
         else:
             completion = self.llm.create_completion(
                 prompt.text,
@@ -209,7 +214,10 @@ class LlamaCppGenerator:
                 stream=True,
             )
             for event in cast("Iterator[Any]", completion):
-                yield event["choices"][0]["text"]
+                choice = event["choices"][0]
+                if choice.get("finish_reason"):
+                    reasons.append(str(choice["finish_reason"]))
+                yield choice["text"]
 
     def _prompt_tokens(self, prompt: Prompt) -> int:
         """Exact for base prompts; for chat, the messages without the template's few markers."""
@@ -218,66 +226,79 @@ class LlamaCppGenerator:
         return len(self.llm.tokenize(prompt.text.encode()))
 
 
-class Reservation:
-    """A place in the generation queue, held from before a stream starts until its generation
-    takes the model (or the request ends without one). Released at most once; a reservation
-    dropped unreleased (a client gone before its stream began) is released when collected."""
+class Place:
+    """A request's place in the generation queue, from admission until `release` (or the end of
+    its `with` block): an explicit owner, so the place is given back exactly when the request (or
+    its stream) ends, never later by the garbage collector. Releasing twice is harmless: the
+    response and the service may both end it, whichever finishes first."""
 
     def __init__(self, gate: GenerationGate) -> None:
-        self._release = weakref.finalize(self, gate._leave)
-
-    @property
-    def held(self) -> bool:
-        return self._release.alive
+        self._gate = gate
+        self.held = True
 
     def release(self) -> None:
-        self._release()
+        if self.held:
+            self.held = False
+            self._gate._count(-1)
+
+    def __enter__(self) -> Place:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 class GenerationGate:
-    """One answer at a time (a generation, or quoting when the model does not write); at most
-    `depth` waiting; the rest are refused immediately."""
+    """One answer at a time (a generation, or quoting when the model does not write), `depth`
+    more admitted to wait, the rest refused at once (503).
+
+    A request is counted from admission, not from when it reaches the model: a stream is admitted
+    before its 200, and then spends a while retrieving, so counting only the requests parked on
+    the model's lock let a wave of streams all through while the model was still idle."""
 
     def __init__(self, depth: int) -> None:
         self.depth = depth
         self._running = asyncio.Lock()
-        self._waiting = 0
+        self._admitted = 0
+
+    @property
+    def admitted(self) -> int:
+        """Requests holding a place: the one at the model (or about to be) and those waiting."""
+        return self._admitted
+
+    @property
+    def waiting(self) -> int:
+        """Admitted requests behind the one the model serves (or is about to serve)."""
+        return max(self._admitted - 1, 0)
 
     def check(self) -> None:
-        """Refuse now if a request would be turned away."""
-        if self._running.locked() and self._waiting >= self.depth:
+        """Refuse now if a request would be turned away: the model's place and the queue taken."""
+        if self._admitted > self.depth:
             raise OverloadedError(
-                f"the model is busy and {self._waiting} requests are already waiting; retry shortly"
+                f"the model is busy and {self.waiting} requests are already waiting; retry shortly"
             )
 
-    def _enter(self) -> None:
+    def _count(self, change: int) -> None:
+        before = self.waiting
+        self._admitted += change
+        metrics.QUEUE_WAITING.inc(self.waiting - before)
+
+    def admit(self) -> Place:
+        """A place now, or OverloadedError (503 + Retry-After). Taken before a stream's 200, so
+        a started stream is never turned away later by requests that arrived after it."""
         self.check()
-        self._waiting += 1
-        metrics.QUEUE_WAITING.inc()
-
-    def _leave(self) -> None:
-        self._waiting -= 1
-        metrics.QUEUE_WAITING.dec()
-
-    def reserve(self) -> Reservation:
-        """Take a place in the queue now, so a streamed response that has started (200) is never
-        turned away later by requests that arrived after it."""
-        self._enter()
-        return Reservation(self)
+        self._count(1)
+        return Place(self)
 
     @asynccontextmanager
-    async def slot(self, reservation: Reservation | None = None) -> AsyncIterator[None]:
-        if reservation is not None and reservation.held:
-            reservation._release.detach()  # the place passes to this slot, which leaves it below
-        else:
-            self._enter()
-        try:
+    async def slot(self, place: Place | None = None) -> AsyncIterator[None]:
+        """The model, for the `with` block: in the request's own `place` when it was admitted
+        earlier (a stream), else in one taken now. The place is given back when the block ends."""
+        with place if place is not None and place.held else self.admit():
             await self._running.acquire()
-        finally:
-            self._leave()
-        metrics.GENERATING.inc()
-        try:
-            yield
-        finally:
-            metrics.GENERATING.dec()
-            self._running.release()
+            metrics.GENERATING.inc()
+            try:
+                yield
+            finally:
+                metrics.GENERATING.dec()
+                self._running.release()

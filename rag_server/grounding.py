@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from itertools import pairwise
+from typing import Literal
 
 from rag_server.store import Hit
 
@@ -55,7 +56,7 @@ def tokens(text: str) -> list[str]:
     out = []
     for match in _TOKEN.finditer(text):
         token = match.group(0).lower().rstrip(".,:'’-/")
-        if any(ch.isdigit() for ch in token):
+        if not token.isalpha() and any(ch.isdigit() for ch in token):  # isalpha: fast path
             token = re.sub(r"(?<=\d),(?=\d{3}\b)", "", token)
         if token:
             out.append(token)
@@ -153,10 +154,14 @@ class Support:
     missing: frozenset[str]
 
 
+# What an answer is: written by the model and verified, quoted from the sources, or the refusal.
+AnswerStatus = Literal["answered", "extractive", "insufficient_evidence"]
+
+
 @dataclass
 class Verified:
     answer: str
-    status: str  # "answered", "extractive" or "insufficient_evidence"
+    status: AnswerStatus
     citations: list[Quote] = field(default_factory=list)
     removed_sentences: int = 0
     score: float | None = None  # an extractive answer: its best sentence's score

@@ -16,3 +16,7 @@ GENERATION_SECONDS = Counter(
     "rag_generation_seconds", "Time spent generating; rate(tokens)/rate(seconds) is tokens/s"
 )
 TOKENS_PER_SECOND = Gauge("rag_generation_tokens_per_second", "Speed of the last generation")
+KEYS_FILE_VALID = Gauge(
+    "rag_api_keys_file_valid",
+    "1: the keys file was read at its last change; 0: it is unreadable and the last good keys serve",
+)

@@ -11,7 +11,7 @@ import contextlib
 import math
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,10 +21,12 @@ import numpy as np
 
 from rag_server import metrics
 from rag_server.answerability import Answerability, sentence_passages
+from rag_server.auth import UNRESTRICTED, Access
 from rag_server.catalog import Catalog, Corpus
 from rag_server.embedding import Embedder
-from rag_server.generation import Generation, GenerationGate, Generator, Reservation
+from rag_server.generation import Generation, GenerationGate, Generator, Place
 from rag_server.grounding import (
+    AnswerStatus,
     Policy,
     Quote,
     Verified,
@@ -44,7 +46,7 @@ from rag_server.store import Hit
 @dataclass
 class Answer:
     answer: str
-    status: str  # "answered" | "extractive" | "insufficient_evidence"
+    status: AnswerStatus
     citations: list[Quote]
     related: list[Quote]
     removed_sentences: int
@@ -135,18 +137,19 @@ class RagService:
         collection: str | None = None,
         on_sources: Callable[[list[Hit]], Awaitable[None]] | None = None,
         on_token: Callable[[str], bool] | None = None,
-        reservation: Reservation | None = None,
+        reservation: Place | None = None,
     ) -> Answer:
         """The verified answer. The hooks serve streaming: `on_sources` gets the passages shown to
         the model; `on_token` (called from the worker thread) each raw piece, False to stop;
-        `reservation` a queue place taken before the stream started."""
+        `reservation` the queue place a stream took before its 200, given back here at the
+        latest (the generation's slot gives it back as soon as the model is done)."""
         try:
             return await self._ask(
                 question, filters, top_k, collection, on_sources, on_token, reservation
             )
         finally:
             if reservation is not None:
-                reservation.release()  # no generation took it: refused, or failed before
+                reservation.release()  # a no-op when the slot gave it back already
 
     async def _ask(
         self,
@@ -156,7 +159,7 @@ class RagService:
         collection: str | None,
         on_sources: Callable[[list[Hit]], Awaitable[None]] | None,
         on_token: Callable[[str], bool] | None,
-        reservation: Reservation | None,
+        reservation: Place | None,
     ) -> Answer:
         began = time.perf_counter()
         corpus = await self.corpus(collection)
@@ -178,7 +181,15 @@ class RagService:
             return self._refuse(question, hits, timings, began)
         if self.scorer is not None:
             return await self._ask_scored(
-                question, hits, corpus, on_sources, on_token, reservation, timings, began
+                question,
+                hits,
+                corpus,
+                filters.access,
+                on_sources,
+                on_token,
+                reservation,
+                timings,
+                began,
             )
 
         if weak or self.answer_mode == "extract":
@@ -192,9 +203,19 @@ class RagService:
             started = time.perf_counter()
             async with self.gate.slot(reservation):
                 timings["queue_wait"] = _ms(started)
-                return await self._conclude(question, hits, corpus, None, timings, began, floor)
+                return await self._conclude(
+                    question, hits, corpus, filters.access, None, timings, began, floor
+                )
         return await self._generate(
-            question, hits, corpus, on_sources, on_token, reservation, timings, began
+            question,
+            hits,
+            corpus,
+            filters.access,
+            on_sources,
+            on_token,
+            reservation,
+            timings,
+            began,
         )
 
     async def _ask_scored(
@@ -202,9 +223,10 @@ class RagService:
         question: str,
         hits: list[Hit],
         corpus: Corpus,
+        access: Access,
         on_sources: Callable[[list[Hit]], Awaitable[None]] | None,
         on_token: Callable[[str], bool] | None,
-        reservation: Reservation | None,
+        reservation: Place | None,
         timings: dict[str, float],
         began: float,
     ) -> Answer:
@@ -225,11 +247,12 @@ class RagService:
             if self.answer_mode == "extract":
                 if on_sources is not None:
                     await on_sources(hits)
-                return await self._conclude(question, hits, corpus, quoted, timings, began)
+                return await self._conclude(question, hits, corpus, access, quoted, timings, began)
             return await self._generate(
                 question,
                 [h for h, _ in ranked],
                 corpus,
+                access,
                 on_sources,
                 on_token,
                 None,
@@ -280,9 +303,10 @@ class RagService:
         question: str,
         hits: list[Hit],
         corpus: Corpus,
+        access: Access,
         on_sources: Callable[[list[Hit]], Awaitable[None]] | None,
         on_token: Callable[[str], bool] | None,
-        reservation: Reservation | None,
+        reservation: Place | None,
         timings: dict[str, float],
         began: float,
         fallback: Verified | None = None,
@@ -335,7 +359,7 @@ class RagService:
         if verified.status != "answered" and fallback is not None:
             fallback.removed_sentences = verified.removed_sentences
             verified = fallback
-        answer = await self._conclude(question, hits, corpus, verified, timings, began)
+        answer = await self._conclude(question, hits, corpus, access, verified, timings, began)
         answer.prompt_tokens = generation.prompt_tokens
         answer.completion_tokens = generation.completion_tokens
         answer.finish_reason = generation.finish_reason
@@ -346,6 +370,7 @@ class RagService:
         question: str,
         hits: list[Hit],
         corpus: Corpus,
+        access: Access,
         verified: Verified | None,
         timings: dict[str, float],
         began: float,
@@ -357,7 +382,9 @@ class RagService:
         if verified is None or verified.status == "insufficient_evidence":
             started = time.perf_counter()
             floor = self.settings.grounding.extractive_threshold if min_score is None else min_score
-            extracted = await anyio.to_thread.run_sync(self._extract, question, hits, corpus, floor)
+            extracted = await anyio.to_thread.run_sync(
+                self._extract, question, hits, corpus, access, floor
+            )
             timings["extract"] = _ms(started)
             if verified is not None:
                 extracted.removed_sentences = verified.removed_sentences
@@ -382,8 +409,8 @@ class RagService:
         filters: Filters,
         top_k: int | None = None,
         collection: str | None = None,
-        reservation: Reservation | None = None,
-    ) -> AsyncIterator[tuple[str, Any]]:
+        reservation: Place | None = None,
+    ) -> AsyncGenerator[tuple[str, Any], None]:
         """("sources", hits), ("token", text)..., ("final", Answer). Closing the iterator (a client
         that went away) stops generation at the next token, which frees the model for others."""
         send, receive = anyio.create_memory_object_stream[tuple[str, Any]](max_buffer_size=math.inf)
@@ -401,13 +428,20 @@ class RagService:
         async def on_sources(hits: list[Hit]) -> None:
             await send.send(("sources", hits))
 
+        # Ends the work of a reader gone early: at once where it retrieves or waits for the
+        # model (giving its place back), and after the worker thread where it generates (which
+        # the cancelled flag makes the next token): anyio defers a cancel until the thread
+        # returns, so the model's slot is never given back while the model is still in use.
+        abandon = anyio.CancelScope()
+
         async def produce() -> None:
-            async with send:
-                answer = await self.ask(
-                    question, filters, top_k, collection, on_sources, on_token, reservation
-                )
-                with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
-                    await send.send(("final", answer))
+            with abandon:
+                async with send:
+                    answer = await self.ask(
+                        question, filters, top_k, collection, on_sources, on_token, reservation
+                    )
+                    with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+                        await send.send(("final", answer))
 
         task = asyncio.ensure_future(produce())
         try:
@@ -417,25 +451,28 @@ class RagService:
         finally:
             cancelled.set()  # before closing, so the worker stops rather than hits a closed stream
             receive.close()
+            abandon.cancel()
             task.add_done_callback(_consume)
 
     def similarity_scorer(
-        self, question: str, corpus: Corpus
+        self, question: str, corpus: Corpus, access: Access = UNRESTRICTED
     ) -> Callable[[str, list[str]], list[float]]:
         """Rank candidate sentences: embedding cosine with the question, plus the IDF-weighted
-        share of the question's words they contain (chosen on the dev split: bench/, README)."""
+        share of the question's words they contain (chosen on the dev split: bench/, README).
+        The IDF is over what `access` may read, so unreadable documents move no score."""
         query = np.asarray(self.embedder.embed_query(question), dtype=np.float32)
         weight = self.settings.grounding.lexical_weight
+        idf = corpus.keyword.current().idf(access)
 
         def score(_: str, sentences: list[str]) -> list[float]:
             cosine = self.embedder.embed_texts(sentences) @ query
-            overlap = overlap_scores(question, sentences, corpus.keyword.idf)
+            overlap = overlap_scores(question, sentences, idf)
             return [float(c) + weight * o for c, o in zip(cosine, overlap, strict=True)]
 
         return score
 
     def _extract(
-        self, question: str, hits: list[Hit], corpus: Corpus, min_score: float
+        self, question: str, hits: list[Hit], corpus: Corpus, access: Access, min_score: float
     ) -> Verified:
         """The best source sentences, quoted verbatim, if they score `min_score`."""
         return extractive(
@@ -443,7 +480,7 @@ class RagService:
             hits,
             [h.score for h in hits],
             self.policy,
-            score=self.similarity_scorer(question, corpus),
+            score=self.similarity_scorer(question, corpus, access),
             min_score=min_score,
         )
 

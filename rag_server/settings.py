@@ -108,7 +108,9 @@ class StoreSettings(_Section):
 
     mode: Literal["embedded", "http"] = "embedded"
     host: str = Field("127.0.0.1", min_length=1)
-    port: int = Field(8000, ge=1, le=65535)
+    # Not 8000, which this server itself listens on by default: a Chroma started beside it on one
+    # host (`chroma run --port 8001`) must not collide with it. Kubernetes sets the port it uses.
+    port: int = Field(8001, ge=1, le=65535)
     ssl: bool = False
     # Extra request headers for the Chroma server (e.g. its auth token), as JSON.
     headers: dict[str, str] = Field(default_factory=dict)
@@ -200,6 +202,12 @@ class LimitsSettings(_Section):
     max_body_kb: int = Field(64, ge=1, le=1_048_576, description="JSON request bodies")
     max_upload_mb: float = Field(20.0, gt=0, le=1024, description="one uploaded document")
     requests_per_minute: int = Field(120, ge=1, le=1_000_000, description="per API key")
+    failed_auth_per_minute: int = Field(
+        30,
+        ge=1,
+        le=1_000_000,
+        description="missing or wrong keys per client address; past it, 429 until the minute ends",
+    )
 
 
 class Settings(BaseSettings):

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 _META_MODEL = "embed_model"
 _META_DIM = "embed_dim"
 _META_VARIANT = "embed_variant"  # torch, onnx, onnx-int8...: recorded, mismatch only warns
+_META_FINGERPRINT = "embed_fingerprint"  # sha256 of the model files: a mismatch refuses
 # Bumped by every write, so readers know when to rebuild derived indexes (the keyword index).
 _META_REVISION = "revision"
 _PAGE = 1000  # rows per read when scanning the whole collection
@@ -234,6 +235,7 @@ class ChunkStore:
         self.identity = identity
         self._reopen = reopen
         self._seen_revision: int | None = None
+        self._unfingerprinted = False  # a store from before fingerprints, until its next write
         self.collection: Collection = self._open_collection(create)
         self.max_batch = max(1, int(client.get_max_batch_size()))
 
@@ -256,6 +258,16 @@ class ChunkStore:
             # An empty collection made elsewhere (e.g. by hand): claim it for our embedder.
             collection.modify(metadata=self._identity_metadata())
         self._check_identity(collection)
+        before = self._unfingerprinted  # warn once, not at every reopen
+        self._unfingerprinted = not (collection.metadata or {}).get(_META_FINGERPRINT)
+        if self._unfingerprinted and not before and self.identity.fingerprint:
+            log.warning(
+                "collection '%s' does not record which model files built it (it predates "
+                "fingerprints); accepted on the name and dimension of %s, and bound to these "
+                "model files at its next write",
+                self.name,
+                self.identity.name,
+            )
         stored = str((collection.metadata or {}).get(_META_VARIANT, "torch"))
         if _precision(stored) != _precision(self.identity.variant):
             log.warning(
@@ -269,21 +281,51 @@ class ChunkStore:
         return collection
 
     def _identity_metadata(self) -> dict[str, str | int]:
-        return {
+        meta: dict[str, str | int] = {
             _META_MODEL: self.identity.name,
             _META_DIM: self.identity.dim,
             _META_VARIANT: self.identity.variant,
         }
+        if self.identity.fingerprint:
+            meta[_META_FINGERPRINT] = self.identity.fingerprint
+        return meta
 
     def _check_identity(self, collection: Collection) -> None:
+        """Refuse a collection another model built: another name or size, or (where both sides
+        know theirs) other model files under the same name."""
         meta = collection.metadata or {}
-        stored = EmbedderIdentity(str(meta.get(_META_MODEL, "")), int(meta.get(_META_DIM, 0) or 0))
+        stored = EmbedderIdentity(
+            str(meta.get(_META_MODEL, "")),
+            int(meta.get(_META_DIM, 0) or 0),
+            fingerprint=str(meta.get(_META_FINGERPRINT, "") or ""),
+        )
         if stored != self.identity:
             raise EmbedderMismatchError(
                 f"collection '{self.name}' was built with embedder {stored.describe()}, but the "
                 f"configured embedder is {self.identity.describe()}; use the original embedder "
                 "(RAG_EMBEDDER__NAME / RAG_EMBEDDER__MODEL_PATH) or another collection"
             )
+        built, configured = stored.fingerprint, self.identity.fingerprint
+        if built and configured and built != configured:
+            raise EmbedderMismatchError(
+                f"collection '{self.name}' was built with embedder {stored.describe()} from model "
+                f"files sha256 {built[:12]}, but the configured embedder {self.identity.describe()}"
+                f" has model files sha256 {configured[:12]}: another model under the same name; "
+                "use the model that built it (RAG_EMBEDDER__MODEL_PATH) or another collection"
+            )
+
+    def _bind_fingerprint(self) -> None:
+        """A store from before fingerprints is bound to the model files of its first writer
+        since: from then on its vectors are (in part) this model's, and any other is refused."""
+        if not self._unfingerprinted or not self.identity.fingerprint:
+            return
+        meta = dict(self.client.get_collection(self.name, embedding_function=None).metadata or {})
+        if not meta.get(_META_FINGERPRINT):
+            meta[_META_FINGERPRINT] = self.identity.fingerprint
+            self.collection.modify(metadata=meta)
+        else:  # another writer bound it meanwhile: it must be ours
+            self._check_identity(self.client.get_collection(self.name, embedding_function=None))
+        self._unfingerprinted = False
 
     def check(self) -> None:
         """Readiness: the store answers and the collection still belongs to our embedder."""
@@ -305,6 +347,8 @@ class ChunkStore:
         """Idempotent writes in the largest batches Chroma accepts. `revoked`: groups some of
         these documents were stamped with before and are not any more."""
         revoked = tuple(revoked)
+        if chunks:
+            self._bind_fingerprint()
         for lo in range(0, len(chunks), self.max_batch):
             part = chunks[lo : lo + self.max_batch]
             self.collection.upsert(
@@ -414,4 +458,40 @@ class ChunkStore:
         return {
             cid: float(np.dot(np.asarray(v, dtype=np.float32), query))
             for cid, v in zip(got["ids"], vectors, strict=True)
+        }
+
+    @_reachable
+    def fetch(self, ids: Sequence[str]) -> dict[str, Chunk]:
+        """The given chunks as stored now (text, metadata, access stamps); ids no longer stored
+        are absent. Readers of a derived index re-check what it returns against these."""
+        if not ids:
+            return {}
+        include: Any = ["documents", "metadatas"]
+        got = self.collection.get(ids=list(ids), include=include)
+        texts = got["documents"] or [""] * len(got["ids"])
+        metas = got["metadatas"] or []
+        return {
+            cid: Chunk.from_record(cid, text, meta)
+            for cid, text, meta in zip(got["ids"], texts, metas, strict=True)
+        }
+
+    @_reachable
+    def hits(self, embedding: Sequence[float], ids: Sequence[str]) -> dict[str, Hit]:
+        """`fetch`, with each chunk's cosine to the query (vectors are normalised: a dot product)."""
+        if not ids:
+            return {}
+        include: Any = ["documents", "metadatas", "embeddings"]
+        got = self.collection.get(ids=list(ids), include=include)
+        vectors = got["embeddings"]
+        if vectors is None or len(got["ids"]) == 0:
+            return {}
+        texts = got["documents"] or [""] * len(got["ids"])
+        metas = got["metadatas"] or []
+        query = np.asarray(embedding, dtype=np.float32)
+        return {
+            cid: Hit(
+                Chunk.from_record(cid, text, meta),
+                float(np.dot(np.asarray(vector, dtype=np.float32), query)),
+            )
+            for cid, text, meta, vector in zip(got["ids"], texts, metas, vectors, strict=True)
         }

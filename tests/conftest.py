@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import socket
 import threading
@@ -25,6 +26,16 @@ from rag_server.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "docs"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_developer_settings() -> Iterator[None]:
+    """Tests see the documented defaults, not the RAG_* variables of whoever runs them (nor do
+    the servers they start, which inherit this environment)."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in [n for n in os.environ if n.startswith("RAG_")]:
+            patch.delenv(name)
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -289,3 +289,22 @@ def test_groups_come_from_the_cli_flag_and_sidecars_and_restamp_on_change(
     assert stamps["legal/facilities.txt"] == ()
     with pytest.raises(SystemExit, match="2"):
         run([str(docs), "--groups", "*"], settings)  # '*' is for keys only
+
+
+def test_a_second_if_none_says_how_to_replace_a_lost_admin_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`make run` adds the first admin key with --if-none; run again, it must not be a dead end
+    for someone who lost that key (only hashes are stored, so it cannot be shown again)."""
+    from rag_server.cli import main
+
+    monkeypatch.setenv("RAG_DATA_DIR", str(tmp_path))
+    add = ["keys", "add", "--id", "local-admin", "--role", "admin", "--groups", "*", "--if-none"]
+    with pytest.raises(SystemExit) as first:
+        main(add)
+    assert first.value.code == 0 and capsys.readouterr().out.startswith("rag_local-admin_")
+    with pytest.raises(SystemExit) as second:
+        main(add)
+    said = capsys.readouterr()
+    assert second.value.code == 0 and said.out == ""
+    assert "rag-server keys add --role admin" in said.err and "keys revoke" in said.err

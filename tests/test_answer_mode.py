@@ -100,7 +100,7 @@ def test_quoting_takes_the_answer_slot_so_overload_is_refused_not_queued(
         async with service.gate.slot():  # the slot is busy with another answer
             first = asyncio.create_task(service.ask(QUESTION, Filters()))
             deadline = time.monotonic() + 30
-            while service.gate._waiting < 1 and time.monotonic() < deadline:
+            while service.gate.waiting < 1 and time.monotonic() < deadline:
                 await asyncio.sleep(0.01)  # until the first request waits in the queue
             with pytest.raises(OverloadedError):
                 await service.ask(QUESTION, Filters())  # the queue (depth 1) is full

@@ -248,6 +248,14 @@ def test_openapi_schema_lists_the_routes(ingested: Settings, client_for: ClientF
     assert {"/v1/ask", "/v1/search", "/healthz", "/readyz"} <= set(schema["paths"])
 
 
+def test_openapi_lists_every_value_a_status_can_take(settings: Settings) -> None:
+    """Clients generated from the schema learn the closed set of statuses, not just "a string"."""
+    schemas = create_app(settings).openapi_schema.to_schema()["components"]["schemas"]
+    status = {name: schemas[name]["properties"]["status"] for name in ("AskResponse", "UploadOut")}
+    assert status["AskResponse"]["enum"] == ["answered", "extractive", "insufficient_evidence"]
+    assert status["UploadOut"]["enum"] == ["added", "updated", "unchanged"]
+
+
 def test_the_app_is_built_from_settings_without_loading_models(
     settings: Settings, tmp_path: Path
 ) -> None:

@@ -11,6 +11,7 @@ import json
 import os
 import unicodedata
 import zipfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ import pytest
 from ingest.build import build_pipeline
 from ingest.cli import run as ingest_cli
 from ingest.loaders import LoadError, load
+from ingest.pipeline import Pipeline
 from rag_server.embedding import Embedder
 from rag_server.settings import Settings
 from tests.conftest import make_docx, make_pdf
@@ -64,6 +66,47 @@ def javascript_pdf(tmp: Path, *, named: bool = False) -> bytes:
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()
+
+
+def padded_javascript_pdf(padding: int, *, listed: int | None = None) -> bytes:
+    """A one-page text PDF whose catalog opens with JavaScript and also holds `padding` null
+    objects, referenced from arrays the walk reaches before the open action. `listed` keeps only
+    that many objects in the cross-reference table (the rest must be searched for)."""
+    content = b"BT /F1 12 Tf 72 720 Td (Quarterly: 12 units.) Tj ET"
+    per_array = 50_000  # pypdf refuses longer arrays
+    first_array = 7
+    arrays = [range(s, min(s + per_array, padding)) for s in range(0, padding, per_array)]
+    first_null = first_array + len(arrays)
+
+    def refs(numbers: Iterable[int]) -> bytes:
+        return b" ".join(b"%d 0 R" % n for n in numbers)
+
+    bodies = [
+        b"<< /Type /Catalog /Pages 2 0 R /OpenAction 4 0 R /Pad [%s] >>"
+        % refs(range(first_array, first_null)),
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 5 0 R "
+        b"/Resources << /Font << /F1 6 0 R >> >> >>",
+        b"<< /S /JavaScript /JS (app.alert\\('x'\\);) >>",
+        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(content), content),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        *(b"[%s]" % refs(first_null + n for n in group) for group in arrays),
+        *[b"null"] * padding,
+    ]
+    out = bytearray(b"%PDF-1.7\n")
+    offsets = []
+    for number, body in enumerate(bodies, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    offsets = offsets[:listed]
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(offsets) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(bodies) + 1,
+        xref,
+    )
+    return bytes(out)
 
 
 def zip_bomb_docx() -> bytes:
@@ -220,6 +263,38 @@ def test_the_text_summary_prints_hostile_names_on_one_line(
 def test_a_pdf_with_javascript_is_refused(tmp_path: Path, named: bool) -> None:
     with pytest.raises(LoadError, match="JavaScript"):
         load(Path("s.pdf"), javascript_pdf(tmp_path, named=named))
+
+
+def test_the_padded_script_pdf_generator_makes_a_readable_pdf_with_javascript() -> None:
+    """The helper below is only worth its tests if, unpadded, the loader reads it and refuses it
+    for its script (not for being malformed)."""
+    with pytest.raises(LoadError, match="contains JavaScript"):
+        load(Path("s.pdf"), padded_javascript_pdf(1_000))
+
+
+@pytest.mark.slow
+def test_a_script_padded_past_the_walk_bound_is_refused_by_name(
+    make_pipeline: Callable[..., Pipeline], tmp_path: Path
+) -> None:
+    """Issue 16.4: padded with 225,000 null objects (12 MB), the open-action script was accepted,
+    because the walk stopped after 200,000 objects and reported the file clean."""
+    root = tmp_path / "share"
+    root.mkdir()
+    (root / "padded.pdf").write_bytes(padded_javascript_pdf(225_000))
+    (root / "fine.txt").write_text("The car park opens at seven.")
+    report = make_pipeline().run([root])
+    assert report.added == 1
+    [problem] = report.failed
+    assert Path(problem.path).name == "padded.pdf"
+    assert "could not finish" in problem.error and "225,0" in problem.error
+
+
+@pytest.mark.slow
+def test_a_script_behind_objects_the_xref_misplaces_is_refused_without_searching_all() -> None:
+    """Each object missing from the cross-reference table costs pypdf a search of the whole file;
+    8,000 of them took the check 114 s (225,000: hours). The walk stops at a search budget."""
+    with pytest.raises(LoadError, match="cross-reference table"):
+        load(Path("s.pdf"), padded_javascript_pdf(3_000, listed=6))
 
 
 def test_a_plain_pdf_is_not_mistaken_for_active_content(tmp_path: Path) -> None:

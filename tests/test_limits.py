@@ -159,35 +159,32 @@ def test_logs_never_contain_api_keys_or_hashed_questions(
     assert QUESTION not in everything
 
 
-def test_a_queue_place_held_for_a_stream_is_given_back_however_the_request_ends() -> None:
-    """Found by the load test: a stream that had started (200) could be pushed out of the queue
-    by later requests. Its place is now reserved before it starts, and never leaks."""
-    import gc
+def test_queue_places_count_from_admission_and_are_given_back_exactly_once() -> None:
+    """Found by load tests: a stream's place was checked only against requests parked on the
+    model, so while the model was idle every stream got in; and a dropped place was given back
+    by the garbage collector. Now places count from admission and have an explicit owner."""
+    import asyncio
 
     from rag_server.errors import OverloadedError
     from rag_server.generation import GenerationGate
 
     gate = GenerationGate(depth=1)
-    kept = gate.reserve()
-    dropped = gate.reserve()  # the model is idle: both may wait
-    assert gate._waiting == 2
-    del dropped  # a client gone before its stream began
-    gc.collect()
-    assert gate._waiting == 1
-    kept.release()
-    kept.release()  # at most once
-    assert gate._waiting == 0
+    first, second = gate.admit(), gate.admit()  # the model's place and one waiting
+    with pytest.raises(OverloadedError):
+        gate.admit()  # the model is still idle, but both places are taken
+    with pytest.raises(OverloadedError):
+        gate.check()
+    assert gate.waiting == 1
+    second.release()
+    second.release()  # at most once
+    assert gate.admitted == 1
+    with gate.admit() as third:  # a `with` block owns its place
+        assert gate.admitted == 2
+    assert gate.admitted == 1 and not third.held
 
-    async def busy() -> None:
-        async with gate.slot():
-            held = gate.reserve()
-            with pytest.raises(OverloadedError):
-                gate.reserve()  # the queue (depth 1) is full: refused before any stream starts
-            with pytest.raises(OverloadedError):
-                gate.check()
-            held.release()
+    async def generate() -> None:
+        async with gate.slot(first):  # a stream's own place, given back when its slot ends
+            assert gate.admitted == 1 and gate.waiting == 0
+        assert gate.admitted == 0 and not first.held
 
-    import asyncio
-
-    asyncio.run(busy())
-    assert gate._waiting == 0
+    asyncio.run(generate())

@@ -25,6 +25,8 @@ from rag_server.retrieval import KeywordIndex
 from rag_server.settings import load_settings
 from rag_server.store import Chunk, Hit
 
+pytestmark = pytest.mark.slow  # hypothesis runs many examples per property
+
 # Words with the things that trip splitters and tokenizers: accents, CJK, digits, punctuation.
 WORD = st.one_of(
     st.sampled_from(

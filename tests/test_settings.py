@@ -1,22 +1,68 @@
+import json
+import re
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
 from rag_server.errors import ConfigError
-from rag_server.settings import load_settings
+from rag_server.settings import Settings, load_settings
+
+README = Path(__file__).resolve().parent.parent / "README.md"
 
 
-def test_defaults_match_the_documented_ones(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("RAG_DATA_DIR", "RAG_PORT", "RAG_COLLECTION", "RAG_HOST"):
-        monkeypatch.delenv(name, raising=False)
-    s = load_settings()
-    assert s.data_dir == Path("./data")
-    assert s.port == 8000
-    assert s.collection == "default"
-    assert s.embedder.name == "sentence-transformers/all-MiniLM-L6-v2"
-    assert s.generator.model_path is None
-    assert s.ingest.chunk_size < s.embedder.max_tokens
-    assert (s.embedder.backend, s.embedder.quantize) == ("onnx", "none")
+def _variables(model: BaseModel, prefix: str = "RAG_") -> dict[str, object]:
+    """Every setting as its environment variable -> its default value."""
+    out: dict[str, object] = {}
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, BaseModel):
+            out |= _variables(value, f"{prefix}{name.upper()}__")
+        else:
+            out[f"{prefix}{name}".upper()] = value
+    return out
+
+
+def _documented(text: str, value: object) -> bool:
+    """The README's `default` cell text against the real default value."""
+    if isinstance(value, bool):
+        return text == str(value).lower()
+    if isinstance(value, (int, float)):
+        return float(text) == value
+    if isinstance(value, Path):
+        return Path(text) == value
+    if isinstance(value, dict):
+        return json.loads(text) == value
+    if value is None:  # derived at run time: the README names what from, e.g. `<data dir>/...`
+        return text.startswith("<")
+    return text == value
+
+
+def test_the_readme_configuration_table_is_every_setting_with_its_real_default() -> None:
+    """The table users read is the contract: every variable documented, every default in
+    backticks equal to the one the code uses (a default in words, e.g. "the packaged model",
+    is one the code computes)."""
+    defaults = _variables(Settings())  # the fixture's autouse clean environment applies
+    rows = re.findall(r"^\| (`RAG_[^|]*) \| ([^|]*) \|", README.read_text(), re.MULTILINE)
+    documented: set[str] = set()
+    for names_cell, default_cell in rows:
+        names = re.findall(r"`(RAG_[A-Z_]+)`", names_cell)
+        values = re.findall(r"`([^`]*)`", default_cell)
+        documented |= set(names)
+        assert set(names) <= set(defaults), f"README documents unknown {names}"
+        if values:
+            assert len(values) == len(names), f"README row {names}: {values}"
+            for name, text in zip(names, values, strict=True):
+                assert _documented(text, defaults[name]), (
+                    f"{name}: README {text!r}, code {defaults[name]!r}"
+                )
+    assert set(defaults) - documented == set(), "settings missing from the README table"
+
+
+def test_the_default_store_port_is_not_the_servers_own() -> None:
+    """A Chroma server started beside rag-server on one host must not need the same port."""
+    settings = load_settings()
+    assert settings.store.port != settings.port
 
 
 def test_nested_variables_are_read_with_double_underscore(monkeypatch: pytest.MonkeyPatch) -> None:

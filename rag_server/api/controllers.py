@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any, TypedDict
 
 import anyio
@@ -16,6 +16,7 @@ from litestar.exceptions import ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from litestar.status_codes import HTTP_200_OK
+from litestar.types import ASGIApp, Receive, Scope, Send
 
 from rag_server.api.problems import problem_body, responses
 from rag_server.api.schemas import (
@@ -32,9 +33,9 @@ from rag_server.api.schemas import (
 )
 from rag_server.api.security import caller, check_collection
 from rag_server.audit import AuditEntry, Auditor
-from rag_server.auth import ApiKey
+from rag_server.auth import ApiKey, KeyRing
 from rag_server.errors import RagError
-from rag_server.generation import Reservation
+from rag_server.generation import Place
 from rag_server.grounding import Quote
 from rag_server.rag import Rag
 from rag_server.retrieval import Filters
@@ -44,14 +45,48 @@ from rag_server.store import Hit
 
 
 class EventStream(ServerSentEvent):
-    """Server-sent events whose content type survives a handler that also returns JSON.
+    """Server-sent events whose content type survives a handler that also returns JSON, and
+    that end what they hold (the generation queue `place`, the event generator) when the response
+    ends: sent, failed, or cut short by a client that went away.
 
     Litestar passes the handler's (JSON) media type down and lets it win over the response's own,
-    contrary to its docstring; pin ours."""
+    contrary to its docstring; pin ours. On a disconnect it cancels the sending task and leaves
+    the event generator suspended until the garbage collector finds it; close it ourselves, so
+    the generation stops at its next token and the place is free for the next request now."""
+
+    def __init__(
+        self, content: AsyncIterator[ServerSentEventMessage], place: Place | None = None
+    ) -> None:
+        super().__init__(content)
+        self._events = content
+        self._place = place
 
     def to_asgi_response(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["media_type"] = "text/event-stream"
-        return super().to_asgi_response(*args, **kwargs)
+        return _Ending(super().to_asgi_response(*args, **kwargs), self._end)
+
+    async def _end(self) -> None:
+        try:
+            if isinstance(self._events, AsyncGenerator):
+                with anyio.CancelScope(shield=True):  # a server shutting down must not skip this
+                    await self._events.aclose()
+        finally:
+            if self._place is not None:
+                self._place.release()
+
+
+class _Ending:
+    """An ASGI response, then `end` however the response finished."""
+
+    def __init__(self, response: ASGIApp, end: Callable[[], Awaitable[None]]) -> None:
+        self.response = response
+        self.end = end
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.response(scope, receive, send)
+        finally:
+            await self.end()
 
 
 # The success body is JSON, or server-sent events when asked to stream. Declared explicitly: the
@@ -121,13 +156,17 @@ class HealthController(Controller):
 
     @get("/readyz", status_code=HTTP_200_OK, responses=responses(503))
     async def readyz(self, state: State) -> Response[Health]:
-        """Readiness: models loaded, the store reachable, and the collection built by our embedder."""
+        """Readiness: models loaded, the store reachable, and the collection built by our embedder.
+        `api_keys` reports a keys file that could not be read after a change; the last good keys
+        still serve, so it does not make the replica unready (every replica would read the same
+        file, and taking them all out of service would be an outage)."""
         rag = provide_rag(state)
         try:
             checks = await anyio.to_thread.run_sync(rag.readiness)
         except RagError as exc:  # whichever dependency failed, the detail names it
             raise NotReadyError(exc.detail) from exc
-        return Response(Health("ready", checks))
+        keyring: KeyRing = state.keyring
+        return Response(Health("ready", {**checks, "api_keys": keyring.describe()}))
 
 
 class MetricsController(Controller):
@@ -186,11 +225,15 @@ class QueryController(Controller):
         filters = filters_for(data.filters, key)
         if data.stream or "text/event-stream" in request.headers.get("accept", ""):
             await rag.service.corpus(collection)  # a missing collection is a 404, not a stream
-            # A place in the queue is held from now: once the stream has started (200), no later
-            # request can push it out into an error event.
-            reservation = rag.service.gate.reserve()
-            record = auditor.record("ask", key.id, collection, data.question)
-            return EventStream(_events(rag.service, data, filters, collection, record, reservation))
+            # A place in the queue from now, or 503 + Retry-After before any byte of a 200: once
+            # the stream has started, no later request can push it out into an error event. The
+            # response owns the place from here and gives it back when it ends.
+            with contextlib.ExitStack() as owned:
+                place = owned.enter_context(rag.service.gate.admit())
+                record = auditor.record("ask", key.id, collection, data.question)
+                events = _events(rag.service, data, filters, collection, record, place)
+                owned.pop_all()
+            return EventStream(events, place)
         with auditor.record("ask", key.id, collection, data.question) as entry:
             answer = await rag.service.ask(data.question, filters, data.top_k, collection)
             audit_answer(entry, answer)
@@ -208,20 +251,22 @@ async def _events(
     filters: Filters,
     collection: str,
     record: contextlib.AbstractContextManager[AuditEntry],
-    reservation: Reservation,
-) -> AsyncIterator[ServerSentEventMessage]:
+    place: Place,
+) -> AsyncGenerator[ServerSentEventMessage, None]:
     with record as entry:
         try:
-            stream = service.ask_stream(data.question, filters, data.top_k, collection, reservation)
-            async for kind, payload in stream:
-                if kind == "sources":
-                    body: Any = [_source(n, hit) for n, hit in enumerate(payload, start=1)]
-                elif kind == "token":
-                    body = {"text": payload}
-                else:
-                    audit_answer(entry, payload)
-                    body = answer_response(payload)
-                yield ServerSentEventMessage(event=kind, data=msgspec.json.encode(body).decode())
+            stream = service.ask_stream(data.question, filters, data.top_k, collection, place)
+            async with contextlib.aclosing(stream):  # closed with this generator, not by the GC
+                async for kind, payload in stream:
+                    if kind == "sources":
+                        body: Any = [_source(n, hit) for n, hit in enumerate(payload, start=1)]
+                    elif kind == "token":
+                        body = {"text": payload}
+                    else:
+                        audit_answer(entry, payload)
+                        body = answer_response(payload)
+                    encoded = msgspec.json.encode(body).decode()
+                    yield ServerSentEventMessage(event=kind, data=encoded)
         except RagError as exc:
             entry.status = f"error {exc.status}"
             problem = problem_body(exc.status, exc.title, exc.detail)

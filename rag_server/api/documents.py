@@ -93,13 +93,20 @@ class DocumentsController(Controller):
         offset: Annotated[int, Parameter(ge=0)] = 0,
         limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
         source_prefix: Annotated[str | None, Parameter(max_length=1024)] = None,
+        contains: Annotated[str | None, Parameter(max_length=200)] = None,
     ) -> DocumentList:
-        """The documents this key may read, by id, a page at a time."""
+        """The documents this key may read, by id, a page at a time; `contains` keeps those whose
+        title or name contains the text (any case)."""
         name = collection_for(key, collection, rag)
         corpus = await rag.service.corpus(name)
         docs = await anyio.to_thread.run_sync(corpus.documents, key.access)
         if source_prefix:
             docs = [d for d in docs if d.source.startswith(source_prefix)]
+        if contains:
+            needle = contains.casefold()
+            docs = [
+                d for d in docs if needle in d.title.casefold() or needle in d.source.casefold()
+            ]
         page = docs[offset : offset + limit]
         return DocumentList([_out(d) for d in page], len(docs), offset, limit)
 

@@ -128,6 +128,13 @@ def _extra(answer: Answer) -> RagExtra:
     )
 
 
+def finish_reason(answer: Answer) -> str:
+    """OpenAI's finish_reason from the model's own (llama.cpp's): "length" when the writing was
+    cut short, by the token limit or by our deadline; "stop" otherwise, also when the answer is a
+    quote or a refusal that the model did not write."""
+    return "length" if answer.finish_reason in ("length", "deadline") else "stop"
+
+
 class OpenAIController(Controller):
     path = "/v1"
     tags = ["openai-compatible"]
@@ -175,7 +182,7 @@ class OpenAIController(Controller):
             "chat.completion",
             created,
             name,
-            [Choice(0, AssistantMessage("assistant", answer.answer), "stop")],
+            [Choice(0, AssistantMessage("assistant", answer.answer), finish_reason(answer))],
             usage,
             _extra(answer),
         )
@@ -205,5 +212,5 @@ async def _chunks(
     for i in range(0, len(words), 4):
         piece = " ".join(words[i : i + 4])
         yield chunk({"content": piece if i == 0 else " " + piece})
-    yield chunk({}, "stop", rag=msgspec.to_builtins(_extra(answer)))
+    yield chunk({}, finish_reason(answer), rag=msgspec.to_builtins(_extra(answer)))
     yield ServerSentEventMessage(data="[DONE]")

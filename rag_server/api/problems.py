@@ -77,7 +77,8 @@ _MEANING = {
     409: "The collection was built with another embedder",
     413: "Request body too large",
     422: "Unacceptable content (e.g. an upload of an unsupported or corrupt file)",
-    429: "Rate limit of this API key exceeded; see Retry-After",
+    429: "Rate limit of this API key, or failed authentications from this address, exceeded; "
+    "see Retry-After",
     500: "Unexpected error",
     503: "Overloaded (queue full) or a dependency is unavailable; see Retry-After",
     507: "The vector store could not be written (e.g. its disk is full); nothing half-written",

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
+
+from rag_server.documents import UploadStatus
+from rag_server.grounding import AnswerStatus
 
 NonBlank = Annotated[str, msgspec.Meta(min_length=1, max_length=2000, pattern=r"\S")]
 TopK = Annotated[int, msgspec.Meta(ge=1, le=50)]
@@ -15,17 +18,41 @@ CollectionName = Annotated[
 ]
 
 
-MetaValue = str | int | float | bool
+# Filters become a Chroma `where`, which reads keys starting with `$` as operators and refuses
+# deep trees with a ValueError (a 500 if it got that far): keys, counts and values are bounded
+# here so a bad filter is a 400 naming the field. `acl_` keys are the access stamps, not filters.
+MAX_METADATA_FILTERS = 16
+MAX_DOCUMENT_IDS = 256
+MetaKey = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^(?!acl_)[A-Za-z][A-Za-z0-9_.-]{0,63}$",
+        description="a metadata field: a letter, then up to 63 letters, digits, '_', '.' or '-' "
+        "(not `acl_...`)",
+    ),
+]
+MetaValue = (
+    Annotated[str, msgspec.Meta(max_length=1024)]
+    | Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+    | Annotated[float, msgspec.Meta(ge=-1e300, le=1e300)]
+    | bool
+)
 
 
 class FiltersIn(msgspec.Struct, forbid_unknown_fields=True):
     """Applied inside retrieval, before top-k: only matching chunks compete."""
 
-    document_id: list[Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]] | None = None
+    document_id: (
+        Annotated[
+            list[Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]],
+            msgspec.Meta(max_length=MAX_DOCUMENT_IDS),
+        ]
+        | None
+    ) = None
     source_prefix: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)] | None = None
-    metadata: dict[Annotated[str, msgspec.Meta(min_length=1, max_length=64)], MetaValue] | None = (
-        None
-    )
+    metadata: (
+        Annotated[dict[MetaKey, MetaValue], msgspec.Meta(max_length=MAX_METADATA_FILTERS)] | None
+    ) = None
 
 
 class SearchRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -80,7 +107,7 @@ class Usage(msgspec.Struct):
 
 class AskResponse(msgspec.Struct):
     answer: str
-    status: str
+    status: AnswerStatus
     citations: list[CitationOut]
     related: list[CitationOut]
     removed_sentences: int
@@ -97,7 +124,7 @@ class SourceOut(PassageOut, kw_only=True):
 
 
 class Health(msgspec.Struct):
-    status: str
+    status: Literal["ok", "ready"]  # not ready is a 503 problem, never this body
     checks: dict[str, str] = msgspec.field(default_factory=dict)
 
 
@@ -130,5 +157,5 @@ class DocumentList(msgspec.Struct):
 
 class UploadOut(msgspec.Struct):
     collection: str
-    status: str  # "added" | "updated" | "unchanged"
+    status: UploadStatus
     document: DocumentOut

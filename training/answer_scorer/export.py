@@ -132,6 +132,24 @@ def latency_ms(
     return round(statistics.median(times[1:]), 1)
 
 
+def corpus_data(model: Path) -> dict[str, Any]:
+    """A model fine-tuned on the evaluation corpora (loo.py --final) says which, and where their
+    pairs and licences come from."""
+    path = model / "corpora.json"
+    if not path.exists():
+        return {}
+    return {
+        "evaluation_corpora": {
+            **json.loads(path.read_text(encoding="utf-8")),
+            "pairs": "bench/grounding_suite.py --export-pairs (gold-string sentences positive, "
+            "the hardest other candidates negative)",
+            "provenance_and_licences": "eval/corpora.json, eval/corpora/*.SOURCE.md",
+            "held_out_reporting": "training/answer_scorer/loo.py: each corpus is reported with a "
+            "model trained without it",
+        }
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=DATA / "model")
@@ -207,6 +225,7 @@ def main() -> None:
             else [],
             "validation_titles": read_titles(args.val.parent / "val_titles.txt"),
             "sentence_splitter": "rag_server.grounding.sentence_spans",
+            **corpus_data(args.model),
         },
         "training": meta,
         "validation": {

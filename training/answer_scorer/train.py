@@ -155,7 +155,13 @@ def run_steps(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pairs", type=Path, default=DATA / "train_pairs.jsonl")
+    parser.add_argument(
+        "--pairs", type=Path, nargs="+", default=[DATA / "train_pairs.jsonl"], help="JSON lines"
+    )
+    parser.add_argument(
+        "--init", type=Path, help="continue from this checkpoint (default: the packaged MiniLM)"
+    )
+    parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--out", type=Path, default=DATA / "model")
     parser.add_argument(
         "--budget-min", type=float, default=40.0, help="wall-clock budget for training"
@@ -168,12 +174,16 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--warmup", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument(
+        "--threads", type=int, default=2, help="1 trains faster on a machine busy with other work"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", force=True)
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
 
     base = base_model_dir()
-    rows = list(read_jsonl(args.pairs))
+    start = args.init or base
+    rows = [row for path in args.pairs for row in read_jsonl(path)]
     tokenizer = AutoTokenizer.from_pretrained(base)
     log.info("base %s, %d candidate pairs", base, len(rows))
 
@@ -196,9 +206,9 @@ def main() -> None:
         del probe
 
     seed_all(args.seed)
-    model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1)
+    model = AutoModelForSequenceClassification.from_pretrained(start, num_labels=1)
     chosen = select_questions(rows, n_pairs, args.seed)
-    plan = batches(chosen, args.batch, args.seed)
+    plan = [b for e in range(args.epochs) for b in batches(chosen, args.batch, args.seed + e)]
     log.info(
         "training on %d pairs (%d questions, %d positive), %d batches",
         len(chosen),
@@ -213,13 +223,15 @@ def main() -> None:
     save_tokenizer(tokenizer, base, args.out)
     meta = {
         "base_model": str(base),
+        "initialised_from": str(start),
+        "pair_files": [p.name for p in args.pairs],
         "pairs": len(chosen),
         "questions": len({r["qid"] for r in chosen}),
         "unanswerable_questions": len({r["qid"] for r in chosen if r["impossible"]}),
         "positives": sum(r["label"] for r in chosen),
         "training_seconds": round(seconds, 1),
         "hyperparameters": {
-            "epochs": 1,
+            "epochs": args.epochs,
             "lr": args.lr,
             "batch": args.batch,
             "warmup": args.warmup,
@@ -228,7 +240,7 @@ def main() -> None:
             "optimizer": "AdamW wd=0.01",
             "grad_clip": 1.0,
             "seed": args.seed,
-            "threads": 2,
+            "threads": args.threads,
         },
     }
     (args.out / "train_meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")

@@ -1,0 +1,137 @@
+"""What the web page needs beyond the REST API it calls: who the key is, and a document's text and
+original file, so a citation can be checked in its context (offsets match `start`/`end`)."""
+
+from __future__ import annotations
+
+import mimetypes
+from typing import Annotated
+
+import anyio
+import msgspec
+from litestar import Controller, Response, get
+from litestar.params import Parameter
+
+from ingest.pipeline import UPLOAD_PREFIX
+from rag_server.api.controllers import DEPENDENCIES, collection_for
+from rag_server.api.problems import responses
+from rag_server.api.schemas import COLLECTION_PATTERN
+from rag_server.auth import ApiKey
+from rag_server.catalog import Corpus
+from rag_server.errors import NotFoundError
+from rag_server.rag import Rag
+from rag_server.store import Chunk
+
+CollectionParam = Annotated[
+    str | None,
+    Parameter(query="collection", min_length=3, max_length=512, pattern=COLLECTION_PATTERN),
+]
+
+
+class Me(msgspec.Struct):
+    """The caller's key as the page needs it: which controls to show, which collections to offer."""
+
+    key_id: str
+    role: str
+    collections: list[str]
+    default_collection: str
+
+
+class PageStart(msgspec.Struct):
+    page: int
+    start: int
+
+
+class DocumentText(msgspec.Struct):
+    """The document's extracted text: `text[start:end]` is exactly a citation's `quote`."""
+
+    document_id: str
+    title: str
+    source: str
+    text: str
+    pages: list[PageStart]  # where each page begins in `text`
+    has_file: bool  # the original file is kept (uploads) and served by /v1/document-file
+
+
+def assemble_text(chunks: list[Chunk]) -> tuple[str, list[PageStart]]:
+    """Chunks are slices `text[start:end]` of one document and may overlap; laying them at their
+    offsets rebuilds the text with offsets intact. Gaps (text no chunk kept, such as the break
+    between two pages) become whitespace of the same length."""
+    parts: list[str] = []
+    pages: list[PageStart] = []
+    cursor = 0
+    for chunk in sorted(chunks, key=lambda c: (c.start, c.end)):
+        if chunk.start > cursor:
+            parts.append(" " * (chunk.start - cursor - 1) + "\n")
+            cursor = chunk.start
+        if chunk.page is not None and (not pages or pages[-1].page != chunk.page):
+            pages.append(PageStart(chunk.page, chunk.start))
+        if chunk.end > cursor:
+            parts.append(chunk.text[cursor - chunk.start :])
+            cursor = chunk.end
+    return "".join(parts), pages
+
+
+def _readable_chunks(corpus: Corpus, document_id: str, key: ApiKey) -> list[Chunk]:
+    """The document's chunks, or NotFoundError when it is missing or the key may not read it (the
+    same answer for both, so a key cannot probe for documents it may not see)."""
+    if corpus.document(document_id, key.access) is None:
+        raise NotFoundError(f"no document '{document_id}' in collection '{corpus.name}'")
+    return [c for c in corpus.keyword.chunks if c.document_id == document_id]
+
+
+class WebApiController(Controller):
+    path = "/v1"
+    tags = ["web page"]
+    dependencies = DEPENDENCIES
+
+    @get("/me", responses=responses(503))
+    async def me(self, rag: Rag, key: ApiKey) -> Me:
+        """The calling key: id, role and the collections it may use (those that exist)."""
+        names = await anyio.to_thread.run_sync(rag.catalog.names)
+        default = rag.settings.collection
+        usable = [n for n in sorted({*names, default}) if key.may_use(n)]
+        return Me(key.id, key.role, usable, default)
+
+    @get("/document-text/{document_id:path}", responses=responses(403, 404, 409, 503))
+    async def text(
+        self, document_id: str, rag: Rag, key: ApiKey, collection: CollectionParam = None
+    ) -> DocumentText:
+        """A document's extracted text as the citations' offsets count it, with page starts."""
+        name = collection_for(key, collection, rag)
+        corpus = await rag.service.corpus(name)
+        doc_id = document_id.lstrip("/")
+        chunks = await anyio.to_thread.run_sync(_readable_chunks, corpus, doc_id, key)
+        text, pages = assemble_text(chunks)
+        has_file = (
+            doc_id.startswith(UPLOAD_PREFIX)
+            and (rag.documents.folder(name) / doc_id.removeprefix(UPLOAD_PREFIX)).is_file()
+        )
+        first = chunks[0]
+        return DocumentText(doc_id, first.title, first.source, text, pages, has_file)
+
+    @get(
+        "/document-file/{document_id:path}",
+        media_type="application/octet-stream",  # the file's own type, in truth
+        responses=responses(403, 404, 409, 503),
+    )
+    async def file(
+        self, document_id: str, rag: Rag, key: ApiKey, collection: CollectionParam = None
+    ) -> Response[bytes]:
+        """The original file of an uploaded document, as an attachment (documents ingested with
+        `rag-ingest` are read from a folder the server does not keep: 404)."""
+        name = collection_for(key, collection, rag)
+        corpus = await rag.service.corpus(name)
+        doc_id = document_id.lstrip("/")
+        await anyio.to_thread.run_sync(_readable_chunks, corpus, doc_id, key)
+        path = rag.documents.folder(name) / doc_id.removeprefix(UPLOAD_PREFIX)
+        if not doc_id.startswith(UPLOAD_PREFIX) or not path.is_file():
+            raise NotFoundError(f"the original file of '{doc_id}' is not kept on this server")
+        data = await anyio.Path(path).read_bytes()
+        media = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        # An attachment in a sandbox: an uploaded HTML file never runs as our origin.
+        headers = {
+            "Content-Disposition": f'attachment; filename="{path.name}"',
+            "Content-Security-Policy": "sandbox; default-src 'none'",
+            "X-Content-Type-Options": "nosniff",
+        }
+        return Response(data, media_type=media, headers=headers)
