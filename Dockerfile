@@ -29,6 +29,7 @@ COPY docker/constraints.txt docker/llama-cmake-args docker/
 RUN CMAKE_ARGS="$(cat docker/llama-cmake-args)" FORCE_CMAKE=1 \
     pip install --no-binary llama-cpp-python -c docker/constraints.txt llama-cpp-python
 COPY pyproject.toml README.md ./
+COPY rag_core rag_core
 COPY rag_server rag_server
 COPY ingest ingest
 COPY prompts prompts

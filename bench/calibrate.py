@@ -31,11 +31,11 @@ def collect(
 ) -> list[dict[str, Any]]:
     """One row per question. With `generations` (id -> raw model text from an earlier run), the
     model is not called again: verification and ranking are recomputed with the current code."""
-    from rag_server.embedding import load_embedder
+    from rag_core.embedding import load_embedder
+    from rag_core.settings import load_settings
     from rag_server.grounding import extractive, verify
     from rag_server.prompting import build_prompt
     from rag_server.rag import assemble, build_rag
-    from rag_server.settings import load_settings
 
     settings = load_settings()
     if generations is None:

@@ -75,8 +75,8 @@ def run_case(kind: str, size: int, chunker_file: str | None) -> dict[str, Any]:
     from transformers import AutoTokenizer
 
     from ingest.loaders import LoadedDocument
-    from rag_server.embedding import packaged_model_path
-    from rag_server.settings import load_settings
+    from rag_core.embedding import packaged_model_path
+    from rag_core.settings import load_settings
 
     tokenizer = AutoTokenizer.from_pretrained(str(packaged_model_path()), local_files_only=True)
     settings = load_settings().ingest

@@ -113,7 +113,7 @@ def main() -> None:
         check=True,
         stdout=subprocess.DEVNULL,
     )
-    from rag_server.settings import load_settings
+    from rag_core.settings import load_settings
 
     depth = load_settings().generator.queue_depth
     questions = [q["question"] for q in load_questions(QA, "dev")]

@@ -23,10 +23,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "fusion.md")
     args = parser.parse_args()
 
-    from rag_server.embedding import load_embedder
+    from rag_core.embedding import load_embedder
+    from rag_core.settings import load_settings
+    from rag_core.store import ChunkStore, open_client
     from rag_server.retrieval import Filters, HybridRetriever, KeywordIndex
-    from rag_server.settings import load_settings
-    from rag_server.store import ChunkStore, open_client
 
     settings = load_settings()
     embedder = load_embedder(settings.embedder, settings.models_dir)

@@ -33,10 +33,10 @@ sys.path.insert(0, str(ROOT))
 
 from benchlib import NoModel  # noqa: E402
 
+from rag_core.store import Hit  # noqa: E402
 from rag_server.evaluation import is_correct  # noqa: E402
 from rag_server.grounding import Policy, Verified, extractive, sentence_spans  # noqa: E402
 from rag_server.retrieval import Filters  # noqa: E402
-from rag_server.store import Hit  # noqa: E402
 
 MODEL_GRID = [round(0.01 * i, 2) for i in range(1, 100)]
 SIMILARITY_GRID = [round(0.5 + 0.025 * i, 3) for i in range(81)]
@@ -84,11 +84,11 @@ def candidates(question: str, hits: list[Hit]) -> list[str]:
 
 def collect(corpora: dict[str, dict[str, Any]], data: Path) -> list[Question]:
     from ingest.build import build_pipeline
+    from rag_core.embedding import load_embedder
+    from rag_core.settings import load_settings
     from rag_server.answer_scorer import AnswerScorer
     from rag_server.answerability import FEATURES, Answerability, Combiner, sentence_passages
-    from rag_server.embedding import load_embedder
     from rag_server.rag import assemble
-    from rag_server.settings import load_settings
 
     base = load_settings(data_dir=data, grounding={"scorer": "similarity"})
     embedder = load_embedder(base.embedder, base.models_dir)

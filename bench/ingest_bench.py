@@ -58,10 +58,10 @@ def main() -> None:
     from ingest.build import build_pipeline
     from ingest.loaders import LoadError, load
     from ingest.pipeline import discover
-    from rag_server.embedding import Embedder, load_embedder
+    from rag_core.embedding import Embedder, load_embedder
+    from rag_core.settings import load_settings
+    from rag_core.store import ChunkStore
     from rag_server.retrieval import HybridRetriever, KeywordIndex
-    from rag_server.settings import load_settings
-    from rag_server.store import ChunkStore
 
     with tempfile.TemporaryDirectory() as tmp:
         base = load_settings(data_dir=Path(tmp))

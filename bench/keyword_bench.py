@@ -25,12 +25,12 @@ from pathlib import Path
 import numpy as np
 from benchlib import ROOT, percentile, write_results
 
-from rag_server.auth import Access
-from rag_server.embedding import load_embedder
+from rag_core.access import Access
+from rag_core.embedding import load_embedder
+from rag_core.settings import load_settings
+from rag_core.store import Chunk, ChunkStore, open_client
 from rag_server.grounding import tokens
 from rag_server.retrieval import Filters, HybridRetriever, KeywordIndex
-from rag_server.settings import load_settings
-from rag_server.store import Chunk, ChunkStore, open_client
 
 READER = Filters(access=Access(frozenset({"it"})))
 QUERIES = [

@@ -142,8 +142,8 @@ def ingest(corpus: Path, env: dict[str, str]) -> dict[str, Any]:
 
 def model_bound(bw: dict[str, float], data_dir: Path) -> dict[str, Any]:
     """Generation must read every weight once per token: bandwidth / model bytes bounds tokens/s."""
+    from rag_core.settings import load_settings
     from rag_server.generation import default_model_path
-    from rag_server.settings import load_settings
 
     settings = load_settings(data_dir=data_dir)
     path = settings.generator.model_path or default_model_path(settings.models_dir)
@@ -160,9 +160,9 @@ def model_bound(bw: dict[str, float], data_dir: Path) -> dict[str, Any]:
 
 def replicate(data_dir: Path, size: int, noise: float = 0.02) -> None:
     """Collection n{size}: the real chunks and vectors, copied with variations up to `size`."""
-    from rag_server.embedding import EmbedderIdentity
-    from rag_server.settings import load_settings
-    from rag_server.store import Chunk, ChunkStore, open_client
+    from rag_core.embedding import EmbedderIdentity
+    from rag_core.settings import load_settings
+    from rag_core.store import Chunk, ChunkStore, open_client
 
     settings = load_settings(data_dir=data_dir)
     client = open_client(settings)
@@ -251,7 +251,7 @@ def _stream_ask(client: Any, question: str) -> dict[str, Any]:
 
 def _hit(result: dict[str, Any]) -> Any:
     """A /v1/search result as the Hit the prompt is rendered from (offsets play no part)."""
-    from rag_server.store import Chunk, Hit
+    from rag_core.store import Chunk, Hit
 
     chunk = Chunk(
         chunk_id=result["chunk_id"],
@@ -278,8 +278,8 @@ class RawLlama:
     def __init__(self, data_dir: Path) -> None:
         from llama_cpp import Llama
 
+        from rag_core.settings import load_settings
         from rag_server.generation import default_model_path
-        from rag_server.settings import load_settings
 
         self.settings = load_settings(data_dir=data_dir)
         g = self.settings.generator

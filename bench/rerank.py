@@ -66,10 +66,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "rerank.md")
     args = parser.parse_args()
 
+    from rag_core.settings import load_settings
     from rag_server.evaluation import is_correct
     from rag_server.grounding import extractive
     from rag_server.rag import build_rag
-    from rag_server.settings import load_settings
 
     settings = load_settings()
     rag = build_rag(settings)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from ingest.chunking import Chunker
 from ingest.pipeline import Pipeline, store_failure
-from rag_server.embedding import Embedder, load_embedder
-from rag_server.errors import StoreWriteError
-from rag_server.settings import Settings
-from rag_server.store import ChunkStore, open_client
+from rag_core.embedding import Embedder, load_embedder
+from rag_core.errors import StoreWriteError
+from rag_core.settings import Settings
+from rag_core.store import ChunkStore, open_client
 
 
 def build_pipeline(settings: Settings, embedder: Embedder | None = None) -> Pipeline:

@@ -12,10 +12,10 @@ import sys
 from pathlib import Path
 
 from ingest.pipeline import SIDECAR, IngestReport, Progress, document_groups
-from rag_server.auth import parse_groups
-from rag_server.cli_args import arg
-from rag_server.errors import RagError, StoreWriteError
-from rag_server.settings import Settings, load_settings, validate_collection_name
+from rag_core.access import parse_groups
+from rag_core.cli_args import arg
+from rag_core.errors import RagError, StoreWriteError
+from rag_core.settings import Settings, load_settings, validate_collection_name
 
 
 class _Bar(Progress):
@@ -98,7 +98,7 @@ def run(argv: list[str] | None, settings: Settings | None = None) -> int:
         if args.collection:
             settings = settings.model_copy(update={"collection": args.collection})
         from ingest.build import build_pipeline
-        from rag_server.writelock import store_writer
+        from rag_core.writelock import store_writer
 
         # Taken before the models load, so a second writer is refused at once.
         with store_writer(settings, "rag-ingest"):

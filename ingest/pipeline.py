@@ -22,10 +22,10 @@ from pathlib import Path
 
 from ingest.chunking import Chunker, chunk_id
 from ingest.loaders import LoadError, load, loader_for
-from rag_server.auth import ALL_GROUPS, parse_groups
-from rag_server.embedding import Embedder
-from rag_server.errors import StoreWriteError
-from rag_server.store import Chunk, ChunkStore, DocumentState
+from rag_core.access import ALL_GROUPS, parse_groups
+from rag_core.embedding import Embedder
+from rag_core.errors import StoreWriteError
+from rag_core.store import Chunk, ChunkStore, DocumentState
 
 # A file of group names in a folder stamps every document below it (nearest one wins over
 # `--groups`); an empty sidecar makes that subtree public.

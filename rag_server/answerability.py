@@ -21,8 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from rag_core.embedding import Embedder
+from rag_core.store import Hit
 from rag_server.answer_scorer import PACKAGED, AnswerScorer
-from rag_server.embedding import Embedder
 from rag_server.grounding import (
     content_words,
     critical_tokens,
@@ -30,7 +31,6 @@ from rag_server.grounding import (
     sentence_spans,
     tokens,
 )
-from rag_server.store import Hit
 
 FEATURES = ("logit", "cosine", "passage", "coverage", "names_in_passage", "type_match")
 

@@ -20,6 +20,7 @@ from litestar.openapi.spec import (
     SecurityScheme,
 )
 
+from rag_core.settings import Settings, load_settings
 from rag_server import __version__
 from rag_server.api.controllers import HealthController, MetricsController, QueryController
 from rag_server.api.documents import DocumentsController
@@ -30,7 +31,6 @@ from rag_server.api.security import PUBLIC_PATHS, ApiKeyMiddleware, FailedAuthLi
 from rag_server.audit import Auditor
 from rag_server.auth import KeyRing
 from rag_server.rag import Rag, build_rag
-from rag_server.settings import Settings, load_settings
 from rag_server.web import web_handlers
 
 log = logging.getLogger(__name__)

@@ -19,8 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from rag_server.errors import RagError
-from rag_server.settings import AuditSettings
+from rag_core.errors import RagError
+from rag_core.settings import AuditSettings
 
 
 @dataclass

@@ -21,49 +21,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from rag_server.errors import ConfigError
+from rag_core.access import Access, validate_group
+from rag_core.errors import ConfigError
 from rag_server.metrics import KEYS_FILE_VALID
 
 Role = Literal["reader", "admin"]
 ROLES: tuple[Role, ...] = ("reader", "admin")
-ALL_GROUPS = "*"
 _KEY_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
-_GROUP = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _TOKEN = re.compile(r"^rag_([a-z0-9][a-z0-9-]{0,31})_([A-Za-z0-9_-]{20,200})$")
 _DUMMY = hashlib.sha256(b"no such key").hexdigest()
 log = logging.getLogger(__name__)
-
-
-def validate_group(name: str) -> str:
-    if name != ALL_GROUPS and not _GROUP.match(name):
-        raise ValueError(
-            f"invalid group {name!r}: 1-64 letters, digits, '.', '_' or '-', starting with a letter "
-            "or digit (or '*' for every group)"
-        )
-    return name
-
-
-def parse_groups(text: str) -> frozenset[str]:
-    """'hr, all' -> {'hr', 'all'}; empty text -> no groups (public documents only)."""
-    return frozenset(validate_group(g.strip()) for g in re.split(r"[,\s]+", text) if g.strip())
-
-
-@dataclass(frozen=True)
-class Access:
-    """Which documents a caller may read: public ones, plus those stamped with one of `groups`."""
-
-    groups: frozenset[str] = frozenset()
-
-    @property
-    def everything(self) -> bool:
-        return ALL_GROUPS in self.groups
-
-    def admits(self, document_groups: Iterable[str]) -> bool:
-        stamped = set(document_groups)
-        return not stamped or self.everything or bool(stamped & self.groups)
-
-
-UNRESTRICTED = Access(frozenset({ALL_GROUPS}))
 
 
 @dataclass(frozen=True)

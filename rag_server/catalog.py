@@ -10,11 +10,11 @@ import threading
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from rag_server.auth import Access
-from rag_server.embedding import Embedder
+from rag_core.access import Access
+from rag_core.embedding import Embedder
+from rag_core.settings import Settings, validate_collection_name
+from rag_core.store import Chunk, ChunkStore, reopen_embedded
 from rag_server.retrieval import HybridRetriever, KeywordIndex
-from rag_server.settings import Settings, validate_collection_name
-from rag_server.store import Chunk, ChunkStore, reopen_embedded
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI

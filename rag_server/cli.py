@@ -12,10 +12,11 @@ import logging
 import math
 import sys
 
-from rag_server.auth import ROLES, fresh_id, new_key, parse_groups, read_keys, write_keys
-from rag_server.cli_args import arg
-from rag_server.errors import RagError
-from rag_server.settings import Settings, load_settings, validate_collection_name
+from rag_core.access import parse_groups
+from rag_core.cli_args import arg
+from rag_core.errors import RagError
+from rag_core.settings import Settings, load_settings, validate_collection_name
+from rag_server.auth import ROLES, fresh_id, new_key, read_keys, write_keys
 
 
 def _collections(value: str) -> frozenset[str]:

@@ -13,11 +13,11 @@ from typing import Literal
 from ingest.build import pipeline_for
 from ingest.loaders import loader_for
 from ingest.pipeline import UPLOAD_PREFIX, SourceFile, document_groups
-from rag_server.auth import UNRESTRICTED, Access
+from rag_core.access import UNRESTRICTED, Access
+from rag_core.errors import InvalidInputError, NotFoundError
+from rag_core.settings import Settings
+from rag_core.writelock import store_writer
 from rag_server.catalog import Catalog, DocumentInfo
-from rag_server.errors import InvalidInputError, NotFoundError
-from rag_server.settings import Settings
-from rag_server.writelock import store_writer
 
 _UNSAFE = re.compile(r"[^\w.\- ]+")
 

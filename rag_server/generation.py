@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
 
+from rag_core.errors import ModelLoadError, OverloadedError
+from rag_core.settings import GeneratorSettings
 from rag_server import metrics
-from rag_server.errors import ModelLoadError, OverloadedError
 from rag_server.native_probe import probe_generation
-from rag_server.settings import GeneratorSettings
 
 if TYPE_CHECKING:
     from llama_cpp import Llama

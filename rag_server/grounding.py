@@ -15,7 +15,7 @@ from functools import cache
 from itertools import pairwise
 from typing import Literal
 
-from rag_server.store import Hit
+from rag_core.store import Hit
 
 _CITATION = re.compile(r"\s*\[(\d{1,3})\]")
 # Runs of letters/digits joined by . , : / - _ ' (so 0.31, 09:30, 1,000, Standards-Version stay whole).

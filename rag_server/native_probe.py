@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from rag_server.errors import ModelLoadError
+from rag_core.errors import ModelLoadError
 
 PROMPT = "The capital of France is"
 _NATIVE_FAULTS = {"SIGILL", "SIGSEGV", "SIGBUS", "SIGFPE", "SIGABRT"}

@@ -16,9 +16,9 @@ from typing import Any
 
 import httpx
 
-from rag_server.errors import GeneratorUnavailableError
+from rag_core.errors import GeneratorUnavailableError
+from rag_core.settings import GeneratorSettings
 from rag_server.generation import Generation, Prompt, PromptStyle, drain
-from rag_server.settings import GeneratorSettings
 
 # No tokenizer for a remote model: estimate generously (English runs about 4 characters a token),
 # so the prompt budget errs towards leaving a source out rather than overflowing the context.

@@ -6,8 +6,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from prompts import template
+from rag_core.store import Hit
 from rag_server.generation import Prompt, PromptStyle
-from rag_server.store import Hit
 
 # Stops for completion-style prompts: a base model otherwise writes the next "Question:" itself.
 _BASE_STOPS = ("\nQuestion:", "\n\n", "<<<SOURCE", "Source [")

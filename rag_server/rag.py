@@ -6,16 +6,16 @@ import logging
 import time
 from dataclasses import dataclass
 
+from rag_core.embedding import Embedder, load_embedder
+from rag_core.errors import RagError
+from rag_core.settings import Settings
+from rag_core.store import ChunkStore, open_client
 from rag_server.answerability import Answerability
 from rag_server.catalog import Catalog
 from rag_server.documents import DocumentService
-from rag_server.embedding import Embedder, load_embedder
-from rag_server.errors import RagError
 from rag_server.generation import GenerationGate, Generator, LlamaCppGenerator
 from rag_server.openai_backend import OpenAIGenerator
 from rag_server.service import RagService
-from rag_server.settings import Settings
-from rag_server.store import ChunkStore, open_client
 
 log = logging.getLogger(__name__)
 

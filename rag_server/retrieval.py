@@ -25,10 +25,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from rag_server.auth import UNRESTRICTED, Access
-from rag_server.embedding import Embedder
+from rag_core.access import UNRESTRICTED, Access
+from rag_core.embedding import Embedder
+from rag_core.store import ACL_GROUP_PREFIX, ACL_PUBLIC, Chunk, ChunkStore, Hit
 from rag_server.grounding import content_words
-from rag_server.store import ACL_GROUP_PREFIX, ACL_PUBLIC, Chunk, ChunkStore, Hit
 
 log = logging.getLogger(__name__)
 

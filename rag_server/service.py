@@ -19,11 +19,13 @@ from typing import Any
 import anyio
 import numpy as np
 
+from rag_core.access import UNRESTRICTED, Access
+from rag_core.embedding import Embedder
+from rag_core.settings import DEFAULT_EMBEDDER_NAME, Settings
+from rag_core.store import Hit
 from rag_server import metrics
 from rag_server.answerability import Answerability, sentence_passages
-from rag_server.auth import UNRESTRICTED, Access
 from rag_server.catalog import Catalog, Corpus
-from rag_server.embedding import Embedder
 from rag_server.generation import Generation, GenerationGate, Generator, Place
 from rag_server.grounding import (
     AnswerStatus,
@@ -39,8 +41,6 @@ from rag_server.grounding import (
 from rag_server.language import focus, reads_as_english
 from rag_server.prompting import build_prompt
 from rag_server.retrieval import Filters
-from rag_server.settings import DEFAULT_EMBEDDER_NAME, Settings
-from rag_server.store import Hit
 
 
 @dataclass

@@ -18,11 +18,11 @@ from litestar.testing import TestClient
 
 from ingest.build import build_pipeline
 from ingest.pipeline import Pipeline
+from rag_core.embedding import Embedder, load_embedder
+from rag_core.settings import Settings, load_settings
 from rag_server.answerability import Answerability
 from rag_server.auth import Role, fresh_id, new_key, read_keys, write_keys
-from rag_server.embedding import Embedder, load_embedder
 from rag_server.generation import Generation, Generator, Prompt, PromptStyle
-from rag_server.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "docs"

@@ -19,11 +19,11 @@ from litestar.testing import TestClient
 
 from ingest.build import build_pipeline
 from ingest.pipeline import SIDECAR
+from rag_core.access import UNRESTRICTED
+from rag_core.embedding import Embedder
+from rag_core.settings import Settings, load_settings
 from rag_server.app import create_app
-from rag_server.auth import UNRESTRICTED
-from rag_server.embedding import Embedder
 from rag_server.rag import assemble
-from rag_server.settings import Settings, load_settings
 from tests.conftest import EXAMPLES, ScriptedGenerator, add_key, bearer
 
 HR_DOC = "hr/leave-policy.docx"

@@ -8,11 +8,11 @@ import time
 
 import pytest
 
-from rag_server.embedding import Embedder
-from rag_server.errors import OverloadedError
+from rag_core.embedding import Embedder
+from rag_core.errors import OverloadedError
+from rag_core.settings import Settings
 from rag_server.rag import assemble
 from rag_server.retrieval import Filters
-from rag_server.settings import Settings
 from tests.conftest import ClientFor, ScriptedGenerator
 from tests.test_api import _sse, ingested
 

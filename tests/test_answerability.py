@@ -10,6 +10,7 @@ import json
 import pytest
 from litestar.testing import TestClient
 
+from rag_core.settings import Settings, load_settings
 from rag_server.answer_scorer import PACKAGED, AnswerScorer
 from rag_server.answerability import (
     FEATURES,
@@ -20,7 +21,6 @@ from rag_server.answerability import (
     type_match,
 )
 from rag_server.language import reads_as_english
-from rag_server.settings import Settings, load_settings
 from tests.conftest import EXAMPLES, ClientFor, ScriptedGenerator
 
 LONG = (

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from rag_core.embedding import Embedder
+from rag_core.errors import StoreUnavailableError
+from rag_core.settings import Settings
 from rag_server.app import create_app
-from rag_server.embedding import Embedder
-from rag_server.errors import StoreUnavailableError
 from rag_server.generation import Generation
 from rag_server.rag import Rag, assemble
-from rag_server.settings import Settings
 from tests.conftest import EXAMPLES, ClientFor, ScriptedGenerator, add_key, bearer, serve_app
 
 

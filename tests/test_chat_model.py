@@ -12,12 +12,12 @@ from litestar.testing import TestClient
 
 from ingest.build import build_pipeline
 from ingest.loaders import load
+from rag_core.embedding import Embedder
+from rag_core.settings import Settings, load_settings
 from rag_server.app import create_app
-from rag_server.embedding import Embedder
 from rag_server.generation import LlamaCppGenerator
 from rag_server.native_probe import probe_generation
 from rag_server.rag import assemble
-from rag_server.settings import Settings, load_settings
 from tests.conftest import EXAMPLES, add_key, bearer
 
 pytestmark = pytest.mark.slow

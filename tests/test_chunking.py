@@ -17,10 +17,10 @@ from litestar.testing import TestClient
 from ingest.chunking import WINDOW_CHARS, Chunker, Span, windows
 from ingest.loaders import LoadedDocument, load
 from ingest.pipeline import Pipeline
+from rag_core.embedding import Embedder
+from rag_core.settings import Settings
 from rag_server.app import create_app
-from rag_server.embedding import Embedder
 from rag_server.rag import assemble
-from rag_server.settings import Settings
 from tests.conftest import EXAMPLES, ScriptedGenerator, add_key, bearer
 
 SENTENCE = "The quick brown fox jumps over the lazy dog near the river bank. "

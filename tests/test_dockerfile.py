@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from rag_server.settings import load_settings
+from rag_core.settings import load_settings
 from tests.conftest import ROOT
 
 DOCKERFILE = ROOT / "Dockerfile"

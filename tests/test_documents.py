@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from litestar.testing import TestClient
 
+from rag_core.embedding import Embedder
+from rag_core.settings import Settings
 from rag_server.app import create_app
-from rag_server.embedding import Embedder
 from rag_server.rag import Rag, assemble
-from rag_server.settings import Settings
 from tests.conftest import EXAMPLES, ScriptedGenerator, add_key, bearer, make_pdf
 
 FACT = "The Zanzibar office closes at 15:30 on Fridays for the quarterly lantern ceremony."

@@ -21,11 +21,11 @@ from litestar.testing import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from ingest.build import build_pipeline
+from rag_core.embedding import Embedder
+from rag_core.settings import Settings, load_settings
 from rag_server.api.security import FailedAuthLimiter
 from rag_server.app import create_app
-from rag_server.embedding import Embedder
 from rag_server.rag import assemble
-from rag_server.settings import Settings, load_settings
 from tests.conftest import EXAMPLES, ScriptedGenerator, add_key, bearer, serve_app
 
 QUESTION = "What is the maximum hotel cost per night?"

@@ -9,16 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from rag_server.embedding import (
+from rag_core.embedding import (
     Embedder,
     EmbedderIdentity,
     load_embedder,
     model_fingerprint,
     packaged_model_path,
 )
-from rag_server.errors import EmbedderMismatchError
-from rag_server.settings import load_settings
-from rag_server.store import Chunk, ChunkStore, open_client
+from rag_core.errors import EmbedderMismatchError
+from rag_core.settings import load_settings
+from rag_core.store import Chunk, ChunkStore, open_client
 
 pytestmark = pytest.mark.slow  # a second model is copied and loaded
 

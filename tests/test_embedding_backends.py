@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag_server.embedding import Embedder, load_embedder
-from rag_server.errors import ConfigError, EmbedderMismatchError
-from rag_server.settings import Settings, load_settings
-from rag_server.store import ChunkStore, open_client
+from rag_core.embedding import Embedder, load_embedder
+from rag_core.errors import ConfigError, EmbedderMismatchError
+from rag_core.settings import Settings, load_settings
+from rag_core.store import ChunkStore, open_client
 
 PASSAGES = [
     "Employees receive 28 days of paid annual leave, including public holidays.",
@@ -105,11 +105,11 @@ def test_another_precision_of_the_same_model_warns_but_another_model_is_refused(
 ) -> None:
     client = open_client(settings)
     ChunkStore(client, "docs", torch_embedder.identity)  # built with torch
-    with caplog.at_level(logging.WARNING, logger="rag_server.store"):
+    with caplog.at_level(logging.WARNING, logger="rag_core.store"):
         ChunkStore(client, "docs", _load("onnx", "none", models_dir).identity)
     assert not caplog.text  # fp32 ONNX gives torch's vectors: nothing to warn about
     quantized = _load("onnx", "int8", models_dir)
-    with caplog.at_level(logging.WARNING, logger="rag_server.store"):
+    with caplog.at_level(logging.WARNING, logger="rag_core.store"):
         store = ChunkStore(client, "docs", quantized.identity)
     assert "torch" in caplog.text and "onnx-int8" in caplog.text
     assert store.collection.metadata["embed_variant"] == "torch"  # the builder's, kept

@@ -10,7 +10,7 @@ import threading
 import numpy as np
 import pytest
 
-from rag_server.embedding import Embedder
+from rag_core.embedding import Embedder
 
 # About 1,200 word pieces: over the encoder's length, so encoding must truncate and counting not.
 LONG = "The travel policy caps hotel stays at 165 euros per night in capital cities. " * 80

@@ -21,10 +21,10 @@ from ingest.build import build_pipeline
 from ingest.chunking import Chunker, chunk_id
 from ingest.loaders import load
 from ingest.pipeline import discover
+from rag_core.embedding import Embedder
+from rag_core.settings import Settings, load_settings
 from rag_server.app import create_app
-from rag_server.embedding import Embedder
 from rag_server.rag import assemble
-from rag_server.settings import Settings, load_settings
 from tests.conftest import EXAMPLES, ScriptedGenerator, add_key, bearer
 from tests.processes import BIN, free_port
 from tests.processes import rag_env as _env

@@ -11,11 +11,11 @@ import openai
 import pytest
 from litestar.testing import TestClient
 
+from rag_core.embedding import Embedder
+from rag_core.settings import Settings, load_settings
 from rag_server.app import create_app
-from rag_server.embedding import Embedder
 from rag_server.generation import Generation, Generator, LlamaCppGenerator, Prompt
 from rag_server.rag import assemble
-from rag_server.settings import Settings, load_settings
 from tests.conftest import ScriptedGenerator, add_key
 
 QUESTION = "What is the maximum hotel cost per night?"

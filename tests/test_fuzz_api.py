@@ -18,10 +18,10 @@ from schemathesis.checks import (
 )
 
 from ingest.build import build_pipeline
+from rag_core.embedding import Embedder
+from rag_core.settings import load_settings
 from rag_server.app import create_app
-from rag_server.embedding import Embedder
 from rag_server.rag import assemble
-from rag_server.settings import load_settings
 from tests.conftest import EXAMPLES, ScriptedGenerator, add_key, bearer
 
 pytestmark = pytest.mark.slow  # schemathesis generates hundreds of requests

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from rag_core.store import Chunk, Hit
 from rag_server.grounding import (
     Policy,
     critical_tokens,
@@ -12,7 +13,6 @@ from rag_server.grounding import (
     tokens,
     verify,
 )
-from rag_server.store import Chunk, Hit
 
 DOC = (
     "Meals and Accommodation\n\n"

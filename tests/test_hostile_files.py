@@ -20,8 +20,8 @@ from ingest.build import build_pipeline
 from ingest.cli import run as ingest_cli
 from ingest.loaders import LoadError, load
 from ingest.pipeline import Pipeline
-from rag_server.embedding import Embedder
-from rag_server.settings import Settings
+from rag_core.embedding import Embedder
+from rag_core.settings import Settings
 from tests.conftest import make_docx, make_pdf
 
 SECRET = "OUTSIDE_ROOT_SECRET_5521"

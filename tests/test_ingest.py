@@ -10,9 +10,9 @@ import pytest
 
 from ingest.cli import run as ingest_cli
 from ingest.pipeline import Pipeline
-from rag_server.errors import EmbedderMismatchError
-from rag_server.settings import Settings
-from rag_server.store import Chunk, ChunkStore, open_client
+from rag_core.errors import EmbedderMismatchError
+from rag_core.settings import Settings
+from rag_core.store import Chunk, ChunkStore, open_client
 from tests.conftest import make_docx, make_pdf
 
 
@@ -184,7 +184,7 @@ def test_a_collection_refuses_a_different_embedder(
     make_pipeline: Callable[..., Pipeline], settings: Settings, corpus: Path, embedder: object
 ) -> None:
     make_pipeline().run([corpus])
-    from rag_server.embedding import EmbedderIdentity
+    from rag_core.embedding import EmbedderIdentity
 
     with pytest.raises(EmbedderMismatchError) as info:
         ChunkStore(open_client(settings), settings.collection, EmbedderIdentity("bge-small", 512))

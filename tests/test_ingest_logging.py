@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from ingest.build import build_pipeline
+from rag_core.embedding import Embedder
+from rag_core.settings import Settings
 from rag_server.cli import configure_logging
-from rag_server.embedding import Embedder
-from rag_server.settings import Settings
 from tests.conftest import EXAMPLES
 from tests.test_loaders import damaged_pdf
 

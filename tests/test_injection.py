@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 
 from ingest.build import build_pipeline
-from rag_server.embedding import Embedder
+from rag_core.embedding import Embedder
+from rag_core.settings import Settings, load_settings
 from rag_server.generation import Generation, Generator, LlamaCppGenerator
 from rag_server.grounding import foreign_urls, without_images
-from rag_server.settings import Settings, load_settings
 from tests.conftest import EXAMPLES, ClientFor, ScriptedGenerator
 
 CANARY = "CANARY-7Q4Z-991"

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from rag_server.settings import load_settings
+from rag_core.settings import load_settings
 from tests.conftest import ROOT
 
 K8S_VERSION = "1.32.0"

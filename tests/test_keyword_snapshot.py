@@ -14,11 +14,13 @@ from litestar.testing import TestClient
 
 from ingest.build import build_pipeline
 from ingest.pipeline import SIDECAR, Pipeline
+from rag_core.access import Access
+from rag_core.embedding import Embedder
+from rag_core.settings import Settings, load_settings
+from rag_core.store import ChunkStore
 from rag_server.answerability import Answerability
 from rag_server.app import create_app
-from rag_server.auth import Access
 from rag_server.catalog import Corpus
-from rag_server.embedding import Embedder
 from rag_server.rag import assemble
 from rag_server.retrieval import (
     Filters,
@@ -27,8 +29,6 @@ from rag_server.retrieval import (
     KeywordSnapshot,
     bm25_terms,
 )
-from rag_server.settings import Settings, load_settings
-from rag_server.store import ChunkStore
 from tests.conftest import ScriptedGenerator, add_key, bearer
 
 T = TypeVar("T")

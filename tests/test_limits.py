@@ -11,10 +11,10 @@ import httpx
 import pytest
 from litestar.testing import TestClient
 
+from rag_core.embedding import Embedder
+from rag_core.settings import Settings
 from rag_server.app import create_app
-from rag_server.embedding import Embedder
 from rag_server.rag import assemble
-from rag_server.settings import Settings
 from tests.conftest import ScriptedGenerator, add_key, bearer, serve_app
 
 QUESTION = "What is the maximum hotel cost per night?"
@@ -165,7 +165,7 @@ def test_queue_places_count_from_admission_and_are_given_back_exactly_once() -> 
     by the garbage collector. Now places count from admission and have an explicit owner."""
     import asyncio
 
-    from rag_server.errors import OverloadedError
+    from rag_core.errors import OverloadedError
     from rag_server.generation import GenerationGate
 
     gate = GenerationGate(depth=1)

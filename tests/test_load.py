@@ -16,10 +16,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from rag_core.embedding import Embedder
+from rag_core.settings import Settings
 from rag_server.app import create_app
-from rag_server.embedding import Embedder
 from rag_server.rag import assemble
-from rag_server.settings import Settings
 from tests.conftest import ScriptedGenerator, add_key, bearer, serve_app
 
 pytestmark = pytest.mark.slow

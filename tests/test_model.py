@@ -10,12 +10,12 @@ import pytest
 from litestar.testing import TestClient
 
 from ingest.build import build_pipeline
+from rag_core.embedding import Embedder
+from rag_core.errors import ModelLoadError
+from rag_core.settings import Settings, load_settings
 from rag_server.app import create_app
-from rag_server.embedding import Embedder
-from rag_server.errors import ModelLoadError
 from rag_server.generation import LlamaCppGenerator, Prompt
 from rag_server.rag import assemble
-from rag_server.settings import Settings, load_settings
 from tests.conftest import EXAMPLES, add_key, bearer
 
 pytestmark = pytest.mark.slow

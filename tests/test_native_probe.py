@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from rag_server.errors import ModelLoadError
+from rag_core.errors import ModelLoadError
+from rag_core.settings import load_settings
 from rag_server.generation import LlamaCppGenerator
 from rag_server.native_probe import probe_generation
-from rag_server.settings import load_settings
 
 
 def _crashing_child(signal_name: str) -> list[str]:

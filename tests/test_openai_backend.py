@@ -11,12 +11,12 @@ import pytest
 from litestar.testing import TestClient
 
 from ingest.build import build_pipeline
+from rag_core.embedding import Embedder
+from rag_core.settings import GeneratorSettings, Settings, load_settings
 from rag_server.app import create_app
-from rag_server.embedding import Embedder
 from rag_server.generation import LlamaCppGenerator, Prompt, default_model_path
 from rag_server.openai_backend import OpenAIGenerator
 from rag_server.rag import assemble
-from rag_server.settings import GeneratorSettings, Settings, load_settings
 from tests.conftest import EXAMPLES, add_key, bearer
 from tests.processes import LlamaCppServer
 

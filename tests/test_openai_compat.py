@@ -8,10 +8,10 @@ import openai
 import pytest
 from litestar.testing import TestClient
 
+from rag_core.embedding import Embedder
+from rag_core.settings import Settings
 from rag_server.app import create_app
-from rag_server.embedding import Embedder
 from rag_server.rag import assemble
-from rag_server.settings import Settings
 from tests.conftest import ScriptedGenerator, add_key
 
 QUESTION = "What is the maximum hotel cost per night?"

@@ -15,8 +15,8 @@ import pytest
 from ingest.chunking import Chunker, chunk_id
 from ingest.loaders import load
 from ingest.pipeline import discover
-from rag_server.embedding import Embedder
-from rag_server.settings import load_settings
+from rag_core.embedding import Embedder
+from rag_core.settings import load_settings
 from tests.conftest import EXAMPLES, make_docx, make_pdf
 from tests.processes import BIN, RagServer
 from tests.processes import rag_env as _env
@@ -104,8 +104,8 @@ def _chunk_ids(data: Path) -> list[str]:
     """Read the store in a fresh process (with a timeout), as a new server would."""
     code = """
 import json
-from rag_server.settings import load_settings
-from rag_server.store import open_client
+from rag_core.settings import load_settings
+from rag_core.store import open_client
 client = open_client(load_settings())
 names = [c.name for c in client.list_collections()]
 c = client.get_collection("default", embedding_function=None) if "default" in names else None

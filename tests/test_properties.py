@@ -18,12 +18,12 @@ from ingest.build import build_pipeline
 from ingest.chunking import Chunker, chunk_id
 from ingest.loaders import LoadedDocument
 from ingest.pipeline import Pipeline, discover
-from rag_server.embedding import Embedder
+from rag_core.embedding import Embedder
+from rag_core.settings import load_settings
+from rag_core.store import Chunk, Hit
 from rag_server.generation import PromptStyle
 from rag_server.prompting import as_data, build_prompt
 from rag_server.retrieval import KeywordIndex
-from rag_server.settings import load_settings
-from rag_server.store import Chunk, Hit
 
 pytestmark = pytest.mark.slow  # hypothesis runs many examples per property
 

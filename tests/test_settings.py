@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from rag_server.errors import ConfigError
-from rag_server.settings import Settings, load_settings
+from rag_core.errors import ConfigError
+from rag_core.settings import Settings, load_settings
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

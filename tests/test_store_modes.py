@@ -15,14 +15,14 @@ import pytest
 from litestar.testing import TestClient
 
 from ingest.build import build_pipeline
+from rag_core.embedding import Embedder
+from rag_core.errors import StoreLockedError, StoreUnavailableError
+from rag_core.settings import Settings, load_settings
+from rag_core.store import open_client
+from rag_core.writelock import LOCK_NAME, exclusive_writer, store_writer
 from rag_server.app import create_app
-from rag_server.embedding import Embedder
-from rag_server.errors import StoreLockedError, StoreUnavailableError
 from rag_server.openai_backend import OpenAIGenerator
 from rag_server.rag import assemble
-from rag_server.settings import Settings, load_settings
-from rag_server.store import open_client
-from rag_server.writelock import LOCK_NAME, exclusive_writer, store_writer
 from tests.conftest import EXAMPLES, ClientFor, ScriptedGenerator, add_key, bearer
 from tests.processes import BIN, ChromaServer, free_port, rag_env
 
@@ -61,7 +61,7 @@ def test_rag_ingest_refuses_a_locked_store_before_loading_anything(tmp_path: Pat
 def test_a_killed_writer_leaves_no_stale_lock(tmp_path: Path) -> None:
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time\nfrom pathlib import Path\n"
-         "from rag_server.writelock import exclusive_writer\n"
+         "from rag_core.writelock import exclusive_writer\n"
          "with exclusive_writer(Path(sys.argv[1]), 'doomed'):\n"
          "    print('held', flush=True); time.sleep(600)\n", str(tmp_path)],
         stdout=subprocess.PIPE, text=True,

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
+from rag_core.embedding import Embedder
+from rag_core.settings import Settings
 from rag_server.app import create_app
-from rag_server.embedding import Embedder
 from rag_server.generation import Generation, Prompt
 from rag_server.rag import assemble
-from rag_server.settings import Settings
 from tests.conftest import ScriptedGenerator, add_key, bearer, serve_app
 
 QUESTION = "What is the maximum hotel cost per night?"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from rag_server.settings import Settings
+from rag_core.settings import Settings
 from tests.conftest import ClientFor, ScriptedGenerator
 from tests.test_api import ingested
 

@@ -12,7 +12,7 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from ingest.loaders import load
-from rag_server.settings import Settings
+from rag_core.settings import Settings
 from rag_server.web.api import assemble_text
 from tests.conftest import EXAMPLES, ClientFor, ScriptedGenerator, add_key, bearer, make_pdf
 
@@ -142,7 +142,7 @@ def test_the_assembled_text_is_the_loaders_text_wherever_a_chunk_covers_it(
 def test_assemble_text_keeps_offsets_across_overlaps_and_gaps() -> None:
     from dataclasses import replace
 
-    from rag_server.store import Chunk
+    from rag_core.store import Chunk
 
     text = "Alpha beta gamma.\n\nDelta epsilon zeta eta."
     base = Chunk("c", "d", "d", "D", "", 0, 0, 0, 3, "h", "p", "t")

@@ -28,7 +28,7 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions as visible
 from selenium.webdriver.support.wait import WebDriverWait
 
-from rag_server.settings import load_settings
+from rag_core.settings import load_settings
 from tests.conftest import EXAMPLES, add_key
 from tests.processes import RagServer, rag_env
 

@@ -18,6 +18,9 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 from litestar.status_codes import HTTP_200_OK
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from rag_core.errors import RagError
+from rag_core.settings import validate_collection_name
+from rag_core.store import Hit
 from rag_server.api.problems import problem_body, responses
 from rag_server.api.schemas import (
     AskRequest,
@@ -34,14 +37,11 @@ from rag_server.api.schemas import (
 from rag_server.api.security import caller, check_collection
 from rag_server.audit import AuditEntry, Auditor
 from rag_server.auth import ApiKey, KeyRing
-from rag_server.errors import RagError
 from rag_server.generation import Place
 from rag_server.grounding import Quote
 from rag_server.rag import Rag
 from rag_server.retrieval import Filters
 from rag_server.service import Answer, RagService
-from rag_server.settings import validate_collection_name
-from rag_server.store import Hit
 
 
 class EventStream(ServerSentEvent):

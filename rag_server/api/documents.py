@@ -12,14 +12,15 @@ from litestar.params import Body, Parameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from msgspec import Struct
 
+from rag_core.access import parse_groups
+from rag_core.errors import InvalidInputError, NotFoundError
 from rag_server.api.controllers import DEPENDENCIES, collection_for
 from rag_server.api.problems import responses
 from rag_server.api.schemas import COLLECTION_PATTERN, DocumentList, DocumentOut, UploadOut
 from rag_server.api.security import admin_only
 from rag_server.audit import Auditor
-from rag_server.auth import ApiKey, parse_groups
+from rag_server.auth import ApiKey
 from rag_server.catalog import DocumentInfo
-from rag_server.errors import InvalidInputError, NotFoundError
 from rag_server.rag import Rag
 
 

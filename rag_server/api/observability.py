@@ -10,7 +10,7 @@ from litestar.exceptions import HTTPException
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusMiddleware
 from prometheus_client import Gauge
 
-from rag_server.errors import RagError
+from rag_core.errors import RagError
 
 if TYPE_CHECKING:
     from litestar.types import Message, Receive, Scope, Send

@@ -19,6 +19,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.response import ServerSentEventMessage
 from litestar.status_codes import HTTP_200_OK
 
+from rag_core.errors import CollectionNotFoundError, InvalidInputError
 from rag_server.api.controllers import (
     DEPENDENCIES,
     STREAM_NOTE,
@@ -31,7 +32,6 @@ from rag_server.api.problems import responses
 from rag_server.api.schemas import CitationOut
 from rag_server.audit import Auditor
 from rag_server.auth import ApiKey
-from rag_server.errors import CollectionNotFoundError, InvalidInputError
 from rag_server.rag import Rag
 from rag_server.retrieval import Filters
 from rag_server.service import Answer

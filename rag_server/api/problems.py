@@ -9,8 +9,8 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 
+from rag_core.errors import RagError
 from rag_server.api.schemas import Problem
-from rag_server.errors import RagError
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"

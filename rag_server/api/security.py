@@ -14,8 +14,8 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 from litestar.middleware.rate_limit import RateLimitConfig
 
+from rag_core.errors import RagError
 from rag_server.auth import ApiKey, KeyRing
-from rag_server.errors import RagError
 
 PUBLIC_PATHS = ["^/healthz$", "^/readyz$"]
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="rag-server"'}

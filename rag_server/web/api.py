@@ -12,14 +12,14 @@ from litestar import Controller, Response, get
 from litestar.params import Parameter
 
 from ingest.pipeline import UPLOAD_PREFIX
+from rag_core.errors import NotFoundError
+from rag_core.store import Chunk
 from rag_server.api.controllers import DEPENDENCIES, collection_for
 from rag_server.api.problems import responses
 from rag_server.api.schemas import COLLECTION_PATTERN
 from rag_server.auth import ApiKey
 from rag_server.catalog import Corpus
-from rag_server.errors import NotFoundError
 from rag_server.rag import Rag
-from rag_server.store import Chunk
 
 CollectionParam = Annotated[
     str | None,

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from rag_server.errors import ModelLoadError
-from rag_server.settings import EmbedderSettings
+from rag_core.errors import ModelLoadError
+from rag_core.settings import EmbedderSettings
 
 if TYPE_CHECKING:
     import numpy as np
@@ -199,7 +199,7 @@ def load_embedder(settings: EmbedderSettings, models_dir: Path | None = None) ->
     fingerprint = model_fingerprint(path, cache_dir)
     if settings.backend == "torch":
         return _load_torch(settings, path, fingerprint)
-    from rag_server import embedding_onnx
+    from rag_core import embedding_onnx
 
     if models_dir is None:
         raise ModelLoadError(f"backend {settings.backend} needs a models directory to export into")

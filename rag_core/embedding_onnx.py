@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from rag_server.errors import ModelLoadError
+from rag_core.errors import ModelLoadError
 
 log = logging.getLogger(__name__)
 

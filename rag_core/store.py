@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 import httpx
 import numpy as np
 
-from rag_server.embedding import EmbedderIdentity
-from rag_server.errors import CollectionNotFoundError, EmbedderMismatchError, StoreUnavailableError
+from rag_core.embedding import EmbedderIdentity
+from rag_core.errors import CollectionNotFoundError, EmbedderMismatchError, StoreUnavailableError
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
     from chromadb.api.models.Collection import Collection
 
-    from rag_server.settings import Settings
+    from rag_core.settings import Settings
 
 log = logging.getLogger(__name__)
 

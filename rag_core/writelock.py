@@ -20,10 +20,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rag_server.errors import StoreLockedError
+from rag_core.errors import StoreLockedError
 
 if TYPE_CHECKING:
-    from rag_server.settings import Settings
+    from rag_core.settings import Settings
 
 LOCK_NAME = "rag-writer.lock"
 
