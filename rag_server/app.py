@@ -22,8 +22,9 @@ from litestar.openapi.spec import (
 
 from rag_core.settings import Settings, load_settings
 from rag_server import __version__
-from rag_server.api.controllers import HealthController, MetricsController, QueryController
+from rag_server.api.controllers import QueryController
 from rag_server.api.documents import DocumentsController
+from rag_server.api.health import HealthController, MetricsController
 from rag_server.api.observability import http_metrics
 from rag_server.api.openai import OpenAIController
 from rag_server.api.problems import EXCEPTION_HANDLERS

@@ -14,7 +14,7 @@ from msgspec import Struct
 
 from rag_core.access import parse_groups
 from rag_core.errors import InvalidInputError, NotFoundError
-from rag_server.api.controllers import DEPENDENCIES, collection_for
+from rag_server.api.deps import DEPENDENCIES, collection_for
 from rag_server.api.problems import responses
 from rag_server.api.schemas import COLLECTION_PATTERN, DocumentList, DocumentOut, UploadOut
 from rag_server.api.security import admin_only

@@ -20,16 +20,11 @@ from litestar.response import ServerSentEventMessage
 from litestar.status_codes import HTTP_200_OK
 
 from rag_core.errors import CollectionNotFoundError, InvalidInputError
-from rag_server.api.controllers import (
-    DEPENDENCIES,
-    STREAM_NOTE,
-    EventStream,
-    audit_answer,
-    citation_out,
-    collection_for,
-)
+from rag_server.api.deps import DEPENDENCIES, collection_for
+from rag_server.api.mapping import audit_answer, citation_out
 from rag_server.api.problems import responses
 from rag_server.api.schemas import CitationOut
+from rag_server.api.streaming import STREAM_NOTE, EventStream
 from rag_server.audit import Auditor
 from rag_server.auth import ApiKey
 from rag_server.rag import Rag

@@ -14,7 +14,7 @@ from litestar.params import Parameter
 from ingest.pipeline import UPLOAD_PREFIX
 from rag_core.errors import NotFoundError
 from rag_core.store import Chunk
-from rag_server.api.controllers import DEPENDENCIES, collection_for
+from rag_server.api.deps import DEPENDENCIES, collection_for
 from rag_server.api.problems import responses
 from rag_server.api.schemas import COLLECTION_PATTERN
 from rag_server.auth import ApiKey

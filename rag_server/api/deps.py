@@ -1,0 +1,64 @@
+"""Dependency providers every controller shares: the loaded Rag, its service, the caller's key,
+the auditor, and the collection a request may use."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.exceptions import ValidationException
+
+from rag_core.errors import RagError
+from rag_core.settings import validate_collection_name
+from rag_server.api.security import caller, check_collection
+from rag_server.audit import Auditor
+from rag_server.auth import ApiKey
+from rag_server.rag import Rag
+from rag_server.service import RagService
+
+
+class NotReadyError(RagError):
+    status = 503
+    title = "Service not ready"
+    retry_after = 5
+
+
+def provide_rag(state: State) -> Rag:
+    rag: Rag | None = state.get("rag")
+    if rag is None:
+        raise NotReadyError("models are still loading")
+    return rag
+
+
+def provide_service(rag: Rag) -> RagService:
+    return rag.service
+
+
+def provide_key(request: Request[Any, Any, Any]) -> ApiKey:
+    return caller(request)
+
+
+def provide_auditor(state: State) -> Auditor:
+    auditor: Auditor = state.auditor
+    return auditor
+
+
+def collection_for(key: ApiKey, requested: str | None, rag: Rag) -> str:
+    """The collection a request works on (default: the configured one), if the key may use it."""
+    name = requested or rag.settings.collection
+    try:
+        validate_collection_name(name)
+    except ValueError as exc:
+        raise ValidationException(f"collection: {exc}") from None
+    check_collection(key, name)
+    return name
+
+
+DEPENDENCIES = {
+    "rag": Provide(provide_rag, sync_to_thread=False),
+    "service": Provide(provide_service, sync_to_thread=False),
+    "key": Provide(provide_key, sync_to_thread=False),
+    "auditor": Provide(provide_auditor, sync_to_thread=False),
+}
