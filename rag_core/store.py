@@ -448,50 +448,34 @@ class ChunkStore:
         ]
 
     @_reachable
-    def similarities(self, embedding: Sequence[float], ids: Sequence[str]) -> dict[str, float]:
-        """Cosine of the query with stored chunks (vectors are normalised, so a dot product)."""
-        got = self.collection.get(ids=list(ids), include=["embeddings"])  # type: ignore[list-item]
-        vectors = got["embeddings"]
-        if vectors is None or len(got["ids"]) == 0:
-            return {}
-        query = np.asarray(embedding, dtype=np.float32)
-        return {
-            cid: float(np.dot(np.asarray(v, dtype=np.float32), query))
-            for cid, v in zip(got["ids"], vectors, strict=True)
-        }
-
-    @_reachable
     def fetch(self, ids: Sequence[str]) -> dict[str, Chunk]:
         """The given chunks as stored now (text, metadata, access stamps); ids no longer stored
         are absent. Readers of a derived index re-check what it returns against these."""
-        if not ids:
-            return {}
-        include: Any = ["documents", "metadatas"]
-        got = self.collection.get(ids=list(ids), include=include)
-        texts = got["documents"] or [""] * len(got["ids"])
-        metas = got["metadatas"] or []
-        return {
-            cid: Chunk.from_record(cid, text, meta)
-            for cid, text, meta in zip(got["ids"], texts, metas, strict=True)
-        }
+        chunks, _ = self._get(ids, vectors=False)
+        return {c.chunk_id: c for c in chunks}
 
     @_reachable
     def hits(self, embedding: Sequence[float], ids: Sequence[str]) -> dict[str, Hit]:
         """`fetch`, with each chunk's cosine to the query (vectors are normalised: a dot product)."""
-        if not ids:
+        chunks, vectors = self._get(ids, vectors=True)
+        if vectors is None or not chunks:
             return {}
-        include: Any = ["documents", "metadatas", "embeddings"]
-        got = self.collection.get(ids=list(ids), include=include)
-        vectors = got["embeddings"]
-        if vectors is None or len(got["ids"]) == 0:
-            return {}
-        texts = got["documents"] or [""] * len(got["ids"])
-        metas = got["metadatas"] or []
         query = np.asarray(embedding, dtype=np.float32)
         return {
-            cid: Hit(
-                Chunk.from_record(cid, text, meta),
-                float(np.dot(np.asarray(vector, dtype=np.float32), query)),
-            )
-            for cid, text, meta, vector in zip(got["ids"], texts, metas, vectors, strict=True)
+            c.chunk_id: Hit(c, float(np.dot(np.asarray(vector, dtype=np.float32), query)))
+            for c, vector in zip(chunks, vectors, strict=True)
         }
+
+    def _get(self, ids: Sequence[str], vectors: bool) -> tuple[list[Chunk], Any]:
+        """The stored chunks of `ids` (those still stored), and their vectors when asked for."""
+        if not ids:
+            return [], None
+        include: Any = ["documents", "metadatas", *(["embeddings"] if vectors else [])]
+        got = self.collection.get(ids=list(ids), include=include)
+        texts = got["documents"] or [""] * len(got["ids"])
+        metas = got["metadatas"] or []
+        chunks = [
+            Chunk.from_record(cid, text, meta)
+            for cid, text, meta in zip(got["ids"], texts, metas, strict=True)
+        ]
+        return chunks, got["embeddings"] if vectors else None

@@ -54,6 +54,13 @@ class DocumentService:
     def folder(self, collection: str) -> Path:
         return self.settings.uploads_dir / collection
 
+    def original(self, collection: str, document_id: str) -> Path | None:
+        """Where an uploaded document's file is kept; None for documents not uploaded through
+        the API (`rag-ingest` reads a folder the server does not keep)."""
+        if not document_id.startswith(UPLOAD_PREFIX):
+            return None
+        return self.folder(collection) / document_id.removeprefix(UPLOAD_PREFIX)
+
     def upload(
         self, filename: str, data: bytes, collection: str | None, groups: frozenset[str]
     ) -> Uploaded:
@@ -107,7 +114,6 @@ class DocumentService:
         with self.catalog.write_lock, store_writer(self.settings, "rag-server delete"):
             corpus.store.delete_document(document_id)
         corpus.keyword.refresh()  # gone from search and listings once this returns
-        if document_id.startswith(UPLOAD_PREFIX):
-            (self.folder(corpus.name) / document_id.removeprefix(UPLOAD_PREFIX)).unlink(
-                missing_ok=True
-            )
+        original = self.original(corpus.name, document_id)
+        if original is not None:
+            original.unlink(missing_ok=True)

@@ -191,33 +191,24 @@ class LlamaCppGenerator:
         """Token pieces as llama.cpp produces them, so the caller can stop at its deadline;
         the finish reason its last chunk carries is appended to `reasons`."""
         stop = list(prompt.stop) or None
+        options: dict[str, Any] = {
+            "max_tokens": max_tokens,
+            "temperature": self.temperature,
+            "stop": stop,
+            "stream": True,
+        }
+        events: Any
         if prompt.style == "chat":
             messages: list[Any] = [{"role": r, "content": c} for r, c in prompt.messages]
-            chat = self.llm.create_chat_completion(
-                messages=messages,
-                max_tokens=max_tokens,
-                temperature=self.temperature,
-                stop=stop,
-                stream=True,
-            )
-            for event in cast("Iterator[Any]", chat):
-                choice = event["choices"][0]
-                if choice.get("finish_reason"):
-                    reasons.append(str(choice["finish_reason"]))
-                yield choice["delta"].get("content") or ""
+            events = self.llm.create_chat_completion(messages=messages, **options)
         else:
-            completion = self.llm.create_completion(
-                prompt.text,
-                max_tokens=max_tokens,
-                temperature=self.temperature,
-                stop=stop,
-                stream=True,
-            )
-            for event in cast("Iterator[Any]", completion):
-                choice = event["choices"][0]
-                if choice.get("finish_reason"):
-                    reasons.append(str(choice["finish_reason"]))
-                yield choice["text"]
+            events = self.llm.create_completion(prompt.text, **options)
+        for event in cast("Iterator[Any]", events):
+            choice = event["choices"][0]
+            if choice.get("finish_reason"):
+                reasons.append(str(choice["finish_reason"]))
+            # a chat chunk carries a delta, a completion chunk its text
+            yield (choice["delta"].get("content") if "delta" in choice else choice["text"]) or ""
 
     def _prompt_tokens(self, prompt: Prompt) -> int:
         """Exact for base prompts; for chat, the messages without the template's few markers."""

@@ -3,15 +3,17 @@ the auditor, and the collection a request may use."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Request
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import ValidationException
+from litestar.params import Parameter
 
 from rag_core.errors import RagError
 from rag_core.settings import validate_collection_name
+from rag_server.api.schemas import COLLECTION_PATTERN
 from rag_server.api.security import caller, check_collection
 from rag_server.audit import Auditor
 from rag_server.auth import ApiKey
@@ -43,6 +45,13 @@ def provide_key(request: Request[Any, Any, Any]) -> ApiKey:
 def provide_auditor(state: State) -> Auditor:
     auditor: Auditor = state.auditor
     return auditor
+
+
+# `?collection=` on the routes that read one document or the list.
+CollectionParam = Annotated[
+    str | None,
+    Parameter(query="collection", min_length=3, max_length=512, pattern=COLLECTION_PATTERN),
+]
 
 
 def collection_for(key: ApiKey, requested: str | None, rag: Rag) -> str:

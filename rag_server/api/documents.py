@@ -14,9 +14,9 @@ from msgspec import Struct
 
 from rag_core.access import parse_groups
 from rag_core.errors import InvalidInputError, NotFoundError
-from rag_server.api.deps import DEPENDENCIES, collection_for
+from rag_server.api.deps import DEPENDENCIES, CollectionParam, collection_for
 from rag_server.api.problems import responses
-from rag_server.api.schemas import COLLECTION_PATTERN, DocumentList, DocumentOut, UploadOut
+from rag_server.api.schemas import DocumentList, DocumentOut, UploadOut
 from rag_server.api.security import admin_only
 from rag_server.audit import Auditor
 from rag_server.auth import ApiKey
@@ -42,12 +42,6 @@ def _out(doc: DocumentInfo) -> DocumentOut:
         doc.pages,
         doc.ingested_at,
     )
-
-
-CollectionParam = Annotated[
-    str | None,
-    Parameter(query="collection", min_length=3, max_length=512, pattern=COLLECTION_PATTERN),
-]
 
 
 class DocumentsController(Controller):

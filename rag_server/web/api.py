@@ -4,27 +4,18 @@ original file, so a citation can be checked in its context (offsets match `start
 from __future__ import annotations
 
 import mimetypes
-from typing import Annotated
 
 import anyio
 import msgspec
 from litestar import Controller, Response, get
-from litestar.params import Parameter
 
-from ingest.pipeline import UPLOAD_PREFIX
 from rag_core.errors import NotFoundError
 from rag_core.store import Chunk
-from rag_server.api.deps import DEPENDENCIES, collection_for
+from rag_server.api.deps import DEPENDENCIES, CollectionParam, collection_for
 from rag_server.api.problems import responses
-from rag_server.api.schemas import COLLECTION_PATTERN
 from rag_server.auth import ApiKey
 from rag_server.catalog import Corpus
 from rag_server.rag import Rag
-
-CollectionParam = Annotated[
-    str | None,
-    Parameter(query="collection", min_length=3, max_length=512, pattern=COLLECTION_PATTERN),
-]
 
 
 class Me(msgspec.Struct):
@@ -76,7 +67,7 @@ def _readable_chunks(corpus: Corpus, document_id: str, key: ApiKey) -> list[Chun
     same answer for both, so a key cannot probe for documents it may not see)."""
     if corpus.document(document_id, key.access) is None:
         raise NotFoundError(f"no document '{document_id}' in collection '{corpus.name}'")
-    return [c for c in corpus.keyword.chunks if c.document_id == document_id]
+    return [c for c in corpus.keyword.current().chunks if c.document_id == document_id]
 
 
 class WebApiController(Controller):
@@ -102,10 +93,8 @@ class WebApiController(Controller):
         doc_id = document_id.lstrip("/")
         chunks = await anyio.to_thread.run_sync(_readable_chunks, corpus, doc_id, key)
         text, pages = assemble_text(chunks)
-        has_file = (
-            doc_id.startswith(UPLOAD_PREFIX)
-            and (rag.documents.folder(name) / doc_id.removeprefix(UPLOAD_PREFIX)).is_file()
-        )
+        original = rag.documents.original(name, doc_id)
+        has_file = original is not None and original.is_file()
         first = chunks[0]
         return DocumentText(doc_id, first.title, first.source, text, pages, has_file)
 
@@ -123,8 +112,8 @@ class WebApiController(Controller):
         corpus = await rag.service.corpus(name)
         doc_id = document_id.lstrip("/")
         await anyio.to_thread.run_sync(_readable_chunks, corpus, doc_id, key)
-        path = rag.documents.folder(name) / doc_id.removeprefix(UPLOAD_PREFIX)
-        if not doc_id.startswith(UPLOAD_PREFIX) or not path.is_file():
+        path = rag.documents.original(name, doc_id)
+        if path is None or not path.is_file():
             raise NotFoundError(f"the original file of '{doc_id}' is not kept on this server")
         data = await anyio.Path(path).read_bytes()
         media = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
