@@ -1,0 +1,129 @@
+"""What one stored chunk is, and how it becomes a Chroma record (scalar metadata) and back.
+
+Chroma metadata holds scalars only and no None, so the record encoding lives here, apart from
+the store's reads and writes: ingestion writes records, the server reads them, both through this.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+# Document-level access, stamped on every chunk: Chroma metadata holds scalars only, so a group
+# becomes a boolean key (`acl_g_hr`) that a `where` clause can test, plus a public flag.
+ACL_PUBLIC = "acl_public"
+ACL_GROUP_PREFIX = "acl_g_"
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One stored passage and everything needed to cite it."""
+
+    chunk_id: str
+    document_id: str
+    source: str
+    title: str
+    text: str
+    start: int
+    end: int
+    chunk_index: int
+    chunk_count: int
+    content_hash: str
+    pipeline: str
+    ingested_at: str
+    page: int | None = None
+    section: str | None = None
+    groups: tuple[str, ...] = ()  # empty: public to every key of the collection
+
+    def metadata(self, revoked: Iterable[str] = ()) -> dict[str, str | int | bool]:
+        """Chroma metadata: scalar values only, and no None (Chroma rejects it). Chroma merges
+        metadata on upsert, so groups a document loses (`revoked`) are written as False."""
+        meta: dict[str, str | int | bool] = {
+            "document_id": self.document_id,
+            "source": self.source,
+            "title": self.title,
+            "start": self.start,
+            "end": self.end,
+            "chunk_index": self.chunk_index,
+            "chunk_count": self.chunk_count,
+            "content_hash": self.content_hash,
+            "pipeline": self.pipeline,
+            "ingested_at": self.ingested_at,
+        }
+        if self.page is not None:
+            meta["page"] = self.page
+        if self.section is not None:
+            meta["section"] = self.section
+        meta[ACL_PUBLIC] = not self.groups
+        meta["groups"] = ",".join(self.groups)
+        meta.update({ACL_GROUP_PREFIX + g: False for g in revoked})
+        meta.update({ACL_GROUP_PREFIX + g: True for g in self.groups})
+        return meta
+
+    @classmethod
+    def from_record(cls, chunk_id: str, text: str, meta: Mapping[str, Any]) -> Chunk:
+        page = meta.get("page")
+        section = meta.get("section")
+        return cls(
+            chunk_id=chunk_id,
+            document_id=str(meta["document_id"]),
+            source=str(meta["source"]),
+            title=str(meta.get("title", "")),
+            text=text,
+            start=int(meta["start"]),
+            end=int(meta["end"]),
+            chunk_index=int(meta["chunk_index"]),
+            chunk_count=int(meta["chunk_count"]),
+            content_hash=str(meta["content_hash"]),
+            pipeline=str(meta["pipeline"]),
+            ingested_at=str(meta["ingested_at"]),
+            page=int(page) if page is not None else None,
+            section=str(section) if section is not None else None,
+            groups=tuple(g for g in str(meta.get("groups", "")).split(",") if g),
+        )
+
+
+def chunks_from(
+    ids: Iterable[str], texts: Iterable[str], metas: Iterable[Mapping[str, Any]]
+) -> list[Chunk]:
+    """The chunks of parallel columns, as Chroma returns records."""
+    return [
+        Chunk.from_record(cid, text, meta)
+        for cid, text, meta in zip(ids, texts, metas, strict=True)
+    ]
+
+
+@dataclass
+class DocumentState:
+    """What the store holds of one document: enough to decide whether to re-ingest it."""
+
+    chunk_ids: set[str] = field(default_factory=set)
+    hashes: set[str] = field(default_factory=set)
+    pipelines: set[str] = field(default_factory=set)
+    chunk_counts: set[int] = field(default_factory=set)
+    groups: set[str] = field(default_factory=set)
+
+    def add(self, chunk_id: str, meta: Mapping[str, Any]) -> None:
+        """Count in one stored record of the document (its metadata alone: no text needed)."""
+        self.chunk_ids.add(chunk_id)
+        self.hashes.add(str(meta.get("content_hash")))
+        self.pipelines.add(str(meta.get("pipeline")))
+        self.chunk_counts.add(int(meta.get("chunk_count", -1)))
+        self.groups.add(str(meta.get("groups", "")))
+
+    def is_complete(self, content_hash: str, pipeline: str, groups: tuple[str, ...] = ()) -> bool:
+        """True when every chunk of exactly this content, pipeline and access stamp is present, and
+        nothing else. A crash mid-write leaves a mix of hashes or fewer chunks than chunk_count."""
+        return (
+            self.hashes == {content_hash}
+            and self.pipelines == {pipeline}
+            and self.chunk_counts == {len(self.chunk_ids)}
+            and self.groups == {",".join(groups)}
+        )
+
+
+@dataclass(frozen=True)
+class Hit:
+    chunk: Chunk
+    score: float

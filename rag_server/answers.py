@@ -1,0 +1,84 @@
+"""What a question gets back: the Answer, made either from a verified answer or as a refusal,
+and counted by status (metrics) as it is made."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from rag_core.records import Hit
+from rag_server import metrics
+from rag_server.generation import Generator
+from rag_server.grounding import AnswerStatus, Quote, Verified, best_quote
+from rag_server.timing import ms_since
+
+
+@dataclass
+class Answer:
+    answer: str
+    status: AnswerStatus
+    citations: list[Quote]
+    related: list[Quote]
+    removed_sentences: int
+    model: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    # Why generation ended: "stop", "length", "deadline" (the verified part of what was written
+    # in time), "cancelled"; None when the model was not called.
+    finish_reason: str | None = None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+NOT_ENGLISH = (
+    "The question does not seem to be in English, and the search model reads English only, so "
+    "the documents could not be searched for it. Please ask in English."
+)
+
+
+class Replies:
+    """Makes the Answer of a finished request, stamped with the total time and the model's name."""
+
+    def __init__(self, generator: Generator, refusal: str) -> None:
+        self.generator = generator
+        self.refusal_text = refusal
+
+    def verified(self, verified: Verified, timings: dict[str, float], began: float) -> Answer:
+        """The answer that survived verification (written, or quoted verbatim)."""
+        timings["total"] = ms_since(began)
+        metrics.ANSWERS.labels(verified.status).inc()
+        return Answer(
+            verified.answer,
+            verified.status,
+            verified.citations,
+            [],
+            verified.removed_sentences,
+            self.generator.name,
+            timings_ms=timings,
+        )
+
+    def refusal(
+        self,
+        question: str,
+        hits: list[Hit],
+        timings: dict[str, float],
+        began: float,
+        removed: int = 0,
+        ranked: list[tuple[Hit, Quote]] | None = None,
+        reason: str | None = None,
+    ) -> Answer:
+        """A fixed refusal, with the nearest passages as `related` (never as citations): the
+        scorer's closest sentences when it `ranked` them, else each passage's best word match."""
+        if ranked is not None:
+            related = [q for _, q in ranked[:3]]
+        else:
+            related = [best_quote(n, hit, question) for n, hit in enumerate(hits[:3], start=1)]
+        timings["total"] = ms_since(began)
+        metrics.ANSWERS.labels("insufficient_evidence").inc()
+        return Answer(
+            reason or self.refusal_text,
+            "insufficient_evidence",
+            [],
+            related,
+            removed,
+            self.generator.name,
+            timings_ms=timings,
+        )
