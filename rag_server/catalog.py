@@ -75,6 +75,13 @@ class Corpus:
         found = self._readable([DocumentInfo.of(chunks)], access, {document_id: chunks})
         return found[0] if found else None
 
+    def stored(self, document_id: str) -> DocumentInfo | None:
+        """The document as the store holds it now, unfiltered, not through the keyword snapshot:
+        for a writer under the write lock, reading back its own write (a snapshot may be a
+        rebuild behind it, or catch another writer's replace between its upsert and delete)."""
+        chunks = self.store.document_chunks(document_id)
+        return DocumentInfo.of(chunks) if chunks else None
+
     def _readable(
         self, docs: list[DocumentInfo], access: Access, chunks: dict[str, list[Chunk]]
     ) -> list[DocumentInfo]:

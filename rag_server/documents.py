@@ -13,7 +13,7 @@ from typing import Literal
 from ingest.build import pipeline_for
 from ingest.loaders import loader_for
 from ingest.pipeline import UPLOAD_PREFIX, SourceFile, document_groups
-from rag_core.access import UNRESTRICTED, Access
+from rag_core.access import Access
 from rag_core.errors import InvalidInputError, NotFoundError
 from rag_core.settings import Settings
 from rag_core.writelock import store_writer
@@ -96,13 +96,16 @@ class DocumentService:
                 staged.replace(target)
             finally:
                 staged.unlink(missing_ok=True)
+            # Read back under the lock, from the store: once it is released, another upload of
+            # this name may replace the document (its new chunks in, then these out), which a
+            # keyword snapshot read afterwards can catch half-done or not yet show.
+            document = corpus.stored(UPLOAD_PREFIX + name)
+        if document is None:  # pragma: no cover - another process (a Chroma server takes no lock)
+            raise NotFoundError(f"'{name}' was removed while it was being ingested")
         status: UploadStatus = (
             "added" if report.added else "updated" if report.updated else "unchanged"
         )
-        corpus.keyword.refresh()  # the writer reads its own write; readers keep being served
-        document = corpus.document(UPLOAD_PREFIX + name, UNRESTRICTED)
-        if document is None:  # pragma: no cover - deleted by another writer in between
-            raise NotFoundError(f"'{name}' was removed while it was being ingested")
+        corpus.keyword.refresh()  # searches and listings show the write once this returns
         return Uploaded(document, status)
 
     def delete(self, document_id: str, collection: str | None, access: Access) -> None:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -163,3 +167,39 @@ def test_rag_ingest_sync_leaves_uploaded_documents_alone(
     assert "uploads/hours.txt" in {
         d["document_id"] for d in client.get("/v1/documents").json()["documents"]
     }
+
+
+def test_concurrent_uploads_of_one_name_all_succeed_and_one_version_wins(
+    served: tuple[TestClient, Rag],  # type: ignore[type-arg]
+    settings: Settings,
+) -> None:
+    """Same-name uploads replace each other (new chunks, then the old ones deleted); each one
+    answers with the document it wrote itself, never a 404 from catching another's replace."""
+    client, rag = served
+    writers, rounds = 4, 4
+    versions = {
+        f"# Version {i}\n\n{FACT} Lantern number {i} is lit first.\n".encode(): f"Version {i}"
+        for i in range(writers)
+    }
+    barrier = threading.Barrier(writers)
+
+    def upload(content: bytes) -> tuple[int, str, str]:
+        barrier.wait()
+        r = client.post("/v1/documents", files={"file": ("race.md", content, "text/markdown")})
+        return r.status_code, r.text, versions[content]
+
+    with ThreadPoolExecutor(writers) as pool:
+        for _ in range(rounds):
+            for status, text, title in pool.map(upload, versions):
+                assert status == 201, text
+                body = json.loads(text)
+                assert body["status"] in ("added", "updated", "unchanged"), text
+                assert body["document"]["title"] == title, text  # its own write, not another's
+
+    listed = client.get("/v1/documents", params={"contains": "race.md"}).json()["documents"]
+    assert [d["document_id"] for d in listed] == ["uploads/race.md"]
+    chunks = [c for c in rag.catalog.get().store.all_chunks() if c.document_id == "uploads/race.md"]
+    kept = (settings.uploads_dir / "default" / "race.md").read_bytes()
+    assert kept in versions  # the file kept is the version the store holds, whole
+    assert {c.content_hash for c in chunks} == {hashlib.sha256(kept).hexdigest()}
+    assert listed[0]["title"] == versions[kept] and len(chunks) == listed[0]["chunks"]
