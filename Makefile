@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 
-.PHONY: help install run test test-fast lint format bench bench-ingest bench-query bench-concurrency lock clean
+.PHONY: help install run test test-fast image lint format bench bench-ingest bench-query bench-concurrency lock clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -42,10 +42,15 @@ run: install  ## serve on the embedded defaults, ingesting the examples if the s
 test: install  ## the whole suite, slow model and process tests included
 	bash .ci/ensure-kubectl  # the manifest tests render k8s/ with kubectl kustomize
 	bash .ci/ensure-chromium  # the web page's browser tests drive chromium (tests/test_web_browser.py)
+	bash .ci/ensure-podman  # the image test builds and runs the container (tests/test_image.py)
 	$(BIN)/python -m pytest
 
 test-fast: install  ## everything but the tests marked slow
 	$(BIN)/python -m pytest -m "not slow"
+
+image: install  ## the container image rag-server:VERSION and :latest, built with no network
+	bash .ci/ensure-podman
+	LLAMA_CMAKE_ARGS='$(LLAMA_CMAKE_ARGS)' VENV='$(VENV)' TORCH_PIP_ARGS='$(TORCH_PIP_ARGS)' bash scripts/build-image.sh
 
 lint: install  ## ruff and mypy
 	$(BIN)/ruff check .

@@ -41,7 +41,7 @@ def collect(
     if generations is None:
         rag = build_rag(settings)
     else:
-        rag = assemble(settings, load_embedder(settings.embedder, settings.models_dir), NoModel())
+        rag = assemble(settings, load_embedder(settings.embedder, settings.models_home), NoModel())
     service, generator = rag.service, rag.generator
     corpus = rag.catalog.get()
     rows = []

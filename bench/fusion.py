@@ -29,7 +29,7 @@ def main() -> None:
     from rag_server.retrieval import Filters, HybridRetriever, KeywordIndex
 
     settings = load_settings()
-    embedder = load_embedder(settings.embedder, settings.models_dir)
+    embedder = load_embedder(settings.embedder, settings.models_home)
     store = ChunkStore(open_client(settings), settings.collection, embedder.identity)
     keyword = KeywordIndex(store)
     questions = load_questions(args.qa)

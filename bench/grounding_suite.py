@@ -91,7 +91,7 @@ def collect(corpora: dict[str, dict[str, Any]], data: Path) -> list[Question]:
     from rag_server.rag import assemble
 
     base = load_settings(data_dir=data, grounding={"scorer": "similarity"})
-    embedder = load_embedder(base.embedder, base.models_dir)
+    embedder = load_embedder(base.embedder, base.models_home)
     judge = Answerability(AnswerScorer.load(), embedder, Combiner((0.0,) * len(FEATURES), 0.0))
     out: list[Question] = []
     for name, spec in corpora.items():

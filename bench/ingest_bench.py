@@ -69,7 +69,7 @@ def main() -> None:
         load_s: dict[str, float] = {}
         for variant in variants:
             began = time.perf_counter()  # includes the one-time ONNX export / quantization
-            embedders[variant] = load_embedder(_embedder_settings(base, variant), base.models_dir)
+            embedders[variant] = load_embedder(_embedder_settings(base, variant), base.models_home)
             load_s[variant] = time.perf_counter() - began
             embedders[variant].embed_texts(["warm-up passage"] * 8)
 

@@ -146,7 +146,7 @@ def model_bound(bw: dict[str, float], data_dir: Path) -> dict[str, Any]:
     from rag_server.generation import default_model_path
 
     settings = load_settings(data_dir=data_dir)
-    path = settings.generator.model_path or default_model_path(settings.models_dir)
+    path = settings.generator.model_path or default_model_path(settings.models_home)
     size = path.stat().st_size
     best = max(bw.values())
     return {
@@ -283,7 +283,7 @@ class RawLlama:
 
         self.settings = load_settings(data_dir=data_dir)
         g = self.settings.generator
-        path = g.model_path or default_model_path(self.settings.models_dir)
+        path = g.model_path or default_model_path(self.settings.models_home)
         self.llm = Llama(
             model_path=str(path),
             n_ctx=g.n_ctx,

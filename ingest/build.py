@@ -13,7 +13,7 @@ from rag_core.store import ChunkStore, open_client
 def build_pipeline(settings: Settings, embedder: Embedder | None = None) -> Pipeline:
     from chromadb.errors import ChromaError
 
-    embedder = embedder or load_embedder(settings.embedder, settings.models_dir)
+    embedder = embedder or load_embedder(settings.embedder, settings.models_home)
     try:
         store = ChunkStore(open_client(settings), settings.collection, embedder.identity)
     except ChromaError as exc:  # e.g. a full disk: SQLite cannot even open the store

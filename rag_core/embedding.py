@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -12,6 +13,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from rag_core.errors import ModelLoadError
 from rag_core.settings import EmbedderSettings
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -80,10 +83,13 @@ def model_fingerprint(model_dir: Path, cache_dir: Path | None = None) -> str:
                 digest.update(block)
     value = digest.hexdigest()
     if cached is not None:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        partial = cached.with_name(f"{cached.name}.{os.getpid()}.partial")
-        partial.write_text(value + "\n")
-        partial.replace(cached)
+        try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            partial = cached.with_name(f"{cached.name}.{os.getpid()}.partial")
+            partial.write_text(value + "\n")
+            partial.replace(cached)
+        except OSError as exc:  # a read-only models dir (the image's): hash again next start
+            log.warning("cannot cache the embedder fingerprint in %s: %s", cache_dir, exc)
     return value
 
 

@@ -102,6 +102,9 @@ def _atomic(target: Path) -> Path:
     """A temporary sibling to write into; os.replace then publishes it whole."""
     fd, name = tempfile.mkstemp(dir=target.parent, suffix=".partial")
     os.close(fd)
+    # mkstemp's 0600 would hide the export from other users: the image makes it as root at build
+    # time and runs as uid 10001. A model export is no secret.
+    Path(name).chmod(0o644)
     return Path(name)
 
 

@@ -218,6 +218,9 @@ class Settings(BaseSettings):
     )
 
     data_dir: Path = Path("./data")
+    # The assembled default GGUF and the embedder's ONNX export. None: <data_dir>/models. The image
+    # sets a read-only folder made at build time (`rag-server models prepare`).
+    models_dir: Path | None = None
     host: str = Field("127.0.0.1", min_length=1)
     port: int = Field(8000, ge=1, le=65535)
     collection: str = "default"
@@ -245,8 +248,8 @@ class Settings(BaseSettings):
         return self.data_dir / "chroma"
 
     @property
-    def models_dir(self) -> Path:
-        return self.data_dir / "models"
+    def models_home(self) -> Path:
+        return self.models_dir or self.data_dir / "models"
 
     @property
     def keys_file(self) -> Path:

@@ -3,6 +3,8 @@
 rag-server                                       serve
 rag-server keys add --role reader --groups hr    create a key; it is printed once, only its hash is kept
 rag-server keys list | keys revoke ID
+rag-server models prepare                        make the embedder's export and the default GGUF
+                                                 in RAG_MODELS_DIR now (the image does this at build)
 """
 
 from __future__ import annotations
@@ -51,6 +53,11 @@ def _parser() -> argparse.ArgumentParser:
         "--if-none", action="store_true", help="do nothing if the file already holds a key"
     )
     verbs.add_parser("list", help="list keys (ids, roles, groups; never secrets)")
+    models = commands.add_parser("models", help="the model files under RAG_MODELS_DIR")
+    models.add_subparsers(dest="verb", required=True).add_parser(
+        "prepare",
+        help="export the embedder to ONNX and assemble the default GGUF now, not at first start",
+    )
     revoke = verbs.add_parser("revoke", help="delete a key")
     revoke.add_argument("id")
     return parser
@@ -98,6 +105,19 @@ def keys_command(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def prepare_models(settings: Settings) -> int:
+    """What a first start would write under RAG_MODELS_DIR, made ahead of time: the image runs
+    this at build, so its containers start on a read-only root without export work."""
+    from rag_core.embedding import load_embedder
+    from rag_server.generation import default_model_path
+
+    embedder = load_embedder(settings.embedder, settings.models_home)
+    print(f"embedder {embedder.identity.describe()} ready in {settings.models_home}")
+    if settings.generator.backend == "llama_cpp" and settings.generator.model_path is None:
+        print(f"generator {default_model_path(settings.models_home)} ready")
+    return 0
+
+
 def configure_logging(settings: Settings) -> None:
     """Text for people, or one JSON object per line for a log pipeline (RAG_LOG_FORMAT=json).
     Nothing we log carries an API key; questions appear only in the audit log."""
@@ -129,6 +149,8 @@ def main(argv: list[str] | None = None) -> None:
         settings = load_settings()
         if args.command == "keys":
             sys.exit(keys_command(args, settings))
+        if args.command == "models":
+            sys.exit(prepare_models(settings))
     except RagError as exc:
         print(f"rag-server: {exc.detail}", file=sys.stderr)
         sys.exit(2)

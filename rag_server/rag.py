@@ -80,12 +80,12 @@ def load_generator(settings: Settings) -> Generator:
     """The configured backend: the in-process GGUF, or an OpenAI-compatible server."""
     if settings.generator.backend == "openai":
         return OpenAIGenerator.connect(settings.generator)
-    return LlamaCppGenerator.load(settings.generator, settings.models_dir)
+    return LlamaCppGenerator.load(settings.generator, settings.models_home)
 
 
 def build_rag(settings: Settings) -> Rag:
     began = time.perf_counter()
-    embedder = load_embedder(settings.embedder, settings.models_dir)
+    embedder = load_embedder(settings.embedder, settings.models_home)
     generator = load_generator(settings)
     scorer = load_scorer(settings, embedder)
     rag = assemble(settings, embedder, generator, scorer)

@@ -10,11 +10,14 @@
 # wheelhouse whose name is a hash of the version and the flags: a wheel is reused only when it
 # was built with exactly these flags.
 #
-# Usage: scripts/install-llama.sh VENV_BIN [VERSION]
+# Usage: scripts/install-llama.sh [--wheel-into DIR] VENV_BIN [VERSION]
+#   --wheel-into DIR  copy the wheel into DIR (the image's wheelhouse) instead of installing it
 #   LLAMA_CMAKE_ARGS  override the CPU flags (for example to add AVX-512 on a fleet that has it)
 #   LLAMA_WHEELHOUSE  where built wheels are kept (default ~/.cache/rag-server/llama-cpp-python)
 set -euo pipefail
-bin=${1:?usage: install-llama.sh VENV_BIN [VERSION]}
+into=
+if [ "${1:-}" = --wheel-into ]; then into=${2:?--wheel-into needs a folder}; shift 2; fi
+bin=${1:?usage: install-llama.sh [--wheel-into DIR] VENV_BIN [VERSION]}
 here=$(cd "$(dirname "$0")/.." && pwd)
 version=${2:-$(sed -n 's/^llama-cpp-python==//p' "$here/docker/constraints.txt")}
 flags=${LLAMA_CMAKE_ARGS:-$(cat "$here/docker/llama-cmake-args")}
@@ -32,6 +35,10 @@ if [ -z "$wheel" ]; then
     wheel=$(ls "$house"/llama_cpp_python-*.whl | head -n 1)
 else
     echo "install-llama: reusing $wheel (built with the same version and flags)"
+fi
+if [ -n "$into" ]; then
+    cp "$wheel" "$into/"
+    exit 0
 fi
 "$bin/pip" install --quiet --force-reinstall --no-deps "$wheel"
 # Record what was built, so `rag-server` can report it and a stale venv is noticed.

@@ -90,6 +90,8 @@ def test_the_export_is_made_once_and_reused(models_dir: Path) -> None:
     _load("onnx", "int8", models_dir)
     assert [f.stat().st_mtime_ns for f in sorted(models_dir.rglob("*.onnx"))] == stamps
     assert not list(models_dir.rglob("*.partial"))  # written atomically
+    # Readable by other users: the image exports as root at build time and runs as uid 10001.
+    assert all(f.stat().st_mode & 0o044 == 0o044 for f in files)
 
 
 def test_int8_without_an_onnx_backend_is_a_configuration_error() -> None:
