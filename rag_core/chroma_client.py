@@ -1,6 +1,7 @@
 """Getting a Chroma client that behaves: telemetry off, a server waited for at start-up, every
-HTTP call bounded in time, an embedded store reopened to see other processes' writes, and an
-unreachable server reported as StoreUnavailableError (a 503) rather than a transport error."""
+HTTP call bounded in time, an embedded store reopened to see other processes' writes, an
+unreachable server reported as StoreUnavailableError (a 503) rather than a transport error, and a
+read that raced a write read again rather than failed."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Concatenate, ParamSpec, Protocol, TypeVar
 
 import httpx
 
@@ -16,12 +17,14 @@ from rag_core.errors import StoreUnavailableError
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
+    from chromadb.api.models.Collection import Collection
 
     from rag_core.settings import Settings
 
 log = logging.getLogger(__name__)
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
+READ_TRIES = 3  # a read that raced a write, tried this often before the store counts as unavailable
 
 
 def reachable(call: Callable[_P, _R]) -> Callable[_P, _R]:
@@ -35,6 +38,65 @@ def reachable(call: Callable[_P, _R]) -> Callable[_P, _R]:
             raise StoreUnavailableError(f"vector store not reachable: {exc}") from exc
 
     return wrapper
+
+
+class TornReadError(Exception):
+    """A read returned a record half-gone (an id without its metadata): a delete landed mid-read."""
+
+
+class Rereadable(Protocol):
+    """A reader of one collection that can catch up with writes its client has not seen."""
+
+    collection: Collection
+
+    def catch_up(self, stale: Collection) -> None:
+        """Make the next read see the store as it is now, unless that happened since `stale`."""
+
+
+_S = TypeVar("_S", bound=Rereadable)
+
+
+def reread_on_race(
+    read: Callable[Concatenate[_S, _P], _R],
+) -> Callable[Concatenate[_S, _P], _R]:
+    """A read that raced a write is read again, from the store as it is now; one that keeps
+    failing is StoreUnavailableError (a 503 with Retry-After), not a 500.
+
+    Chroma fails a read whose vector index and records disagree (InternalError "Error finding
+    id"): an embedded client's in-memory index misses another client's or process's writes until
+    it is reopened, and a query can meet a delete half-applied. So the store catches up before
+    each new try. Only reads are decorated: a failed write may have half-landed, and repeating it
+    blindly could hide that; it is reported as it is.
+    """
+
+    @functools.wraps(read)
+    def again(store: _S, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        for _ in range(READ_TRIES - 1):
+            seen = store.collection
+            try:
+                return read(store, *args, **kwargs)
+            except Exception as exc:
+                if not _raced(exc):
+                    raise
+                log.info("%s raced a write (%s); reading again", read.__qualname__, exc)
+            store.catch_up(seen)
+        try:
+            return read(store, *args, **kwargs)
+        except Exception as exc:
+            if not _raced(exc):
+                raise
+            raise StoreUnavailableError(
+                f"vector store read failed {READ_TRIES} times, racing writes: {exc}"
+            ) from exc
+
+    return again
+
+
+def _raced(exc: Exception) -> bool:
+    """Whether a read failed because it met a write half-applied."""
+    from chromadb.errors import InternalError
+
+    return isinstance(exc, InternalError | TornReadError)
 
 
 def open_client(settings: Settings) -> ClientAPI:

@@ -5,13 +5,20 @@ Shared by ingest and serve. Records: rag_core.records; clients: rag_core.chroma_
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from rag_core import embedder_stamp
-from rag_core.chroma_client import open_client, reachable, reopen_embedded
+from rag_core.chroma_client import (
+    TornReadError,
+    open_client,
+    reachable,
+    reopen_embedded,
+    reread_on_race,
+)
 from rag_core.embedding import EmbedderIdentity
 from rag_core.errors import CollectionNotFoundError, StoreUnavailableError
 from rag_core.records import ACL_GROUP_PREFIX, ACL_PUBLIC, Chunk, DocumentState, Hit, chunks_from
@@ -37,6 +44,13 @@ log = logging.getLogger(__name__)
 _PAGE = 1000  # rows per read when scanning the whole collection
 
 
+def _whole(metas: Sequence[Any]) -> Sequence[Any]:
+    """One read's metadata column, checked: a record without metadata was deleted under the read."""
+    if any(meta is None for meta in metas):
+        raise TornReadError("a record was deleted while it was being read")
+    return metas
+
+
 class ChunkStore:
     """One collection, bound to the embedder that built it."""
 
@@ -52,6 +66,7 @@ class ChunkStore:
         self.name = name
         self.identity = identity
         self._reopen = reopen
+        self._reopening = threading.Lock()  # one reopen at a time: readers race to catch up
         self._revisions = RevisionCounter(self._fresh_metadata, self._write_metadata)
         self._unfingerprinted = False  # a store from before fingerprints, until its next write
         self.collection: Collection = self._open_collection(create)
@@ -173,12 +188,13 @@ class ChunkStore:
             page = self.collection.get(include=include, limit=_PAGE, offset=offset)
             ids, metas = page["ids"], page["metadatas"] or []
             texts = page["documents"] or [""] * len(ids)
-            yield from zip(ids, metas, texts, strict=True)
+            yield from zip(ids, _whole(metas), texts, strict=True)
             if len(ids) < _PAGE:
                 return
             offset += len(ids)
 
     @reachable
+    @reread_on_race
     def all_chunks(self) -> list[Chunk]:
         return [
             Chunk.from_record(cid, text, meta) for cid, meta, text in self._scan(documents=True)
@@ -193,17 +209,28 @@ class ChunkStore:
         """The current revision; when another process moved it, reopen an embedded store first,
         so dense queries see the same rows as the keyword index rebuilt from this revision."""
         revision = self.revision()
-        if self._reopen is not None and self._revisions.moved(revision):
-            self.client = self._reopen()
-            self.collection = self._open_collection()
+        if self._revisions.moved(revision):
+            self.catch_up()
         self._revisions.seen = revision
         return revision
+
+    def catch_up(self, stale: Collection | None = None) -> None:
+        """Reopen an embedded store, whose in-memory vector index misses other clients' writes;
+        with `stale`, only if no other reader has reopened it since it read `stale`. A Chroma
+        server has one index, always current: nothing to do."""
+        if self._reopen is None:
+            return
+        with self._reopening:
+            if stale is None or self.collection is stale:
+                self.client = self._reopen()
+                self.collection = self._open_collection()
 
     @reachable
     def bump_revision(self) -> None:
         self._revisions.bump()
 
     @reachable
+    @reread_on_race
     def document_states(self) -> dict[str, DocumentState]:
         """Every document in the collection, from chunk metadata alone (the store is the truth)."""
         states: dict[str, DocumentState] = {}
@@ -212,6 +239,7 @@ class ChunkStore:
         return states
 
     @reachable
+    @reread_on_race
     def query(
         self, embedding: Sequence[float], top_k: int, where: dict[str, Any] | None = None
     ) -> list[Hit]:
@@ -225,10 +253,11 @@ class ChunkStore:
         docs = (result["documents"] or [[]])[0]
         metas = (result["metadatas"] or [[]])[0]
         dists = (result["distances"] or [[]])[0]
-        chunks = chunks_from(result["ids"][0], docs, metas)
+        chunks = chunks_from(result["ids"][0], docs, _whole(metas))
         return [Hit(c, 1.0 - float(dist)) for c, dist in zip(chunks, dists, strict=True)]
 
     @reachable
+    @reread_on_race
     def fetch(self, ids: Sequence[str]) -> dict[str, Chunk]:
         """The given chunks as stored now (text, metadata, access stamps); ids no longer stored
         are absent. Readers of a derived index re-check what it returns against these."""
@@ -236,7 +265,7 @@ class ChunkStore:
         return {c.chunk_id: c for c in chunks}
 
     @reachable
-    @reachable
+    @reread_on_race
     def document_chunks(self, document_id: str) -> list[Chunk]:
         """Every chunk of one document as stored now, in order: what a writer just wrote, which
         a derived index (the keyword snapshot) may not show yet, or may show replaced already."""
@@ -244,10 +273,11 @@ class ChunkStore:
             where={"document_id": document_id}, include=["documents", "metadatas"]
         )
         texts = got["documents"] or [""] * len(got["ids"])
-        chunks = chunks_from(got["ids"], texts, got["metadatas"] or [])
+        chunks = chunks_from(got["ids"], texts, _whole(got["metadatas"] or []))
         return sorted(chunks, key=lambda c: c.chunk_index)
 
     @reachable
+    @reread_on_race
     def hits(self, embedding: Sequence[float], ids: Sequence[str]) -> dict[str, Hit]:
         """`fetch`, with each chunk's cosine to the query (vectors are normalised: a dot product)."""
         chunks, vectors = self._get(ids, vectors=True)
@@ -266,5 +296,5 @@ class ChunkStore:
         include: Any = ["documents", "metadatas", *(["embeddings"] if vectors else [])]
         got = self.collection.get(ids=list(ids), include=include)
         texts = got["documents"] or [""] * len(got["ids"])
-        chunks = chunks_from(got["ids"], texts, got["metadatas"] or [])
+        chunks = chunks_from(got["ids"], texts, _whole(got["metadatas"] or []))
         return chunks, got["embeddings"] if vectors else None

@@ -69,7 +69,10 @@ def image(engine: Engine) -> str:
 def _owned_dir(path: Path) -> Path:
     """A host folder the container's uid may write, as a pod's volume with fsGroup would be."""
     path.mkdir(parents=True, exist_ok=True)
-    os.chown(path, 10001, 10001)
+    if os.geteuid() == 0:
+        os.chown(path, 10001, 10001)
+    else:  # rootless: the container's uid 10001 maps to a subordinate uid of ours
+        path.chmod(0o777)
     return path
 
 
