@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from rag_core.access import Access
 from rag_core.embedding import Embedder
+from rag_core.errors import NotFoundError
 from rag_core.settings import Settings, validate_collection_name
 from rag_core.store import Chunk, ChunkStore, reopen_embedded
 from rag_server.retrieval import HybridRetriever, KeywordIndex
@@ -69,11 +70,24 @@ class Corpus:
         )
 
     def document(self, document_id: str, access: Access) -> DocumentInfo | None:
+        found = self._found(document_id, access)
+        return found[0] if found else None
+
+    def readable(self, document_id: str, access: Access) -> tuple[DocumentInfo, list[Chunk]]:
+        """The document and its chunks, or NotFoundError: the same answer whether it is missing
+        or `access` may not read it, so a key cannot probe for documents it may not see."""
+        found = self._found(document_id, access)
+        if found is None:
+            raise NotFoundError(f"no document '{document_id}' in collection '{self.name}'")
+        return found
+
+    def _found(self, document_id: str, access: Access) -> tuple[DocumentInfo, list[Chunk]] | None:
+        """One document of the keyword snapshot, with its chunks, if `access` may read it now."""
         chunks = [c for c in self.keyword.current().chunks if c.document_id == document_id]
         if not chunks:
             return None
         found = self._readable([DocumentInfo.of(chunks)], access, {document_id: chunks})
-        return found[0] if found else None
+        return (found[0], chunks) if found else None
 
     def stored(self, document_id: str) -> DocumentInfo | None:
         """The document as the store holds it now, unfiltered, not through the keyword snapshot:

@@ -112,8 +112,7 @@ class DocumentService:
         """Remove every chunk of the document (and its uploaded file). A document the caller may
         not read is reported as missing, like one that does not exist."""
         corpus = self.catalog.get(collection)
-        if corpus.document(document_id, access) is None:
-            raise NotFoundError(f"no document '{document_id}' in collection '{corpus.name}'")
+        corpus.readable(document_id, access)  # NotFoundError: missing, or not the caller's
         with self.catalog.write_lock, store_writer(self.settings, "rag-server delete"):
             corpus.store.delete_document(document_id)
         corpus.keyword.refresh()  # gone from search and listings once this returns

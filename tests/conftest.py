@@ -145,6 +145,8 @@ class ScriptedGenerator:
     token_delay_s: float = 0.0
     calls: list[Prompt] = field(default_factory=list)
     finished: list[str] = field(default_factory=list)
+    # How a reply that ran to its end says it ended, as llama.cpp would ("stop", "length").
+    finish: str = "stop"
 
     def count_tokens(self, text: str) -> int:
         return len(text.split())
@@ -169,8 +171,8 @@ class ScriptedGenerator:
             if on_token is not None and not on_token(word if i == 0 else " " + word):
                 self.finished.append("cancelled")
                 return Generation(" ".join(pieces[: i + 1]), 1, i + 1, "cancelled")
-        self.finished.append("stop")
-        return Generation(text, self.count_tokens(prompt.text), len(text.split()), "stop")
+        self.finished.append(self.finish)
+        return Generation(text, self.count_tokens(prompt.text), len(text.split()), self.finish)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
 
 import openai
 import pytest
@@ -14,7 +13,7 @@ from litestar.testing import TestClient
 from rag_core.embedding import Embedder
 from rag_core.settings import Settings, load_settings
 from rag_server.app import create_app
-from rag_server.generation import Generation, Generator, LlamaCppGenerator, Prompt
+from rag_server.generation import Generator, LlamaCppGenerator, Prompt
 from rag_server.rag import assemble
 from tests.conftest import ScriptedGenerator, add_key
 
@@ -64,29 +63,12 @@ def _finishes(client: openai.OpenAI) -> tuple[str, str | None]:
     return plain.choices[0].finish_reason, streamed
 
 
-@dataclass
-class EndingGenerator(ScriptedGenerator):
-    """Scripted replies that end the way a model reports it ended (`finish`)."""
-
-    finish: str = "stop"
-
-    def generate(
-        self,
-        prompt: Prompt,
-        max_tokens: int,
-        deadline: float,
-        on_token: Callable[[str], bool] | None = None,
-    ) -> Generation:
-        written = super().generate(prompt, max_tokens, deadline, on_token)
-        return replace(written, finish_reason=self.finish)
-
-
 @pytest.mark.parametrize("finish", ["stop", "length"])
 def test_chat_completions_say_how_the_model_finished(
     openai_for: OpenAIFor, examples: Settings, finish: str
 ) -> None:
     """It used to say "stop" whatever happened."""
-    client = openai_for(examples, EndingGenerator([ANSWER], finish=finish))
+    client = openai_for(examples, ScriptedGenerator([ANSWER], finish=finish))
     assert _finishes(client) == (finish, finish)
 
 

@@ -13,7 +13,7 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from msgspec import Struct
 
 from rag_core.access import parse_groups
-from rag_core.errors import InvalidInputError, NotFoundError
+from rag_core.errors import InvalidInputError
 from rag_server.api.deps import DEPENDENCIES, CollectionParam, collection_for
 from rag_server.api.problems import responses
 from rag_server.api.schemas import DocumentList, DocumentOut, UploadOut
@@ -113,9 +113,7 @@ class DocumentsController(Controller):
         name = collection_for(key, collection, rag)
         corpus = await rag.service.corpus(name)
         doc_id = document_id.lstrip("/")
-        doc = await anyio.to_thread.run_sync(corpus.document, doc_id, key.access)
-        if doc is None:
-            raise NotFoundError(f"no document '{doc_id}' in collection '{name}'")
+        doc, _ = await anyio.to_thread.run_sync(corpus.readable, doc_id, key.access)
         return _out(doc)
 
     @delete(

@@ -14,7 +14,6 @@ from rag_core.store import Chunk
 from rag_server.api.deps import DEPENDENCIES, CollectionParam, collection_for
 from rag_server.api.problems import responses
 from rag_server.auth import ApiKey
-from rag_server.catalog import Corpus
 from rag_server.rag import Rag
 
 
@@ -62,14 +61,6 @@ def assemble_text(chunks: list[Chunk]) -> tuple[str, list[PageStart]]:
     return "".join(parts), pages
 
 
-def _readable_chunks(corpus: Corpus, document_id: str, key: ApiKey) -> list[Chunk]:
-    """The document's chunks, or NotFoundError when it is missing or the key may not read it (the
-    same answer for both, so a key cannot probe for documents it may not see)."""
-    if corpus.document(document_id, key.access) is None:
-        raise NotFoundError(f"no document '{document_id}' in collection '{corpus.name}'")
-    return [c for c in corpus.keyword.current().chunks if c.document_id == document_id]
-
-
 class WebApiController(Controller):
     path = "/v1"
     tags = ["web page"]
@@ -91,7 +82,7 @@ class WebApiController(Controller):
         name = collection_for(key, collection, rag)
         corpus = await rag.service.corpus(name)
         doc_id = document_id.lstrip("/")
-        chunks = await anyio.to_thread.run_sync(_readable_chunks, corpus, doc_id, key)
+        _, chunks = await anyio.to_thread.run_sync(corpus.readable, doc_id, key.access)
         text, pages = assemble_text(chunks)
         original = rag.documents.original(name, doc_id)
         has_file = original is not None and original.is_file()
@@ -111,7 +102,7 @@ class WebApiController(Controller):
         name = collection_for(key, collection, rag)
         corpus = await rag.service.corpus(name)
         doc_id = document_id.lstrip("/")
-        await anyio.to_thread.run_sync(_readable_chunks, corpus, doc_id, key)
+        await anyio.to_thread.run_sync(corpus.readable, doc_id, key.access)
         path = rag.documents.original(name, doc_id)
         if path is None or not path.is_file():
             raise NotFoundError(f"the original file of '{doc_id}' is not kept on this server")
