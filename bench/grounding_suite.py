@@ -511,7 +511,11 @@ def main() -> None:
         use_logits(qs, args.logits)
     names = list(corpora)
     every = list(range(len(FEATURES)))
-    rankers = {"combined": every, "answer model alone": [0]}
+    rankers = {
+        "combined": every,
+        "answer model alone": [0],
+        "cheap features alone": every[1:],
+    }
     report: dict[str, Any] = {
         "features": FEATURES,
         "corpora": {},
