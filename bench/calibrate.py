@@ -34,7 +34,6 @@ def collect(
     from rag_core.embedding import load_embedder
     from rag_core.settings import load_settings
     from rag_server.grounding import extractive, verify
-    from rag_server.prompting import build_prompt
     from rag_server.rag import assemble, build_rag
 
     settings = load_settings()
@@ -49,13 +48,7 @@ def collect(
         question = item["question"]
         began = time.perf_counter()
         hits = corpus.retriever.retrieve(question, settings.retrieval.top_k)
-        rendered = build_prompt(
-            generator.style,
-            question,
-            hits[: settings.retrieval.prompt_sources],
-            generator.count_tokens,
-            generator.context_tokens - settings.generator.max_tokens - 16,
-        )
+        rendered = service.writer.fit(question, hits)  # the service's own prompt and budget
         if service.answer_mode == "extract":
             raw = ""  # the model is not asked to write (RAG_GROUNDING__ANSWER_MODE)
         elif generations is None:
