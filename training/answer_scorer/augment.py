@@ -3,8 +3,8 @@ swap one name or number it shares with its answer sentence for another of the sa
 pair the new question with that sentence as a negative.
 
 Why: the SQuAD 2.0 train data obtainable here holds 160 unanswerable questions, too few for the
-model to learn that "when did Spectre premiere in Mexico City?" is not answered by the sentence
-about its London premiere. A swap keeps the question on topic and fluent and changes exactly one
+model to learn that "what year did Beyonce first appear on the Heat Rush 100 list?" is not
+answered by the sentence about the Time 100 list. A swap keeps the question on topic and fluent and changes exactly one
 attribute, which is the distinction the answer scorer lacks. Some swaps leave a question the
 sentence still answers (a synonym, a second mention); they are few and counted as noise.
 """
