@@ -4,8 +4,8 @@ pair the new question with that sentence as a negative.
 
 Why: the SQuAD 2.0 train data obtainable here holds 160 unanswerable questions, too few for the
 model to learn that "what year did Beyonce first appear on the Heat Rush 100 list?" is not
-answered by the sentence about the Time 100 list. A swap keeps the question on topic and fluent and changes exactly one
-attribute, which is the distinction the answer scorer lacks. Some swaps leave a question the
+answered by the sentence about the Time 100 list. A swap keeps the question on topic and fluent
+and changes exactly one attribute, which is the distinction the answer scorer lacks. Some swaps leave a question the
 sentence still answers (a synonym, a second mention); they are few and counted as noise.
 """
 
@@ -65,7 +65,7 @@ def swaps(article: dict[str, Any], rng: random.Random) -> Iterator[dict[str, Any
             if not choices:
                 continue
             token, others = rng.choice(choices)
-            swapped = re.sub(rf"(?<![\w]){re.escape(token)}(?![\w])", rng.choice(others), question)
+            swapped = re.sub(rf"(?<!\w){re.escape(token)}(?!\w)", rng.choice(others), question)
             if swapped == question:
                 continue
             yield {
