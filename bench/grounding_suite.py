@@ -11,7 +11,7 @@ grounding_suite.json, grounding_suite.md and grounding_curve.png to --out.
 
 --export-pairs DIR writes the corpora's training pairs for training/answer_scorer/loo.py, and
 --logits FILE judges every corpus with the answer-model logits that script wrote (each from a
-model trained without that corpus).
+model trained without that corpus), and --scorer DIR with another exported answer model.
 """
 
 from __future__ import annotations
@@ -479,15 +479,30 @@ def export_pairs(qs: list[Question], out: Path, hard: int = 3, easy: int = 1) ->
         print(f"{name}: {len(pairs)} pairs, {len(candidates)} questions", file=sys.stderr)
 
 
-def use_logits(qs: list[Question], path: Path) -> None:
-    """Replace the answer model's logit (feature 0) by those in `path` ({question id: [logit per
-    candidate]}): the held-out models' readings, so each corpus is judged by a model that never
-    saw it."""
-    logits = json.loads(path.read_text())
+def replace_logits(qs: list[Question], reading: Callable[[Question], list[float]]) -> None:
+    """Replace the answer model's logit (feature 0) of every candidate by another reading of it."""
     for q in qs:
-        values = logits[question_id(q)]
+        values = reading(q)
         q.features = [(v, *f[1:]) for v, f in zip(values, q.features, strict=True)]
         q.cache = {}
+
+
+def use_logits(qs: list[Question], path: Path) -> None:
+    """The logits in `path` ({question id: [logit per candidate]}): the held-out models' readings
+    (training/answer_scorer/loo.py), so each corpus is judged by a model that never saw it."""
+    logits = json.loads(path.read_text())
+    replace_logits(qs, lambda q: logits[question_id(q)])
+
+
+def use_scorer(qs: list[Question], directory: Path) -> None:
+    """Another exported answer model (a folder like rag_server/models/answer_scorer) reads every
+    collected candidate, so a retrained model is judged without ingesting and retrieving again."""
+    from rag_server.answer_scorer import AnswerScorer
+
+    scorer = AnswerScorer.load(directory)
+    replace_logits(
+        qs, lambda q: scorer.logits(q.item["question"], q.sentences) if q.sentences else []
+    )
 
 
 def main() -> None:
@@ -507,6 +522,9 @@ def main() -> None:
         type=Path,
         help="answer-model logits per question (training/answer_scorer/loo.py)",
     )
+    parser.add_argument(
+        "--scorer", type=Path, help="score the candidates with this exported answer model"
+    )
     args = parser.parse_args()
     from rag_server.answerability import FEATURES
 
@@ -522,6 +540,8 @@ def main() -> None:
         return
     if args.logits:
         use_logits(qs, args.logits)
+    if args.scorer:
+        use_scorer(qs, args.scorer)
     names = list(corpora)
     every = list(range(len(FEATURES)))
     rankers = {

@@ -10,10 +10,12 @@ import json
 import pytest
 from litestar.testing import TestClient
 
+from rag_core.embedding import Embedder
 from rag_core.settings import Settings, load_settings
 from rag_server.answer_scorer import PACKAGED, AnswerScorer
 from rag_server.answerability import (
     FEATURES,
+    Answerability,
     Combiner,
     coverage,
     names_in,
@@ -142,13 +144,25 @@ def test_a_question_in_another_language_is_told_so_not_that_the_documents_are_si
     assert not reads_as_english("年假有多少天？")
 
 
-def test_the_model_prefers_the_sentence_that_answers_over_one_about_the_topic() -> None:
-    scorer = AnswerScorer.load()
+def test_the_model_prefers_the_sentence_that_answers_over_one_about_the_topic(
+    embedder: Embedder,
+) -> None:
+    """The model ranks the answer first; the shipped combination of it with the cheap features
+    (what the server gates on) quotes the answer and refuses the sentence that is only about it."""
     question = "How much life insurance coverage does the company provide?"
     answers = "The company offers a $400,000 life insurance policy to all staff."
     about = "Life insurance matters, and staff should think about their families' needs."
-    p_answers, p_about = scorer.score(question, [answers, about])
-    assert p_answers > 0.5 > p_about
+    elsewhere = "Staff may choose their own dental plan."
+    p_answers, p_about, p_elsewhere = AnswerScorer.load().score(
+        question, [answers, about, elsewhere]
+    )
+    assert p_answers > p_about > p_elsewhere
+    judge = Answerability.load(embedder)
+    sentences = [answers, about]
+    passage = (0.6, " ".join(sentences))
+    combined = judge.probabilities(question, sentences, [passage, passage])
+    threshold = load_settings().grounding.answer_threshold
+    assert combined[0] >= threshold > combined[1], combined
 
 
 def test_cheap_features_read_what_the_question_asks_for() -> None:

@@ -236,7 +236,7 @@ def main() -> None:
         "shipped": shipped,
         "reproduce": [
             "make install",
-            "bash training/answer_scorer/run.sh  # prepare.py, train.py, export.py in order",
+            "bash training/answer_scorer/run.sh  # explorer, prepare, augment, train, export",
         ],
     }
     (args.out / "card.json").write_text(

@@ -53,9 +53,12 @@ def _row(qid: str, question: str, sentence: str, label: int, impossible: bool) -
     }
 
 
-def article_pairs(article: dict[str, Any], rng: random.Random, *, full: bool) -> Iterator[Row]:
+def article_pairs(
+    article: dict[str, Any], rng: random.Random, *, full: bool, negatives: int = 3
+) -> Iterator[Row]:
     """Pairs of one article. `full` (validation) keeps every sentence of the paragraph instead of
-    sampling negatives, so per-question top-1 and max-score gating can be measured."""
+    sampling negatives, so per-question top-1 and max-score gating can be measured; otherwise an
+    answerable question gets `negatives` other sentences of its paragraph and one of another."""
     paragraphs = [(p, sentence_spans(p["context"])) for p in article["paragraphs"]]
     for index, (para, spans) in enumerate(paragraphs):
         context = para["context"]
@@ -84,7 +87,7 @@ def article_pairs(article: dict[str, Any], rng: random.Random, *, full: bool) ->
                 continue
             assert hit is not None
             yield _row(qid, question, sentences[hit], 1, False)
-            for i in rng.sample(others, min(3, len(others))):
+            for i in rng.sample(others, min(negatives, len(others))):
                 yield _row(qid, question, sentences[i], 0, False)
             elsewhere = [j for j in range(len(paragraphs)) if j != index and paragraphs[j][1]]
             if elsewhere:
@@ -103,6 +106,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--val-max-questions", type=int, default=2000, help="cap: validation is scored 3x at export"
+    )
+    parser.add_argument(
+        "--negatives", type=int, default=3, help="other sentences of the paragraph per question"
     )
     parser.add_argument("--out", type=Path, default=DATA)
     parser.add_argument("--seed", type=int, default=SEED)
@@ -123,7 +129,7 @@ def main() -> None:
         r
         for a in articles
         if a["title"] not in excluded | held_out
-        for r in article_pairs(a, rng, full=False)
+        for r in article_pairs(a, rng, full=False, negatives=args.negatives)
     ]
     val = [r for a in articles if a["title"] in held_out for r in article_pairs(a, rng, full=True)]
     qids = sorted({r["qid"] for r in val})
