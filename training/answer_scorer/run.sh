@@ -20,4 +20,4 @@ $PY $T/augment.py --squad "$SQUAD" --eval-titles $T/no_eval_titles.txt
 $PY $T/train.py --pairs "$D/train_pairs.jsonl" "$D/swapped_pairs.jsonl" --max-pairs 62858 \
     2>&1 | tee "$D/train.log"
 $PY $T/export.py --squad "$SQUAD" --source "${SQUAD%.json}.SOURCE.json" \
-    --eval-titles $T/no_eval_titles.txt --status "one 45-minute CPU pass over SQuAD train rebuilt from the SQuAD explorer's pages (440 articles) plus adversarial questions made by rule: it saw 10,535 of the 86,876 answerable training questions and 21,842 unanswerable ones, nearly all made by rule (augment.py); the human-written SQuAD 2.0 unanswerables obtainable here are 160"
+    --eval-titles $T/no_eval_titles.txt --status "one 45-minute CPU pass over SQuAD train rebuilt from the SQuAD explorer's pages (440 articles) plus adversarial questions made by rule: it saw 10,535 of the 86,716 answerable training questions and 21,842 unanswerable ones, nearly all made by rule (augment.py); the human-written SQuAD 2.0 unanswerables obtainable here are 160"
