@@ -49,7 +49,7 @@ from rag_server.retrieval import Filters  # noqa: E402
 MODEL_GRID = [round(0.01 * i, 2) for i in range(1, 100)]
 SIMILARITY_GRID = [round(0.5 + 0.025 * i, 3) for i in range(81)]
 # The targets the defaults must meet on every held-out corpus (issue: grounding that transfers).
-TARGET_ADJACENT, TARGET_ADVERSARIAL = 0.90, 0.70
+TARGET_ADJACENT, TARGET_ADVERSARIAL = 90, 70  # percent, as metrics() reports abstention
 Score = Callable[[str, list[str]], list[float]]
 
 
@@ -241,11 +241,14 @@ def choose(qs: list[Question], ranker: str, grid: list[float]) -> float:
     feasible = [
         f
         for f, (_, adj, adv) in table.items()
-        if adj >= 100 * TARGET_ADJACENT and adv >= 100 * TARGET_ADVERSARIAL
+        if adj >= TARGET_ADJACENT and adv >= TARGET_ADVERSARIAL
     ]
     if feasible:
         return max(feasible, key=lambda f: (table[f][0], f))
-    return max(grid, key=lambda f: (min(table[f][1] / 90, table[f][2] / 70), f))
+    return max(
+        grid,
+        key=lambda f: (min(table[f][1] / TARGET_ADJACENT, table[f][2] / TARGET_ADVERSARIAL), f),
+    )
 
 
 def fit(qs: list[Question], columns: Sequence[int]) -> tuple[list[float], float]:
@@ -389,9 +392,13 @@ def choose_gate(qs: list[Question], runner_up: float, chances: dict[str, float |
         accuracies = [r["accuracy"] for r in rows if r["accuracy"] is not None]
         accuracy = statistics.fmean(accuracies) if accuracies else 0.0
         reach = min(
-            [r["abstention_adjacent"] / 90 for r in rows if r["abstention_adjacent"] is not None]
+            [
+                r["abstention_adjacent"] / TARGET_ADJACENT
+                for r in rows
+                if r["abstention_adjacent"] is not None
+            ]
             + [
-                r["abstention_adversarial"] / 70
+                r["abstention_adversarial"] / TARGET_ADVERSARIAL
                 for r in rows
                 if r["abstention_adversarial"] is not None
             ],
@@ -500,9 +507,7 @@ def use_scorer(qs: list[Question], directory: Path) -> None:
     from rag_server.answer_scorer import AnswerScorer
 
     scorer = AnswerScorer.load(directory)
-    replace_logits(
-        qs, lambda q: scorer.logits(q.item["question"], q.sentences) if q.sentences else []
-    )
+    replace_logits(qs, lambda q: scorer.logits(q.item["question"], q.sentences))
 
 
 def main() -> None:
@@ -552,7 +557,7 @@ def main() -> None:
     report: dict[str, Any] = {
         "features": FEATURES,
         "corpora": {},
-        "targets": {"adjacent": 90, "adversarial": 70},
+        "targets": {"adjacent": TARGET_ADJACENT, "adversarial": TARGET_ADVERSARIAL},
     }
     for name in names:
         held = [q for q in qs if q.corpus == name]

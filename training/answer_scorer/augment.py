@@ -22,7 +22,16 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import DATA, EVAL_TITLES, SEED, SQUAD_TRAIN, load_squad, read_titles, write_jsonl
+from common import (
+    DATA,
+    EVAL_TITLES,
+    SEED,
+    SQUAD_TRAIN,
+    load_squad,
+    read_titles,
+    sentence_at,
+    write_jsonl,
+)
 
 from rag_server.grounding import sentence_spans
 
@@ -47,9 +56,11 @@ def swaps(article: dict[str, Any], rng: random.Random) -> Iterator[dict[str, Any
             if qa["is_impossible"] or not qa["answers"]:
                 continue
             start = int(qa["answers"][0]["answer_start"])
-            sentence = next((context[lo:hi] for lo, hi in spans if lo <= start < hi), None)
-            if sentence is None:
+            hit = sentence_at(spans, start, start + 1)
+            if hit is None:
                 continue
+            lo, hi = spans[hit]
+            sentence = context[lo:hi]
             question = qa["question"].strip()
             asked = _kinds(question)
             choices = []

@@ -34,6 +34,14 @@ def load_squad(path: Path) -> list[dict[str, Any]]:
     return articles
 
 
+def sentence_at(spans: list[tuple[int, int]], start: int, end: int) -> int | None:
+    """Index of the sentence holding [start, end); None when it falls between or across sentences."""
+    for i, (lo, hi) in enumerate(spans):
+        if lo <= start < hi:
+            return i if end <= hi else None
+    return None
+
+
 def sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:

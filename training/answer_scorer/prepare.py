@@ -26,6 +26,7 @@ from common import (
     SQUAD_TRAIN,
     load_squad,
     read_titles,
+    sentence_at,
     val_titles,
     write_jsonl,
 )
@@ -33,14 +34,6 @@ from common import (
 from rag_server.grounding import sentence_spans
 
 Row = dict[str, Any]
-
-
-def _sentence_at(spans: list[tuple[int, int]], start: int, end: int) -> int | None:
-    """Index of the sentence holding [start, end); None when it falls between or across sentences."""
-    for i, (lo, hi) in enumerate(spans):
-        if lo <= start < hi:
-            return i if end <= hi else None
-    return None
 
 
 def _row(qid: str, question: str, sentence: str, label: int, impossible: bool) -> Row:
@@ -69,7 +62,7 @@ def article_pairs(
             hit = None
             if answers:
                 start = int(answers[0]["answer_start"])
-                hit = _sentence_at(spans, start, start + len(answers[0]["text"]))
+                hit = sentence_at(spans, start, start + len(answers[0]["text"]))
             if hit is None and not impossible:
                 continue  # answer across a sentence boundary: no single sentence answers it
             if full:
