@@ -21,8 +21,16 @@ _CITATION = re.compile(r"\s*\[(\d{1,3})\]")
 # Runs of letters/digits joined by . , : / - _ ' (so 0.31, 09:30, 1,000, Standards-Version stay whole).
 _TOKEN = re.compile(r"/?[^\W_](?:[\w]|[.,:/'’-](?=[^\W_]))*")
 _SENTENCE_END = re.compile(
-    r"(?<=[.!?])[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9])|\n\s*\n|\n(?=\s*(?:[-*•]|\d+[.)])\s)"
+    r"(?<=[.!?])[\"'”’)\]*_]*\s+(?=[\"'“‘(\[*_]*[A-Z0-9])|\n\s*\n|\n(?=\s*(?:[-*•]|\d+[.)])\s)"
 )
+# A list item's marker at the start of a line: "- ", "* ", "• ", "1. ", "2) ".
+_LIST_MARKER = re.compile(r"(?:[-*•]|\d+[.)])[ \t]+")
+# A bulleted item ("- DC employees: FAS-Transit Subsidy") says something without a full stop; a
+# numbered line without one is as often a PDF's section heading ("4. Resources for members").
+_NUMBERED = re.compile(r"\d+[.)]")
+_BULLET_BEFORE = re.compile(r"^[ \t]*[-*•][ \t]+$", re.MULTILINE)
+_DOT_LEADERS = re.compile(r"\.(?: \.){3}")  # "Usertags . . . . . 86"
+_CLOSERS = "\"'”’)]*_"
 _ABBREVIATIONS = frozenset(
     """e.g i.e etc ltd inc co no vs cf approx dept fig st mr mrs ms dr prof sec ch art para""".split()
 )
@@ -93,7 +101,9 @@ def critical_tokens(text: str) -> set[str]:
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """(start, end) of each sentence, whitespace-trimmed; abbreviations and decimals do not split."""
+    """(start, end) of each sentence, whitespace-trimmed and without a list item's marker at the
+    start of a line (a quote is the item's words, not its bullet); abbreviations and decimals do
+    not split."""
     spans: list[tuple[int, int]] = []
     start = 0
     for match in _SENTENCE_END.finditer(text):
@@ -101,7 +111,11 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
         last = before.rsplit(None, 1)[-1].rstrip(".").lower() if before.split() else ""
         if last in _ABBREVIATIONS or (len(last) == 1 and last.isalpha()):
             continue
-        spans.append((start, match.start()))
+        if _NUMBERED.fullmatch(before.strip()):  # "1." opens a numbered item, it ends nothing
+            continue
+        # Closing quotes, brackets and emphasis after the full stop belong to the sentence.
+        closing = len(match.group()) - len(match.group().lstrip(_CLOSERS))
+        spans.append((start, match.start() + closing))
         start = match.end()
     spans.append((start, len(text)))
     trimmed = []
@@ -110,7 +124,12 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
         stripped = segment.strip()
         if stripped:
             left = lo + (len(segment) - len(segment.lstrip()))
-            trimmed.append((left, left + len(stripped)))
+            right = left + len(stripped)
+            marker = _LIST_MARKER.match(text, left, right)
+            line_start = text.rfind("\n", 0, left) + 1
+            if marker and marker.end() < right and not text[line_start:left].strip(" \t"):
+                left = marker.end()
+            trimmed.append((left, right))
     return trimmed
 
 
@@ -282,15 +301,16 @@ def extractive(
         if relevance[i] >= policy.min_relevance:
             spans = sentence_spans(hit.chunk.text)
             for k, (lo, hi) in enumerate(spans):
-                if _is_statement(without_images(hit.chunk.text[lo:hi]), policy):
+                bullet = _BULLET_BEFORE.search(hit.chunk.text, max(0, lo - 16), lo) is not None
+                if _is_statement(without_images(hit.chunk.text[lo:hi]), policy, bullet):
                     # The sentence most like the question often announces the answer ("... set to
                     # this value:") and the next one gives it: quote both when they are short.
                     end = hi
-                    if k + 1 < len(spans):
+                    if k + 1 < len(spans) and not bullet:  # an item stands alone
                         nxt = hit.chunk.text[spans[k + 1][0] : spans[k + 1][1]]
                         # Never a heading (no full stop: "## Swarm Control") or a long run.
                         joined = len(hit.chunk.text[lo : spans[k + 1][1]].split())
-                        ends = nxt.rstrip().endswith((".", "!", "?", ";"))
+                        ends = nxt.rstrip().rstrip(_CLOSERS).endswith((".", "!", "?", ";"))
                         if ends and joined <= policy.max_quote_words:
                             end = spans[k + 1][1]
                     candidates.append((i, lo, hi, end))
@@ -333,11 +353,13 @@ def _overlap(a: Quote, b: Quote) -> bool:
     return (same and a.start < b.end and b.start < a.end) or a.text == b.text
 
 
-def _is_statement(sentence: str, policy: Policy) -> bool:
-    """A full sentence worth quoting: ends like one and says something (not a heading)."""
+def _is_statement(sentence: str, policy: Policy, bullet: bool = False) -> bool:
+    """A full sentence worth quoting: ends like one, or is a bulleted item, and says something
+    (not a heading, nor a table of contents' line with its dot leaders)."""
     return (
-        sentence.rstrip().endswith((".", "!", "?", ":", ";"))
+        (bullet or sentence.rstrip().rstrip(_CLOSERS).endswith((".", "!", "?", ":", ";")))
         and len(content_words(sentence)) >= policy.min_claim_words
+        and not _DOT_LEADERS.search(sentence)
     )
 
 

@@ -35,6 +35,20 @@ def _hit(start: int, end: int, score: float = 0.8, doc: str = "expenses.pdf") ->
     return Hit(chunk, score)
 
 
+def _whole(text: str, doc: str, title: str, start: int = 0) -> Hit:
+    """A one-chunk document holding `text`, retrieved with relevance 0.8."""
+    chunk = Chunk(
+        chunk_id="c", document_id=doc, source=doc, title=title, text=text,
+        start=start, end=start + len(text), chunk_index=0, chunk_count=1, content_hash="h",
+        pipeline="p", ingested_at="t",
+    )  # fmt: skip
+    return Hit(chunk, 0.8)
+
+
+def _sentences(text: str) -> list[str]:
+    return [text[a:b] for a, b in sentence_spans(text)]
+
+
 SPLIT = DOC.index("Claims and Approval")
 SOURCES = [_hit(0, SPLIT), _hit(SPLIT, len(DOC))]
 RELEVANCE = [0.7, 0.6]
@@ -44,7 +58,7 @@ def test_sentences_split_on_ends_not_on_decimals_or_abbreviations() -> None:
     text = (
         "Mileage is €0.31 per km, e.g. for visits. Claims go to Ledgerly Ltd. within 30 days! Done?"
     )
-    got = [text[a:b] for a, b in sentence_spans(text)]
+    got = _sentences(text)
     assert got == [
         "Mileage is €0.31 per km, e.g. for visits.",
         "Claims go to Ledgerly Ltd. within 30 days!",
@@ -163,13 +177,9 @@ def test_extractive_quotes_the_next_sentence_that_gives_the_announced_answer() -
         "Accounts\n\nSystem users who should not have a home directory should have their home "
         "directory set to this value. It is /nonexistent. Other users need one."
     )
-    chunk = Chunk(
-        chunk_id="c", document_id="users.md", source="users.md", title="Users", text=text,
-        start=100, end=100 + len(text), chunk_index=0, chunk_count=1, content_hash="h",
-        pipeline="p", ingested_at="t",
-    )  # fmt: skip
+    hit = _whole(text, "users.md", "Users", 100)
     question = "Which home directory should a system user without a home directory have?"
-    result = extractive(question, [Hit(chunk, 0.8)], [0.8], POLICY, min_score=0.5)
+    result = extractive(question, [hit], [0.8], POLICY, min_score=0.5)
     (quote,) = result.citations
     assert quote.text.endswith("It is /nonexistent.")
     assert text[quote.start - 100 : quote.end - 100] == quote.text
@@ -197,12 +207,63 @@ def test_two_quotes_of_one_passage_are_numbered_one_and_two() -> None:
 
 def test_a_quote_never_carries_the_next_heading_along() -> None:
     text = "The survey was led by Penrose.\n\n## Swarm Control\n\nSwarms are split in May."
-    chunk = Chunk(
-        chunk_id="c", document_id="bees.md", source="bees.md", title="Bees", text=text,
-        start=0, end=len(text), chunk_index=0, chunk_count=1, content_hash="h",
-        pipeline="p", ingested_at="t",
-    )  # fmt: skip
+    hit = _whole(text, "bees.md", "Bees")
     ranks = lambda _q, ss: [1.0 if "Penrose" in s else 0.0 for s in ss]  # noqa: E731
-    result = extractive("Who led the survey?", [Hit(chunk, 0.8)], [0.8], POLICY, ranks, 0.5)
+    result = extractive("Who led the survey?", [hit], [0.8], POLICY, ranks, 0.5)
     assert result.citations[0].text == "The survey was led by Penrose."
     assert "Swarm Control" not in result.answer
+
+
+def test_a_bulleted_item_is_quoted_without_its_bullet_and_a_numbered_heading_is_not() -> None:
+    """Policies give their facts in lists: a bulleted item needs no full stop to be quoted, and
+    the quote is its words, not its marker. A numbered line without one is as often a PDF's
+    section heading, so only a full stop makes it quotable; a contents line never is."""
+    text = (
+        "4. Earning annual leave\n\n"
+        "Annual leave accrues each pay period as follows:\n"
+        "* Less than 3 years of service: 4 hours per pay period\n"
+        "* Between 3 and 15 years of service: 6 hours per pay period\n"
+        "1. Ask your supervisor before you book travel.\n\n"
+        "7.1.1 Reporting lots of bugs at once (mass bug filing) . . . . . . . . 86."
+    )
+    got = _sentences(text)
+    assert got[2:4] == [
+        "Less than 3 years of service: 4 hours per pay period",
+        "Between 3 and 15 years of service: 6 hours per pay period",
+    ]
+    hit = _whole(text, "leave.md", "Leave")
+    seen: list[str] = []
+
+    def ranks(_q: str, sentences: list[str]) -> list[float]:
+        seen.extend(sentences)
+        return [1.0 if "Between 3" in s else 0.0 for s in sentences]
+
+    question = "How much leave do I earn after 5 years?"
+    result = extractive(question, [hit], [0.8], POLICY, ranks, 0.5)
+    assert result.citations[0].text == got[3]
+    assert text[result.citations[0].start : result.citations[0].end] == got[3]  # verbatim
+    assert got[0] == "Earning annual leave" and got[0] not in seen  # a heading, not a claim
+    numbered = "Ask your supervisor before you book travel."
+    assert numbered in got and numbered in seen  # a numbered item with a full stop
+    assert not any("mass bug filing" in s for s in seen)  # a table of contents' line
+
+
+def test_a_sentence_in_bold_or_quotes_is_its_own_sentence_with_its_closing_marks() -> None:
+    """Markdown emphasis at a sentence's start used to glue it to the one before, so the fact
+    hid inside a long run; the marks that close a sentence stay with it, and it stays quotable."""
+    text = (
+        "These steps apply to every office.\n"
+        "**Begin this process at least two weeks before your last day of work.**\n"
+        'The form says "submit early." Then it ends.'
+    )
+    got = _sentences(text)
+    assert got == [
+        "These steps apply to every office.",
+        "**Begin this process at least two weeks before your last day of work.**",
+        'The form says "submit early."',
+        "Then it ends.",
+    ]
+    hit = _whole(text, "off.md", "Offboarding")
+    ranks = lambda _q, ss: [1.0 if "two weeks" in s else 0.0 for s in ss]  # noqa: E731
+    result = extractive("When do I start?", [hit], [0.8], POLICY, ranks, 0.5)
+    assert result.citations[0].text.startswith(got[1])
