@@ -1,17 +1,24 @@
 """Searches racing writes on the embedded store, over the real embedder, Chroma and app: a read
-that meets a re-ingest or a delete half-applied is read again, never answered with a 500."""
+that meets a re-ingest or a delete half-applied is read again, never answered with a 500. And the
+rule itself, on a reader with scripted failures: read again after catching up, a 503 after the
+last try, any other failure at once."""
 
 from __future__ import annotations
 
 import threading
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
+import pytest
+from chromadb.errors import InternalError
 from litestar.testing import TestClient
 
 from ingest.build import build_pipeline
 from ingest.pipeline import SIDECAR
+from rag_core.chroma_client import READ_TRIES, TornReadError, reread_on_race
 from rag_core.embedding import Embedder
+from rag_core.errors import StoreUnavailableError
 from rag_core.settings import Settings
 from rag_server.app import create_app
 from rag_server.rag import assemble
@@ -83,3 +90,48 @@ def test_searches_racing_reingests_and_deletes_are_answered_not_500(
                 reader.join(timeout=120)
     assert statuses[200] > 0
     assert not failures, (dict(statuses), failures[:3])
+
+
+class ScriptedReads:
+    """A reader whose reads go as scripted (an exception to raise, or the value to return), and
+    that counts how often it was read and made to catch up with the store."""
+
+    def __init__(self, *script: object) -> None:
+        self.script = list(script)
+        self.collection: Any = object()  # stands for a chromadb Collection
+        self.reads = 0
+        self.caught_up: list[object] = []
+
+    def catch_up(self, stale: object) -> None:
+        assert stale is self.collection  # it catches up from the collection the read used
+        self.caught_up.append(stale)
+        self.collection = object()
+
+    @reread_on_race
+    def read(self) -> object:
+        self.reads += 1
+        step = self.script.pop(0)
+        if isinstance(step, Exception):
+            raise step
+        return step
+
+
+def test_a_read_that_raced_a_write_is_read_again_from_the_store_as_it_is_now() -> None:
+    store = ScriptedReads(InternalError("Error finding id"), TornReadError("no metadata"), "rows")
+    assert store.read() == "rows"
+    assert store.reads == 3 and len(store.caught_up) == 2
+
+
+def test_a_read_that_keeps_racing_is_a_503_after_the_last_try_not_a_500() -> None:
+    store = ScriptedReads(*[InternalError("Error finding id")] * READ_TRIES)
+    with pytest.raises(StoreUnavailableError, match=f"failed {READ_TRIES} times") as raised:
+        store.read()
+    assert raised.value.status == 503 and raised.value.retry_after
+    assert store.reads == READ_TRIES and len(store.caught_up) == READ_TRIES - 1
+
+
+def test_any_other_read_failure_is_reported_at_once_and_never_repeated() -> None:
+    store = ScriptedReads(ValueError("where clause is malformed"), "never reached")
+    with pytest.raises(ValueError, match="malformed"):
+        store.read()
+    assert store.reads == 1 and store.caught_up == []
