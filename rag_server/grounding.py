@@ -20,15 +20,18 @@ from rag_core.store import Hit
 _CITATION = re.compile(r"\s*\[(\d{1,3})\]")
 # Runs of letters/digits joined by . , : / - _ ' (so 0.31, 09:30, 1,000, Standards-Version stay whole).
 _TOKEN = re.compile(r"/?[^\W_](?:[\w]|[.,:/'’-](?=[^\W_]))*")
+# A list item's marker at the start of a line: a bullet ("- ", "* ", "• ") or a number ("1. ").
+_BULLET = r"[-*•]"
+_NUMBER = r"\d+[.)]"
+_ITEM = rf"(?:{_BULLET}|{_NUMBER})"
 _SENTENCE_END = re.compile(
-    r"(?<=[.!?])[\"'”’)\]*_]*\s+(?=[\"'“‘(\[*_]*[A-Z0-9])|\n\s*\n|\n(?=\s*(?:[-*•]|\d+[.)])\s)"
+    rf"(?<=[.!?])[\"'”’)\]*_]*\s+(?=[\"'“‘(\[*_]*[A-Z0-9])|\n\s*\n|\n(?=\s*{_ITEM}\s)"
 )
-# A list item's marker at the start of a line: "- ", "* ", "• ", "1. ", "2) ".
-_LIST_MARKER = re.compile(r"(?:[-*•]|\d+[.)])[ \t]+")
+_LIST_MARKER = re.compile(rf"{_ITEM}[ \t]+")
+_NUMBERED = re.compile(_NUMBER)
 # A bulleted item ("- DC employees: FAS-Transit Subsidy") says something without a full stop; a
 # numbered line without one is as often a PDF's section heading ("4. Resources for members").
-_NUMBERED = re.compile(r"\d+[.)]")
-_BULLET_BEFORE = re.compile(r"^[ \t]*[-*•][ \t]+$", re.MULTILINE)
+_BULLETED = re.compile(rf"[ \t]*{_BULLET}[ \t]+")
 _DOT_LEADERS = re.compile(r"\.(?: \.){3}")  # "Usertags . . . . . 86"
 _CLOSERS = "\"'”’)]*_"
 _ABBREVIATIONS = frozenset(
@@ -126,11 +129,20 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
             left = lo + (len(segment) - len(segment.lstrip()))
             right = left + len(stripped)
             marker = _LIST_MARKER.match(text, left, right)
-            line_start = text.rfind("\n", 0, left) + 1
-            if marker and marker.end() < right and not text[line_start:left].strip(" \t"):
+            if marker and marker.end() < right and not _line_before(text, left).strip(" \t"):
                 left = marker.end()
             trimmed.append((left, right))
     return trimmed
+
+
+def _line_before(text: str, position: int) -> str:
+    """The text of `position`'s line before it: a list marker counts only at a line's start."""
+    return text[text.rfind("\n", 0, position) + 1 : position]
+
+
+def _ends_like_a_sentence(text: str, marks: tuple[str, ...] = (".", "!", "?", ";")) -> bool:
+    """Ends with one of `marks`, closing quotes, brackets and emphasis aside."""
+    return text.rstrip().rstrip(_CLOSERS).endswith(marks)
 
 
 def without_images(text: str) -> str:
@@ -301,7 +313,7 @@ def extractive(
         if relevance[i] >= policy.min_relevance:
             spans = sentence_spans(hit.chunk.text)
             for k, (lo, hi) in enumerate(spans):
-                bullet = _BULLET_BEFORE.search(hit.chunk.text, max(0, lo - 16), lo) is not None
+                bullet = _BULLETED.fullmatch(_line_before(hit.chunk.text, lo)) is not None
                 if _is_statement(without_images(hit.chunk.text[lo:hi]), policy, bullet):
                     # The sentence most like the question often announces the answer ("... set to
                     # this value:") and the next one gives it: quote both when they are short.
@@ -310,8 +322,7 @@ def extractive(
                         nxt = hit.chunk.text[spans[k + 1][0] : spans[k + 1][1]]
                         # Never a heading (no full stop: "## Swarm Control") or a long run.
                         joined = len(hit.chunk.text[lo : spans[k + 1][1]].split())
-                        ends = nxt.rstrip().rstrip(_CLOSERS).endswith((".", "!", "?", ";"))
-                        if ends and joined <= policy.max_quote_words:
+                        if _ends_like_a_sentence(nxt) and joined <= policy.max_quote_words:
                             end = spans[k + 1][1]
                     candidates.append((i, lo, hi, end))
     texts = [sources[i].chunk.text[lo:hi] for i, lo, hi, _ in candidates]
@@ -357,7 +368,7 @@ def _is_statement(sentence: str, policy: Policy, bullet: bool = False) -> bool:
     """A full sentence worth quoting: ends like one, or is a bulleted item, and says something
     (not a heading, nor a table of contents' line with its dot leaders)."""
     return (
-        (bullet or sentence.rstrip().rstrip(_CLOSERS).endswith((".", "!", "?", ":", ";")))
+        (bullet or _ends_like_a_sentence(sentence, (".", "!", "?", ":", ";")))
         and len(content_words(sentence)) >= policy.min_claim_words
         and not _DOT_LEADERS.search(sentence)
     )
