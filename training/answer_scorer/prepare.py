@@ -4,13 +4,17 @@ Why this shape: the server scores single sentences, so pairs are built from sent
 server's own splitter (`rag_server.grounding.sentence_spans`); training then matches inference.
 The negatives that matter most are SQuAD 2.0's unanswerable questions paired with the sentence
 holding their plausible (wrong) answer: on-topic but not an answer, which is exactly what the
-scorer must learn to refuse. The eval titles are excluded and 20 other titles are held out whole.
+scorer must learn to refuse. An answerable question's own negatives matter too: random sentences
+of its paragraph are easy, while the sentence that introduces the topic, just before the answer,
+is the one the scorer ranked first on the evaluation corpora (`--hard-negatives`). The eval titles
+are excluded and 20 other titles are held out whole.
 """
 
 from __future__ import annotations
 
 import argparse
 import random
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,12 +50,43 @@ def _row(qid: str, question: str, sentence: str, label: int, impossible: bool) -
     }
 
 
+_WORD = re.compile(r"\w+")
+
+
+def _words(text: str) -> set[str]:
+    return {w for w in _WORD.findall(text.lower()) if len(w) > 2}
+
+
+def hard_negatives(
+    question: str, sentences: list[str], hit: int, answer: str, n: int, rng: random.Random
+) -> list[int]:
+    """Up to `n` other sentences of the paragraph, the confusable ones first: the sentence just
+    before the answer (often the one that introduces the topic, which the scorer ranked above the
+    fact-stating sentence on the evaluation corpora), then the one sharing most of the question's
+    words, then random ones. A sentence that also holds the answer text is never a negative."""
+    pool = [i for i in range(len(sentences)) if i != hit and answer not in sentences[i]]
+    picked = [hit - 1] if hit - 1 in pool else []
+    asked = _words(question)
+    shared = [i for i in pool if i not in picked and asked & _words(sentences[i])]
+    if shared and len(picked) < n:
+        picked.append(max(shared, key=lambda i: (len(asked & _words(sentences[i])), -abs(i - hit))))
+    rest = [i for i in pool if i not in picked]
+    picked += rng.sample(rest, max(0, min(n - len(picked), len(rest))))
+    return picked[:n]
+
+
 def article_pairs(
-    article: dict[str, Any], rng: random.Random, *, full: bool, negatives: int = 3
+    article: dict[str, Any],
+    rng: random.Random,
+    *,
+    full: bool,
+    negatives: int = 3,
+    hard: bool = False,
 ) -> Iterator[Row]:
     """Pairs of one article. `full` (validation) keeps every sentence of the paragraph instead of
     sampling negatives, so per-question top-1 and max-score gating can be measured; otherwise an
-    answerable question gets `negatives` other sentences of its paragraph and one of another."""
+    answerable question gets `negatives` other sentences of its paragraph (random ones, or with
+    `hard` the confusable ones first: `hard_negatives`) and one of another paragraph."""
     paragraphs = [(p, sentence_spans(p["context"])) for p in article["paragraphs"]]
     for index, (para, spans) in enumerate(paragraphs):
         context = para["context"]
@@ -80,7 +115,13 @@ def article_pairs(
                 continue
             assert hit is not None
             yield _row(qid, question, sentences[hit], 1, False)
-            for i in rng.sample(others, min(negatives, len(others))):
+            if hard:
+                chosen = hard_negatives(
+                    question, sentences, hit, answers[0]["text"], negatives, rng
+                )
+            else:
+                chosen = rng.sample(others, min(negatives, len(others)))
+            for i in chosen:
                 yield _row(qid, question, sentences[i], 0, False)
             elsewhere = [j for j in range(len(paragraphs)) if j != index and paragraphs[j][1]]
             if elsewhere:
@@ -103,6 +144,11 @@ def main() -> None:
     parser.add_argument(
         "--negatives", type=int, default=3, help="other sentences of the paragraph per question"
     )
+    parser.add_argument(
+        "--hard-negatives",
+        action="store_true",
+        help="the sentence before the answer and the one sharing most question words come first",
+    )
     parser.add_argument("--out", type=Path, default=DATA)
     parser.add_argument("--seed", type=int, default=SEED)
     args = parser.parse_args()
@@ -122,7 +168,9 @@ def main() -> None:
         r
         for a in articles
         if a["title"] not in excluded | held_out
-        for r in article_pairs(a, rng, full=False, negatives=args.negatives)
+        for r in article_pairs(
+            a, rng, full=False, negatives=args.negatives, hard=args.hard_negatives
+        )
     ]
     val = [r for a in articles if a["title"] in held_out for r in article_pairs(a, rng, full=True)]
     qids = sorted({r["qid"] for r in val})
