@@ -14,13 +14,17 @@ from types import ModuleType
 SCRIPTS = Path(__file__).resolve().parents[1] / "training" / "answer_scorer"
 
 
-def _prepare() -> ModuleType:
+def _load_prepare() -> ModuleType:
+    """training/answer_scorer is scripts, not a package: load prepare.py by path, once."""
     sys.path.insert(0, str(SCRIPTS))
     spec = importlib.util.spec_from_file_location("answer_scorer_prepare", SCRIPTS / "prepare.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+prepare = _load_prepare()
 
 
 PARAGRAPH = [
@@ -35,7 +39,6 @@ QUESTION = "How many hours can I donate to the leave bank?"
 
 
 def test_the_sentence_before_the_answer_and_the_closest_one_come_first() -> None:
-    prepare = _prepare()
     picked = prepare.hard_negatives(QUESTION, PARAGRAPH, 3, "40 hours", 2, random.Random(0))
     assert picked == [2, 0]
     more = prepare.hard_negatives(QUESTION, PARAGRAPH, 3, "40 hours", 3, random.Random(0))
@@ -43,8 +46,7 @@ def test_the_sentence_before_the_answer_and_the_closest_one_come_first() -> None
     assert 4 not in more  # a sentence holding the answer text is never a negative
 
 
-def test_hard_negatives_change_only_the_answerable_questions_own_negatives() -> None:
-    prepare = _prepare()
+def test_an_answerable_question_gets_its_answer_then_its_hard_negatives() -> None:
     context = " ".join(PARAGRAPH)
     article = {
         "title": "Leave",

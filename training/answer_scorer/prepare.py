@@ -54,6 +54,8 @@ _WORD = re.compile(r"\w+")
 
 
 def _words(text: str) -> set[str]:
+    """Lower-cased words of three letters or more. Not `grounding.content_words` (stemmed, without
+    stop words): the shipped model's pairs were chosen with this, and `run.sh` must reproduce them."""
     return {w for w in _WORD.findall(text.lower()) if len(w) > 2}
 
 
@@ -67,9 +69,10 @@ def hard_negatives(
     pool = [i for i in range(len(sentences)) if i != hit and answer not in sentences[i]]
     picked = [hit - 1] if hit - 1 in pool else []
     asked = _words(question)
-    shared = [i for i in pool if i not in picked and asked & _words(sentences[i])]
-    if shared and len(picked) < n:
-        picked.append(max(shared, key=lambda i: (len(asked & _words(sentences[i])), -abs(i - hit))))
+    shared = {i: len(asked & _words(sentences[i])) for i in pool if i not in picked}
+    closest = max(shared, key=lambda i: (shared[i], -abs(i - hit)), default=None)
+    if closest is not None and shared[closest] and len(picked) < n:
+        picked.append(closest)
     rest = [i for i in pool if i not in picked]
     picked += rng.sample(rest, max(0, min(n - len(picked), len(rest))))
     return picked[:n]
