@@ -22,6 +22,8 @@ import torch
 from onnxruntime.quantization import QuantType, quantize_dynamic
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+from rag_core.embedding_onnx import ort_session
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
     DATA,
@@ -91,12 +93,6 @@ def torch_probs(model_dir: Path, tokenizer: Any, rows: list[dict[str, Any]]) -> 
     )
     with torch.no_grad():
         return torch.sigmoid(model(**enc).logits.view(-1)).tolist()
-
-
-def session(path: Path) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 2
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def score(
@@ -174,7 +170,9 @@ def main() -> None:
     results: dict[str, Any] = {}
     probs: dict[str, list[float]] = {}
     for name, path in (("fp32", fp32), ("int8", int8)):
-        sess = session(path)
+        # The server's own session (int8 weights made unsigned where the CPU needs it): the model
+        # is validated as it will answer, whatever machine exports it.
+        sess = ort_session(path)
         probs[name] = score(sess, tokenizer, rows)
         results[name] = {
             **question_metrics(rows, probs[name]),
