@@ -53,7 +53,7 @@ def ort_session(onnx_file: Path) -> Any:
         rewritten = unsigned_int8_weights(model)
         if rewritten:
             log.info(
-                "%s: %d int8 weight tensors stored as uint8 (this CPU has no VNNI)",
+                "%s: the weights of %d int8 products stored as uint8 (this CPU has no VNNI)",
                 onnx_file,
                 rewritten,
             )
@@ -83,7 +83,7 @@ def int8_products_saturate(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
 
 def unsigned_int8_weights(model: Any) -> int:
     """Store the int8 weights of every MatMulInteger as uint8 (value + 128, zero point + 128):
-    the same numbers, so the same products. Returns how many weight tensors were rewritten.
+    the same numbers, so the same products. Returns how many MatMulIntegers now read uint8.
 
     Why: dynamic quantization multiplies uint8 activations by int8 weights, and ONNX Runtime does
     that on CPUs without VNNI (AVX2, plain AVX-512) with VPMADDUBSW, whose 16-bit pair sums
@@ -98,33 +98,35 @@ def unsigned_int8_weights(model: Any) -> int:
     for node in graph.node:
         for index, name in enumerate(node.input):
             uses.setdefault(name, set()).add((node.op_type, index))
-    weight_uses = {("MatMulInteger", 1), ("MatMulInteger", 3)}
+    # int8 tensors that nothing but MatMulInteger reads, as a weight or its zero point: judged
+    # once, before any is rewritten, so a weight shared by two products is shifted once.
+    plain = {
+        name
+        for name, tensor in tensors.items()
+        if tensor.data_type == TensorProto.INT8
+        and uses.get(name, set()) <= {("MatMulInteger", 1), ("MatMulInteger", 3)}
+    }
     shifted: set[str] = set()
-    weights = 0
+    products = 0
     for node in graph.node:
-        if node.op_type != "MatMulInteger" or node.input[1] not in tensors:
+        if node.op_type != "MatMulInteger":
             continue
         zero_point = node.input[3] if len(node.input) > 3 and node.input[3] else None
         names = [node.input[1], *([zero_point] if zero_point else [])]
-        if any(
-            n not in tensors or tensors[n].data_type != TensorProto.INT8 or uses[n] - weight_uses
-            for n in names
-            if n not in shifted
-        ):
-            continue  # not a plain int8 weight, or read by something else that expects int8
-        for name in names:
-            if name not in shifted:
-                values = numpy_helper.to_array(tensors[name]).astype(np.int16) + 128
-                tensors[name].CopyFrom(numpy_helper.from_array(values.astype(np.uint8), name))
-                shifted.add(name)
-        weights += 1
+        if not plain.issuperset(names):
+            continue
+        for name in set(names) - shifted:
+            values = numpy_helper.to_array(tensors[name]).astype(np.int16) + 128
+            tensors[name].CopyFrom(numpy_helper.from_array(values.astype(np.uint8), name))
+            shifted.add(name)
+        products += 1
         if zero_point is None:  # the implicit zero point was int8 0: make it uint8 128
             name = f"{node.input[1]}_uint8_zero_point"
             if name not in tensors:
                 tensors[name] = numpy_helper.from_array(np.array(128, dtype=np.uint8), name)
                 graph.initializer.append(tensors[name])
             node.input.extend([""] * (3 - len(node.input)) + [name])
-    return weights
+    return products
 
 
 def _fingerprint(model_dir: Path) -> str:
