@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 
-.PHONY: help install run test test-fast image lint format bench bench-ingest bench-query bench-concurrency lock clean
+.PHONY: help install run test test-fast image lint format bench bench-ingest bench-query bench-concurrency bench-memory lock clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -61,7 +61,7 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: bench-ingest bench-query bench-concurrency  ## every benchmark below (about 45 min idle)
+bench: bench-ingest bench-query bench-concurrency bench-memory  ## every benchmark below (about 55 min idle)
 
 bench-ingest: install  ## ingestion and embedder backends: speed and hit@5 (about 19 min idle)
 	$(BIN)/pip install -q -e '.[dev,openvino]'  # the openvino runtime only: torch stays 2.13.0
@@ -76,6 +76,9 @@ bench-query: install  ## search/ask latency, llama.cpp ratio, bandwidth bound, m
 bench-concurrency: install  ## /v1/ask under 1, 4 and 16 clients, defaults and model writing (about 12 min)
 	$(BIN)/python bench/concurrency_bench.py
 	$(BIN)/python bench/concurrency_bench.py --answer-mode generate
+
+bench-memory: install  ## server memory under replacing uploads (about 8 min)
+	$(BIN)/python bench/upload_memory_bench.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

@@ -105,22 +105,35 @@ def async_http_client(base_url: str, api_key: str | None = None, timeout: float 
     return httpx.AsyncClient(base_url=base_url, headers=headers, timeout=timeout, limits=limits)
 
 
-def peak_rss_mb(pid: int) -> float:
-    """The process's high-water resident set (VmHWM), in MB."""
+def _status_mb(pid: int, field: str) -> float:
+    """One memory line of /proc/PID/status (given in kB), in MB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return round(int(line.split()[1]) / 1024, 1)
     return float("nan")
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The process's high-water resident set (VmHWM), in MB."""
+    return _status_mb(pid, "VmHWM")
+
+
+def rss_mb(pid: int) -> float:
+    """The process's resident set now (VmRSS), in MB."""
+    return _status_mb(pid, "VmRSS")
 
 
 class Server:
     """A real `rag-server` process on loopback, started with the given RAG_* environment."""
 
-    def __init__(self, env: Mapping[str, str], port: int, api_key: str | None = None) -> None:
+    def __init__(
+        self, env: Mapping[str, str], port: int, api_key: str | None = None, role: str = "reader"
+    ) -> None:
         self.env = {**os.environ, **env, "RAG_PORT": str(port), "RAG_HOST": "127.0.0.1"}
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.api_key = api_key
+        self.role = role  # of the key made at start: "admin" may upload and delete
         self.startup_s = float("nan")
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -130,7 +143,7 @@ class Server:
         if self.api_key is None:  # a key of its own, made as an operator would (`keys add`)
             made = subprocess.run(
                 [str(BIN / "rag-server"), "keys", "add", "--id", f"bench-{secrets.token_hex(4)}",
-                 "--groups", "*"],
+                 "--role", self.role, "--groups", "*"],
                 env=self.env, capture_output=True, text=True, check=True,
             )  # fmt: skip
             self.api_key = made.stdout.strip()
@@ -176,9 +189,9 @@ class Server:
 
 @contextmanager
 def running_server(
-    env: Mapping[str, str], port: int, api_key: str | None = None
+    env: Mapping[str, str], port: int, api_key: str | None = None, role: str = "reader"
 ) -> Iterator[Server]:
-    server = Server(env, port, api_key).start()
+    server = Server(env, port, api_key, role).start()
     try:
         yield server
     finally:

@@ -27,9 +27,19 @@ class RevisionCounter:
         return int(self._read().get(REVISION_KEY, 0))
 
     def bump(self) -> None:
+        """Count one write of this process. When the counter stood at the revision this process
+        last saw, nobody else has written since, and this process's client holds its own write:
+        the new revision is seen too, so the process does not reopen its store for its own
+        writes. (Each reopen of an embedded store leaves some memory behind: a server replacing
+        uploads grew by about 4 MB per upload when it reopened after each one.) Writes to one
+        embedded store are serialised by the writer lock, so no other write lands between the
+        read and the write here."""
         meta = self._read()
-        meta[REVISION_KEY] = int(meta.get(REVISION_KEY, 0)) + 1
+        before = int(meta.get(REVISION_KEY, 0))
+        meta[REVISION_KEY] = before + 1
         self._write(meta)
+        if self.seen == before:
+            self.seen = before + 1
 
     def moved(self, revision: int) -> bool:
         """Whether `revision` is not the one last seen (nothing seen yet: it has not moved)."""

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from litestar.testing import TestClient
 
+from ingest.build import build_pipeline
 from rag_core.embedding import Embedder
 from rag_core.settings import Settings
 from rag_server.app import create_app
@@ -36,6 +37,37 @@ def _search_ids(client: TestClient, query: str) -> list[str]:  # type: ignore[ty
     r = client.post("/v1/search", json={"query": query, "top_k": 3})
     assert r.status_code == 200, r.text
     return [hit["document_id"] for hit in r.json()["results"]]
+
+
+def test_own_writes_do_not_reopen_the_embedded_store_another_writers_do(
+    served: tuple[TestClient, Rag],  # type: ignore[type-arg]
+    settings: Settings,
+    embedder: Embedder,
+) -> None:
+    """Each reopen of an embedded store leaves memory behind: a server replacing one upload again
+    and again grew by about 4 MB per upload while it reopened after each. Its own uploads and
+    deletes are already in its client, so they must not reopen it (and dense search still finds
+    them); a write by another writer (rag-ingest: its own store and revision counter) must, or
+    the server's dense search would miss those rows."""
+    client, rag = served
+    store = rag.catalog.get().store
+    _search_ids(client, "office hours")  # the server has seen the store's revision
+    opened = store.client
+    question = embedder.embed_query("When does the Zanzibar office close on Fridays?")
+    for n in range(3):
+        body = f"# Office hours\n\n{FACT} Revision {n}.\n".encode()
+        files = {"file": ("Friday hours.md", body, "text/markdown")}
+        assert client.post("/v1/documents", files=files).status_code == 201
+        _search_ids(client, "When does the Zanzibar office close on Fridays?")
+        dense = store.query(question, 3)
+        assert [h.chunk.text.endswith(f"Revision {n}.") for h in dense] == [True]
+    assert client.delete("/v1/documents/uploads/Friday hours.md").status_code == 204
+    _search_ids(client, "office hours")
+    assert store.client is opened and store.query(question, 3) == []
+
+    assert not build_pipeline(settings, embedder).run([EXAMPLES]).failed
+    assert _search_ids(client, "How many weeks of parental leave?")
+    assert store.client is not opened
 
 
 def test_an_uploaded_document_is_searchable_then_deleted_everywhere(
