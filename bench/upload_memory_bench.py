@@ -4,9 +4,10 @@ as an intranet page republished every hour, through a real `rag-server` on loopb
 Each round uploads the document (`POST /v1/documents`, replacing the previous version) and
 searches once; the server's resident set (VmRSS) is read every `--every` rounds. The figure is
 the growth per upload after the first `--every` rounds (which load the ONNX arenas and indexes),
-against the growth per request over as many searches alone, measured first in the same run.
+against the growth per search over as many requests (2 x rounds searches) alone, measured first
+in the same run.
 
-    python bench/upload_memory_bench.py [--rounds 100] [--every 20]
+    python bench/upload_memory_bench.py [--rounds 100] [--every 20] [--port 8033]
 
 Writes bench/results/upload_memory.{json,md}. About 8 minutes here for 100 rounds.
 """
@@ -19,7 +20,6 @@ import tempfile
 
 from benchlib import ROOT, rss_mb, running_server, write_results
 
-PORT = 8791
 WORDS = [
     w for p in sorted((ROOT / "examples" / "docs").rglob("*.md")) for w in p.read_text().split()
 ]
@@ -41,12 +41,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=100)
     parser.add_argument("--every", type=int, default=20)
+    parser.add_argument("--port", type=int, default=8033)
     args = parser.parse_args()
     rng = random.Random(0)
     with tempfile.TemporaryDirectory() as data:
         # One key sends every request: lift the per-key rate limit (120 a minute by default).
         env = {"RAG_DATA_DIR": data, "RAG_LIMITS__REQUESTS_PER_MINUTE": "1000000"}
-        with running_server(env, PORT, role="admin") as server, server.client() as http:
+        with running_server(env, args.port, role="admin") as server, server.client() as http:
             assert server.process is not None
             pid = server.process.pid
 
@@ -63,12 +64,12 @@ def main() -> None:
             uploads: list[tuple[int, float]] = []
             for n in range(1, 2 * args.rounds + 1):
                 search()
-                if n >= args.every and n % args.every == 0:
+                if n % args.every == 0:
                     searches.append((n, rss_mb(pid)))
             for n in range(1, args.rounds + 1):
                 upload()
                 search()
-                if n >= args.every and n % args.every == 0:
+                if n % args.every == 0:
                     uploads.append((n, rss_mb(pid)))
     result = {
         "rounds": args.rounds,
