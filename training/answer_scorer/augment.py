@@ -1,6 +1,7 @@
 """Adversarial questions made by rule, the SQuAD 2.0 recipe automated: take an answerable question,
 swap one name or number it shares with its answer sentence for another of the same article, and
-pair the new question with that sentence as a negative.
+pair the new question with that sentence as a negative. `--kinds` adds common words and
+opposites (measured, not shipped: docs/evaluation.md).
 
 Why: the SQuAD 2.0 train data obtainable here holds 160 unanswerable questions, too few for the
 model to learn that "what year did Beyonce first appear on the Heat Rush 100 list?" is not
@@ -33,21 +34,66 @@ from common import (
     write_jsonl,
 )
 
-from rag_server.grounding import sentence_spans
+from rag_server.grounding import STOPWORDS, sentence_spans
 
 _NUMBER = re.compile(r"(?<![\w.])\d[\d,.]*\d(?![\w])|(?<![\w.])\d(?![\w.])")
 _NAME = re.compile(r"\b[A-Z][a-z]{2,}(?:\s+[A-Z][a-z]{2,})*\b")
+_WORD = re.compile(r"(?<![\w-])[a-z]{4,}(?![\w-])")
+KINDS = ("number", "name", "word", "opposite")
+_PAIRS = """left right  more less  most least  public private  first last  before after  maximum
+    minimum  increase decrease  increased decreased  higher lower  highest lowest  larger smaller
+    largest smallest  earlier later  earliest latest  inside outside  internal external  import
+    export  input output  north south  east west  northern southern  eastern western  male female
+    men women  win lose  won lost  positive negative  start end  open closed  permanent temporary
+    required optional  allowed forbidden  legal illegal  possible impossible  successful
+    unsuccessful  accepted rejected  above below  over under  older newer  oldest newest  primary
+    secondary  single double  true false  enabled disabled  added removed  included excluded  same
+    different  longer shorter  longest shortest  strong weak  rich poor  hot cold  high low  top
+    bottom  front back  ancient modern  domestic foreign  urban rural  major minor  heavy light
+    faster slower  fastest slowest  rise fall  rose fell  bought sold  buy sell  summer winter
+    morning evening  paid unpaid  agree disagree  supported opposed  always never  full partial
+    inner outer  upper lower  native foreign  official unofficial  common rare  best worst
+    better worse  success failure  legally illegally  directly indirectly"""
+_WORDS = _PAIRS.split()
+# "lower" and "foreign" have two opposites each (higher/upper, domestic/native): never swapped.
+OPPOSITES = {a: b for a, b in zip(_WORDS[::2], _WORDS[1::2], strict=True)} | {
+    b: a for a, b in zip(_WORDS[::2], _WORDS[1::2], strict=True) if b not in ("lower", "foreign")
+}
+_AUXILIARY = re.compile(
+    r"\b(is|are|was|were|did|does|do|can|could|will|would|should|has|have|had|must)\b"
+)
+NEGATE = 0.3
+_NEGATED = re.compile(r"\b(not|never|no|none|nor)\b|n't\b", re.IGNORECASE)
 
 
-def _kinds(text: str) -> dict[str, set[str]]:
-    return {"number": set(_NUMBER.findall(text)), "name": set(_NAME.findall(text))}
+def _kinds(text: str, kinds: tuple[str, ...] = KINDS) -> dict[str, set[str]]:
+    found = {
+        "number": set(_NUMBER.findall(text)),
+        "name": set(_NAME.findall(text)),
+        "word": {w for w in _WORD.findall(text) if w not in STOPWORDS},
+        "opposite": {w for w in re.findall(r"[a-z]+", text) if w in OPPOSITES},
+    }
+    return {k: found[k] for k in kinds}
 
 
-def swaps(article: dict[str, Any], rng: random.Random) -> Iterator[dict[str, Any]]:
-    """One swapped question per answerable question that has something to swap."""
-    pool = {"number": set[str](), "name": set[str]()}
+def _alike(token: str, other: str) -> bool:
+    """A replacement common word keeps the question fluent when it ends the same way (a rough
+    part of speech: -ing, -ed, -s, -tion, -al...)."""
+    return token[-2:] == other[-2:]
+
+
+def swaps(
+    article: dict[str, Any], rng: random.Random, kinds: tuple[str, ...] = ("number", "name")
+) -> Iterator[dict[str, Any]]:
+    """One swapped question per answerable question that has something to swap. The `word` kind
+    swaps a lower-case content word the question shares with its answer sentence ("geographic
+    regions" -> "specific regions"), the attribute changes our evaluation's adversarial questions
+    make most and names and numbers do not cover; `opposite`
+    turns a word into its opposite ("left" -> "right", "more" -> "less") or negates the question
+    ("will return" -> "will not return") where the sentence has no negation."""
+    pool = {k: set[str]() for k in kinds}
     for para in article["paragraphs"]:
-        for kind, found in _kinds(para["context"]).items():
+        for kind, found in _kinds(para["context"], kinds).items():
             pool[kind] |= found
     for para in article["paragraphs"]:
         context = para["context"]
@@ -62,21 +108,39 @@ def swaps(article: dict[str, Any], rng: random.Random) -> Iterator[dict[str, Any
             lo, hi = spans[hit]
             sentence = context[lo:hi]
             question = qa["question"].strip()
-            asked = _kinds(question)
-            choices = []
-            for kind, found in _kinds(sentence).items():
+            asked = _kinds(question, kinds)
+            choices: list[tuple[str, str, list[str]]] = []
+            for kind, found in _kinds(sentence, kinds).items():
                 for token in sorted(asked[kind] & found):
                     if kind == "name" and question.startswith(token):
                         continue  # a capitalised first word is not a name
                     others = sorted(pool[kind] - found - asked[kind] - {token})
+                    if kind == "opposite":  # "private medical clinic" -> "public medical what?"
+                        others = [OPPOSITES[token]] if OPPOSITES[token] not in sentence else []
                     if kind == "number" and token.isdigit() and len(token) == 4:
                         others = [o for o in others if o.isdigit() and len(o) == 4]  # years
+                    if kind == "word":
+                        others = [o for o in others if _alike(token, o)]
                     if others:
-                        choices.append((token, others))
+                        choices.append((kind, token, others))
+            # "Who was frustrated" -> "Who was not frustrated", for a share of the questions
+            # only: nearly every question could be negated, and one kind should not crowd out
+            # the others
+            negatable = "opposite" in kinds and not _NEGATED.search(sentence)
+            if negatable and rng.random() < NEGATE and (aux := _AUXILIARY.search(question[1:])):
+                choices.append(("opposite", aux.group(0), [f"{aux.group(0)} not"]))
             if not choices:
                 continue
-            token, others = rng.choice(choices)
-            swapped = re.sub(rf"(?<!\w){re.escape(token)}(?!\w)", rng.choice(others), question)
+            if "word" in kinds or "opposite" in kinds:  # many words to swap: pick the kind first
+                kind = rng.choice(sorted({c[0] for c in choices}))
+                choices = [c for c in choices if c[0] == kind]
+            kind, token, others = rng.choice(choices)
+            swapped = re.sub(
+                rf"(?<!\w){re.escape(token)}(?!\w)",
+                rng.choice(others),
+                question,
+                count=1 if kind == "opposite" else 0,
+            )
             if swapped == question:
                 continue
             yield {
@@ -95,14 +159,20 @@ def main() -> None:
     parser.add_argument("--val-titles", type=Path, default=DATA / "val_titles.txt")
     parser.add_argument("--out", type=Path, default=DATA / "swapped_pairs.jsonl")
     parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument(
+        "--kinds", default="number,name", help=f"what may be swapped, of {','.join(KINDS)}"
+    )
     args = parser.parse_args()
+    kinds = tuple(k for k in args.kinds.split(",") if k)
+    if unknown := set(kinds) - set(KINDS):
+        parser.error(f"unknown kinds: {sorted(unknown)}")
     excluded = set(read_titles(args.eval_titles)) | set(read_titles(args.val_titles))
     rng = random.Random(args.seed)
     rows = [
         row
         for article in load_squad(args.squad)
         if article["title"] not in excluded
-        for row in swaps(article, rng)
+        for row in swaps(article, rng, kinds)
     ]
     print(f"{write_jsonl(args.out, rows)} swapped questions -> {args.out}")
 
