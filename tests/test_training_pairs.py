@@ -5,26 +5,11 @@ the hard negatives put exactly those sentences against the answer during trainin
 
 from __future__ import annotations
 
-import importlib.util
 import random
-import sys
-from pathlib import Path
-from types import ModuleType
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "training" / "answer_scorer"
+from tests.training_scripts import load_script
 
-
-def _load_prepare() -> ModuleType:
-    """training/answer_scorer is scripts, not a package: load prepare.py by path, once."""
-    sys.path.insert(0, str(SCRIPTS))
-    spec = importlib.util.spec_from_file_location("answer_scorer_prepare", SCRIPTS / "prepare.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-prepare = _load_prepare()
+prepare = load_script("prepare")
 
 
 PARAGRAPH = [

@@ -7,29 +7,14 @@ swap does to a question."""
 
 from __future__ import annotations
 
-import importlib.util
 import random
-import sys
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "training" / "answer_scorer"
+from tests.training_scripts import load_script
 
-
-def _load(name: str) -> ModuleType:
-    """training/answer_scorer is scripts, not a package: load one by path."""
-    sys.path.insert(0, str(SCRIPTS))
-    spec = importlib.util.spec_from_file_location(f"answer_scorer_{name}", SCRIPTS / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-augment = _load("augment")
+augment = load_script("augment")
 
 CONTEXT = (
     "The clinic stands in the Alps. It is a private medical clinic for wealthy patients. "

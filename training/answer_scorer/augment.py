@@ -16,7 +16,7 @@ import argparse
 import random
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ _NUMBER = re.compile(r"(?<![\w.])\d[\d,.]*\d(?![\w])|(?<![\w.])\d(?![\w.])")
 _NAME = re.compile(r"\b[A-Z][a-z]{2,}(?:\s+[A-Z][a-z]{2,})*\b")
 _WORD = re.compile(r"(?<![\w-])[a-z]{4,}(?![\w-])")
 KINDS = ("number", "name", "word", "opposite")
+SHIPPED_KINDS = ("number", "name")  # what the shipped model was trained with
 _PAIRS = """left right  more less  most least  public private  first last  before after  maximum
     minimum  increase decrease  increased decreased  higher lower  highest lowest  larger smaller
     largest smallest  earlier later  earliest latest  inside outside  internal external  import
@@ -66,14 +67,16 @@ NEGATE = 0.3
 _NEGATED = re.compile(r"\b(not|never|no|none|nor)\b|n't\b", re.IGNORECASE)
 
 
-def _kinds(text: str, kinds: tuple[str, ...] = KINDS) -> dict[str, set[str]]:
-    found = {
-        "number": set(_NUMBER.findall(text)),
-        "name": set(_NAME.findall(text)),
-        "word": {w for w in _WORD.findall(text) if w not in STOPWORDS},
-        "opposite": {w for w in re.findall(r"[a-z]+", text) if w in OPPOSITES},
-    }
-    return {k: found[k] for k in kinds}
+_FINDERS: dict[str, Callable[[str], set[str]]] = {
+    "number": lambda text: set(_NUMBER.findall(text)),
+    "name": lambda text: set(_NAME.findall(text)),
+    "word": lambda text: {w for w in _WORD.findall(text) if w not in STOPWORDS},
+    "opposite": lambda text: {w for w in re.findall(r"[a-z]+", text) if w in OPPOSITES},
+}
+
+
+def _kinds(text: str, kinds: tuple[str, ...]) -> dict[str, set[str]]:
+    return {k: _FINDERS[k](text) for k in kinds}
 
 
 def _alike(token: str, other: str) -> bool:
@@ -83,17 +86,18 @@ def _alike(token: str, other: str) -> bool:
 
 
 def swaps(
-    article: dict[str, Any], rng: random.Random, kinds: tuple[str, ...] = ("number", "name")
+    article: dict[str, Any], rng: random.Random, kinds: tuple[str, ...] = SHIPPED_KINDS
 ) -> Iterator[dict[str, Any]]:
     """One swapped question per answerable question that has something to swap. The `word` kind
     swaps a lower-case content word the question shares with its answer sentence ("geographic
     regions" -> "specific regions"), the attribute changes our evaluation's adversarial questions
-    make most and names and numbers do not cover; `opposite`
-    turns a word into its opposite ("left" -> "right", "more" -> "less") or negates the question
-    ("will return" -> "will not return") where the sentence has no negation."""
-    pool = {k: set[str]() for k in kinds}
+    make most and names and numbers do not cover; `opposite` turns a word into its opposite
+    ("left" -> "right", "more" -> "less") or negates the question ("will return" -> "will not
+    return") where the sentence has no negation."""
+    drawn = tuple(k for k in kinds if k != "opposite")  # an opposite comes from OPPOSITES
+    pool = {k: set[str]() for k in drawn}
     for para in article["paragraphs"]:
-        for kind, found in _kinds(para["context"], kinds).items():
+        for kind, found in _kinds(para["context"], drawn).items():
             pool[kind] |= found
     for para in article["paragraphs"]:
         context = para["context"]
@@ -114,9 +118,11 @@ def swaps(
                 for token in sorted(asked[kind] & found):
                     if kind == "name" and question.startswith(token):
                         continue  # a capitalised first word is not a name
-                    others = sorted(pool[kind] - found - asked[kind] - {token})
                     if kind == "opposite":  # "private medical clinic" -> "public medical what?"
-                        others = [OPPOSITES[token]] if OPPOSITES[token] not in sentence else []
+                        opposite = OPPOSITES[token]
+                        others = [opposite] if opposite not in sentence else []
+                    else:
+                        others = sorted(pool[kind] - found - asked[kind] - {token})
                     if kind == "number" and token.isdigit() and len(token) == 4:
                         others = [o for o in others if o.isdigit() and len(o) == 4]  # years
                     if kind == "word":
@@ -160,7 +166,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=DATA / "swapped_pairs.jsonl")
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument(
-        "--kinds", default="number,name", help=f"what may be swapped, of {','.join(KINDS)}"
+        "--kinds",
+        default=",".join(SHIPPED_KINDS),
+        help=f"what may be swapped, of {','.join(KINDS)}",
     )
     args = parser.parse_args()
     kinds = tuple(k for k in args.kinds.split(",") if k)
