@@ -44,6 +44,7 @@ from rag_server.grounding import (  # noqa: E402
     overlap_scores,
     sentence_spans,
 )
+from rag_server.language import focus  # noqa: E402
 from rag_server.retrieval import Filters  # noqa: E402
 
 MODEL_GRID = [round(0.01 * i, 2) for i in range(1, 100)]
@@ -66,6 +67,11 @@ class Question:
     chunks: int = 0
     scores: dict[str, float] = field(default_factory=dict)  # the ranker under test, per sentence
     cache: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def asked(self) -> str:
+        """The question as the service reads it: a long message's asking sentence (`focus`)."""
+        return focus(self.item["question"])
 
     def labels(self) -> list[int]:
         gold = self.item["answers"] if self.item["answerable"] else []
@@ -117,7 +123,7 @@ def collect(corpora: dict[str, dict[str, Any]], data: Path) -> list[Question]:
         items = [json.loads(x) for x in (ROOT / spec["questions"]).read_text().splitlines() if x]
         began = time.perf_counter()
         for item in items:
-            question = item["question"]
+            question = focus(item["question"])  # what the service reads, as Question.asked
             hits = corpus.retriever.retrieve(question, settings.retrieval.top_k, Filters(), {})
             sentences = candidates(question, hits)
             passages = sentence_passages(hits)
@@ -151,7 +157,7 @@ def decide(q: Question, floor: float, scores: dict[str, float]) -> Verified:
     if max(relevance, default=-1.0) < POLICY.min_relevance:
         return Verified(POLICY.refusal, "insufficient_evidence")
     score: Score = lambda _q, ss: [scores.get(s, -9.0) for s in ss]  # noqa: E731
-    return extractive(q.item["question"], q.hits, relevance, POLICY, score, floor)
+    return extractive(q.asked, q.hits, relevance, POLICY, score, floor)
 
 
 def legacy_floor(hits: list[Hit]) -> float:
@@ -350,9 +356,7 @@ def gate_row(q: Question) -> tuple[float, ...] | None:
         return None
     best = (ranked[0][0], ranked[0][1], logits[ranked[0][0]])
     runner_up = ranked[1][1] if len(ranked) > 1 else None
-    return gate_features(
-        q.item["question"], best, runner_up, q.hits, lambda w: q.idf.get(w, 0.0), q.chunks
-    )
+    return gate_features(q.asked, best, runner_up, q.hits, lambda w: q.idf.get(w, 0.0), q.chunks)
 
 
 def fit_gate(qs: list[Question]) -> tuple[list[float], float]:
@@ -464,7 +468,7 @@ def export_pairs(qs: list[Question], out: Path, hard: int = 3, easy: int = 1) ->
         for q in (q for q in qs if q.corpus == name):
             qid, labels = question_id(q), q.labels()
             base = {
-                "question": q.item["question"],
+                "question": q.asked,
                 "qid": qid,
                 "impossible": not q.item["answerable"],
             }
@@ -476,9 +480,7 @@ def export_pairs(qs: list[Question], out: Path, hard: int = 3, easy: int = 1) ->
             chosen = negative[:hard] + rng.sample(rest, min(easy, len(rest)))
             pairs += [{**base, "sentence": s, "label": 1} for s in positive]
             pairs += [{**base, "sentence": q.sentences[i], "label": 0} for i in chosen]
-            candidates.append(
-                {"qid": qid, "question": q.item["question"], "sentences": q.sentences}
-            )
+            candidates.append({"qid": qid, "question": q.asked, "sentences": q.sentences})
         (out / f"{name}.pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in pairs))
         (out / f"{name}.candidates.jsonl").write_text(
             "".join(json.dumps(r) + "\n" for r in candidates)
@@ -507,7 +509,7 @@ def use_scorer(qs: list[Question], directory: Path) -> None:
     from rag_server.answer_scorer import AnswerScorer
 
     scorer = AnswerScorer.load(directory)
-    replace_logits(qs, lambda q: scorer.logits(q.item["question"], q.sentences))
+    replace_logits(qs, lambda q: scorer.logits(q.asked, q.sentences))
 
 
 def main() -> None:

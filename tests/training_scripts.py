@@ -17,5 +17,6 @@ def load_script(name: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(f"answer_scorer_{name}", SCRIPTS / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while it loads
     spec.loader.exec_module(module)
     return module

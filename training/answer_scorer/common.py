@@ -69,6 +69,23 @@ def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
                 yield json.loads(line)
 
 
+def whole_questions(paths: Sequence[Path], budget: int, seed: int) -> list[dict[str, Any]]:
+    """Whole questions of earlier pairs (a positive with its negatives together), shuffled, up to
+    about `budget` rows: the sample a later fine-tune mixes in so it keeps what SQuAD taught."""
+    by_question: dict[str, list[dict[str, Any]]] = {}
+    for path in paths:
+        for row in read_jsonl(path):
+            by_question.setdefault(row["qid"], []).append(row)
+    order = sorted(by_question)
+    random.Random(seed).shuffle(order)
+    rows: list[dict[str, Any]] = []
+    for qid in order:
+        if len(rows) >= budget:
+            break
+        rows.extend(by_question[qid])
+    return rows
+
+
 def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> int:
     count = 0
     with path.open("w", encoding="utf-8") as handle:

@@ -20,17 +20,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DATA, SEED, read_jsonl
+from common import DATA, SEED, read_jsonl, whole_questions
 from train import MAX_LENGTH
 
 HERE = Path(__file__).resolve().parent
@@ -38,16 +36,7 @@ HERE = Path(__file__).resolve().parent
 
 def squad_sample(path: Path, pairs: int, out: Path) -> Path:
     """Whole SQuAD questions (a positive with its negatives) up to about `pairs` rows."""
-    by_q: dict[str, list[dict[str, Any]]] = {}
-    for row in read_jsonl(path):
-        by_q.setdefault(row["qid"], []).append(row)
-    qids = sorted(by_q)
-    random.Random(SEED).shuffle(qids)
-    rows: list[dict[str, Any]] = []
-    for qid in qids:
-        if len(rows) >= pairs:
-            break
-        rows += by_q[qid]
+    rows = whole_questions([path], pairs, SEED)
     out.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return out
 
