@@ -36,12 +36,22 @@ def reads_as_english(question: str) -> bool:
     return not (foreign >= 2 and foreign > english)
 
 
-def focus(question: str, max_words: int = 40) -> str:
+def focus(question: str, max_words: int = 40, min_words: int = 8) -> str:
     """The sentence that asks, when a long message ends in its real question: a paragraph of
-    context would otherwise drown it in retrieval and in the answer model's reading."""
+    context would otherwise drown it in retrieval and in the answer model's reading. A short one
+    points back ("Why does this happen?"), so it keeps the sentences just before it until it has
+    `min_words`, within `max_words`."""
     if len(question.split()) <= max_words:
         return question
     sentences = [question[lo:hi] for lo, hi in sentence_spans(question)]
-    asking = [s for s in sentences if s.rstrip().endswith("?")] or sentences[-1:]
-    last = asking[-1] if asking else question
-    return last if len(last.split()) >= 4 else question
+    asking = [i for i, s in enumerate(sentences) if s.rstrip().endswith("?")]
+    end = asking[-1] if asking else len(sentences) - 1
+    if end < 0:
+        return question
+    start, words = end, len(sentences[end].split())
+    while words < min_words and start > 0:
+        before = len(sentences[start - 1].split())
+        if words + before > max_words:
+            break
+        start, words = start - 1, words + before
+    return " ".join(sentences[start : end + 1]) if words >= 4 else question

@@ -22,7 +22,7 @@ from rag_server.answerability import (
     question_type,
     type_match,
 )
-from rag_server.language import reads_as_english
+from rag_server.language import focus, reads_as_english
 from tests.conftest import EXAMPLES, ClientFor, ScriptedGenerator
 
 LONG = (
@@ -142,6 +142,19 @@ def test_a_question_in_another_language_is_told_so_not_that_the_documents_are_si
     assert reads_as_english("How many days of leave do I get?")
     assert not reads_as_english("Wie viele Urlaubstage habe ich pro Jahr?")
     assert not reads_as_english("年假有多少天？")
+
+
+def test_a_long_message_is_read_from_the_sentence_that_asks() -> None:
+    """The asking sentence alone, unless it points back to the ones before it."""
+    assert focus(LONG) == "So my question is simple: how long is the fully paid parental leave?"
+    pointing = (
+        "I wrote a helper with a default argument that is a list, and every call appends to it. "
+        * 3
+        + "I expected a fresh empty list on every call. Why does this happen?"
+    )
+    assert focus(pointing) == "I expected a fresh empty list on every call. Why does this happen?"
+    short = "How do I reset my password?"
+    assert focus(short) == short  # a short message is read whole
 
 
 def test_the_model_prefers_the_sentence_that_answers_over_one_about_the_topic(
