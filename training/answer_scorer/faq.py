@@ -47,7 +47,8 @@ _MIN_WORDS = 3  # the server's Policy.min_claim_words: shorter sentences are nev
 
 @dataclass(frozen=True)
 class Entry:
-    """One FAQ question and the statements of its answer, in order."""
+    """One FAQ question and the statements of its answer, in order; `source` is its file's path
+    (two FAQs may both have a general.html)."""
 
     source: str
     question: str
@@ -96,15 +97,17 @@ def entries(path: Path) -> Iterator[Entry]:
             if len(content_words(body[lo:hi])) >= _MIN_WORDS and not _CREDIT.match(body[lo:hi])
         )
         if statements:
-            yield Entry(path.name, question, statements)
+            yield Entry(str(path), question, statements)
 
 
 def pairs(
     all_entries: Sequence[Entry], positives: int, hard: int, seed: int
 ) -> Iterator[dict[str, Any]]:
+    """Each question's positives, then its `hard` negatives from other answers of its file, then one
+    statement of another file."""
     rng = random.Random(seed)
     for i, entry in enumerate(all_entries):
-        qid = f"faq-{entry.source}-{i}"
+        qid = f"faq-{Path(entry.source).name}-{i}"
         for sentence in entry.statements[:positives]:
             yield _row(qid, entry.question, sentence, 1)
         wanted = content_words(entry.question)
