@@ -45,9 +45,7 @@ def focus(question: str, max_words: int = 40, min_words: int = 8) -> str:
         return question
     sentences = [question[lo:hi] for lo, hi in sentence_spans(question)]
     asking = [i for i, s in enumerate(sentences) if s.rstrip().endswith("?")]
-    end = asking[-1] if asking else len(sentences) - 1
-    if end < 0:
-        return question
+    end = asking[-1] if asking else len(sentences) - 1  # over max_words: never empty
     start, words = end, len(sentences[end].split())
     while words < min_words and start > 0:
         before = len(sentences[start - 1].split())

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DATA, SEED, whole_questions, write_jsonl
 
 from ingest.loaders import load
-from rag_server.grounding import content_words, sentence_spans
+from rag_server.grounding import Policy, content_words, sentence_spans
 
 # "7.1. What is a Debian package?", "3.2: How ...?" -> the question alone
 _NUMBERING = re.compile(r"^\s*(?:\d+[.:]?)*\s*:?\s*")
@@ -42,7 +42,8 @@ _POD_ITEM = re.compile(r"^=item\s*", re.MULTILINE)
 _POD_CODE = re.compile(r"[A-Z]<<+\s(.*?)\s>>+|[A-Z]<([^<>]*)>", re.DOTALL)
 _POD_ESCAPES = {"lt": "<", "gt": ">", "verbar": "|", "sol": "/"}
 _CREDIT = re.compile(r"\s*\((?:contributed|written|answered) by\b", re.IGNORECASE)
-_MIN_WORDS = 3  # the server's Policy.min_claim_words: shorter sentences are never quoted
+# The server never quotes a sentence with fewer content words, so neither is a pair made of one.
+_MIN_WORDS = Policy().min_claim_words
 
 
 @dataclass(frozen=True)
