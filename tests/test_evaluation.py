@@ -8,7 +8,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from rag_server.evaluation import Record, _post, is_correct, summarise
+from rag_server.evaluation import (
+    Record,
+    _post,
+    _table,
+    interval,
+    is_correct,
+    mean_interval,
+    summarise,
+)
 
 
 @pytest.mark.parametrize(
@@ -54,6 +62,31 @@ def test_summary_splits_answerable_and_unanswerable() -> None:
     assert summary["overall"]["questions"] == 4
     assert summary["overall"]["removed_share"] == pytest.approx(100 * 1 / (1 + 2 + 1), abs=0.1)
     json.dumps(summary)
+
+
+def test_each_rate_carries_its_wilson_interval_and_the_table_prints_it() -> None:
+    # 35 of 75 and 5 of 10: the intervals worked by hand from Wilson's formula.
+    records = [_record(True, "extractive", correct=k < 35) for k in range(75)]
+    records += [
+        _record(False, "insufficient_evidence" if k < 5 else "extractive") for k in range(10)
+    ]
+    summary = summarise(records)
+    assert summary["answerable"]["interval_95"]["accuracy"] == [35.8, 57.8]
+    assert summary["unanswerable"]["interval_95"]["abstention_adjacent"] == [23.7, 76.3]
+    assert summary["overall"]["interval_95"]["abstention_adversarial"] is None  # none asked
+    assert interval([False] * 10) == [0.0, 27.8]  # none right still leaves room above
+    assert "| accuracy | 46.7 [35.8-57.8] | 46.7 [35.8-57.8] | – |" in _table(summary)
+    json.dumps(summary)
+
+
+def test_a_mean_of_corpora_keeps_a_width_even_when_every_corpus_is_perfect() -> None:
+    # sqrt((21 / 22**3 + 13 / 14**3) / 4) * 1.96 = 0.080: not [100, 100]
+    assert mean_interval([(20, 20), (12, 12)]) == (100.0, [92.0, 100.0])
+    value, (low, high) = mean_interval([(30, 60), (50, 100), (0, 0)])  # an empty corpus is skipped
+    assert value == 50.0 and low < 50.0 < high
+    alone = interval([True] * 30 + [False] * 30)  # the smaller corpus on its own
+    assert alone is not None and high - low < alone[1] - alone[0]  # two corpora pin it better
+    assert mean_interval([]) == (None, None)
 
 
 def test_the_committed_dev_set_has_the_required_shape() -> None:
