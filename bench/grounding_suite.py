@@ -277,7 +277,7 @@ def choose(qs: list[Question], ranker: str, grid: list[float]) -> float:
 def choose_own(qs: list[Question]) -> float:
     """An oracle no customer has: the floor with the best accuracy on this one corpus among those
     where it meets the targets itself (its unlabelled unanswerable questions, the adjacent
-    target). It bounds what any per-corpus calibration of the shipped ranker could give."""
+    target). It bounds what any per-corpus calibration of the ranker's scores could give."""
     best, best_accuracy = MODEL_GRID[-1], -1.0
     for f in MODEL_GRID:
         m = metrics(qs, "model", f)
