@@ -35,7 +35,7 @@ from benchlib import NoModel  # noqa: E402
 
 from rag_core.access import UNRESTRICTED  # noqa: E402
 from rag_core.store import Hit  # noqa: E402
-from rag_server.evaluation import interval, is_correct, mean_interval  # noqa: E402
+from rag_server.evaluation import interval, is_correct, mean_interval, percent  # noqa: E402
 from rag_server.grounding import (  # noqa: E402
     Policy,
     Verified,
@@ -232,18 +232,23 @@ def rates(rows: list[tuple[Question, dict[str, Any]]]) -> dict[str, list[bool]]:
 
 
 def summary(rows: list[tuple[Question, dict[str, Any]]]) -> dict[str, Any]:
-    shares = {k: round(100 * statistics.fmean(v), 1) if v else None for k, v in rates(rows).items()}
-    return {"questions": len(rows), **shares}
+    return {"questions": len(rows), **{k: percent(v) for k, v in rates(rows).items()}}
 
 
 INTERVAL_KEYS = ("accuracy", "false_abstention", "abstention_adjacent", "abstention_adversarial")
 
 
 def intervals(qs: list[Question], ranker: str, floor: float) -> dict[str, Any]:
-    """95% Wilson intervals of the rates at this floor, and the counts behind them."""
+    """The rates at this floor with their 95% Wilson intervals, and the counts behind them."""
     flags = rates([(q, outcome(q, ranker, floor)) for q in qs])
     return {
-        k: {"n": len(flags[k]), "k": sum(flags[k]), "ci": interval(flags[k])} for k in INTERVAL_KEYS
+        k: {
+            "value": percent(flags[k]),
+            "ci": interval(flags[k]),
+            "k": sum(flags[k]),
+            "n": len(flags[k]),
+        }
+        for k in INTERVAL_KEYS
     }
 
 
@@ -627,19 +632,11 @@ def main() -> None:
         row["retrieval"] = {"hit_at_1": hit_at(held, 1, False), "hit_at_5": hit_at(held, 5, False)}
         report["corpora"][name] = row
         print(name, json.dumps(row), file=sys.stderr)
-    report["held_out_intervals"] = {
-        **held_intervals,
-        "mean of held-out rows": {
-            k: dict(
-                zip(
-                    ("value", "ci"),
-                    mean_interval([(c[k]["k"], c[k]["n"]) for c in held_intervals.values()]),
-                    strict=True,
-                )
-            )
-            for k in INTERVAL_KEYS
-        },
-    }
+    mean_row: dict[str, Any] = {}
+    for k in INTERVAL_KEYS:
+        value, ci = mean_interval([(c[k]["k"], c[k]["n"]) for c in held_intervals.values()])
+        mean_row[k] = {"value": value, "ci": ci}
+    report["held_out_intervals"] = {**held_intervals, "mean of held-out rows": mean_row}
     weights, bias = fit(qs, every)
     apply(qs, every, weights, bias)
     shipped = choose(qs, "model", MODEL_GRID)
@@ -714,12 +711,9 @@ def markdown(report: dict[str, Any]) -> str:
         shown = []
         for k in INTERVAL_KEYS:
             c = cells[k]
-            if "n" in c:  # a corpus: its share of n questions
-                value = f"{100 * c['k'] / c['n']:.1f} " if c["n"] else ""
-                count = f" of {c['n']}" if c["n"] else ""
-            else:  # the mean of the corpora
-                value, count = ("" if c["value"] is None else f"{c['value']} "), ""
+            value = "" if c["value"] is None else f"{c['value']} "
             ci = f"[{c['ci'][0]}-{c['ci'][1]}]" if c["ci"] else "–"
+            count = f" of {c['n']}" if c.get("n") else ""  # the mean of the corpora has none
             shown.append(f"{value}{ci}{count}")
         lines.append(f"| {name} | " + " | ".join(shown) + " |")
     return "\n".join(lines) + "\n"

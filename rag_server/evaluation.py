@@ -107,11 +107,12 @@ def run_one(client: Any, item: dict[str, Any], collection: str | None = None) ->
     )
 
 
-def _pct(values: list[bool]) -> float | None:
+def percent(values: list[bool]) -> float | None:
+    """The share of true values, in percent to one decimal; None when there are none."""
     return round(100.0 * sum(values) / len(values), 1) if values else None
 
 
-def interval(values: list[bool], confidence: float = 0.95) -> list[float] | None:
+def interval(values: list[bool]) -> list[float] | None:
     """The Wilson score interval of a rate, in percent: how far a figure measured on this many
     questions can be from the rate on all such questions. Sixty questions leave about +-12
     points around 50%, so a lever that moves one corpus by two points has not shown anything."""
@@ -119,7 +120,7 @@ def interval(values: list[bool], confidence: float = 0.95) -> list[float] | None
         return None
     from scipy.stats import binomtest
 
-    ci = binomtest(sum(values), len(values)).proportion_ci(confidence, method="wilson")
+    ci = binomtest(sum(values), len(values)).proportion_ci(0.95, method="wilson")
     return [round(100.0 * float(ci.low), 1), round(100.0 * float(ci.high), 1)]
 
 
@@ -160,14 +161,14 @@ def summarise(records: list[Record]) -> dict[str, Any]:
         }
         return {
             "questions": len(rs),
-            **{key: _pct(values) for key, values in rates.items()},
+            **{key: percent(values) for key, values in rates.items()},
             "removed_share": round(100.0 * removed / max(1, removed + sum(r.kept for r in rs)), 1),
-            "extractive": _pct([r.status == "extractive" for r in rs]),
+            "extractive": percent([r.status == "extractive" for r in rs]),
             # The writing path: how often the model's own sentences survived verification and
             # became the answer, and how many of those answers were wrong (an unanswerable
             # question answered, or an answer without a gold string).
-            "written": _pct([r.status == "answered" for r in rs]),
-            "written_wrong": _pct([not r.correct for r in rs if r.status == "answered"]),
+            "written": percent([r.status == "answered" for r in rs]),
+            "written_wrong": percent([not r.correct for r in rs if r.status == "answered"]),
             "latency_p50_s": _quantile([r.latency_s for r in rs], 0.5),
             "latency_p95_s": _quantile([r.latency_s for r in rs], 0.95),
             "latency_mean_s": round(statistics.fmean([r.latency_s for r in rs]), 3) if rs else None,
