@@ -20,7 +20,10 @@ import argparse
 import json
 import math
 import pickle
+import random
+import re
 import statistics
+import string
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -34,9 +37,12 @@ sys.path.insert(0, str(ROOT))
 from benchlib import NoModel  # noqa: E402
 
 from rag_core.access import UNRESTRICTED  # noqa: E402
+from rag_core.embedding import Embedder  # noqa: E402
 from rag_core.store import Hit  # noqa: E402
+from rag_server.answerability import Answerability  # noqa: E402
 from rag_server.evaluation import interval, is_correct, mean_interval, percent  # noqa: E402
 from rag_server.grounding import (  # noqa: E402
+    STOPWORDS,
     Policy,
     Verified,
     content_words,
@@ -67,11 +73,14 @@ class Question:
     chunks: int = 0
     scores: dict[str, float] = field(default_factory=dict)  # the ranker under test, per sentence
     cache: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
+    # The question as the service read it (focus, then spelling); "": collected before spelling.
+    read: str = ""
 
     @property
     def asked(self) -> str:
-        """The question as the service reads it: a long message's asking sentence (`focus`)."""
-        return focus(self.item["question"])
+        """The question as the service reads it (`RagService.read`): a long message's asking
+        sentence, its misspelt words corrected; a collection from before spelling, `focus` only."""
+        return self.read or focus(self.item["question"])
 
     def labels(self) -> list[int]:
         gold = self.item["answers"] if self.item["answerable"] else []
@@ -99,52 +108,107 @@ def candidates(question: str, hits: list[Hit]) -> list[str]:
     return list(dict.fromkeys(seen))
 
 
-def collect(corpora: dict[str, dict[str, Any]], data: Path) -> list[Question]:
+class Reader:
+    """Reads questions as the service does, over one collection: focus, spelling, retrieval,
+    candidate sentences and their features."""
+
+    def __init__(self, data: Path, name: str, embedder: Embedder, judge: Answerability) -> None:
+        from rag_core.settings import load_settings
+        from rag_server.rag import assemble
+
+        base = load_settings(data_dir=data, grounding={"scorer": "similarity"})
+        self.name = name
+        self.settings = base.model_copy(update={"collection": f"eval-{name}"})
+        self.embedder = embedder
+        self.judge = judge
+        self.rag = assemble(self.settings, embedder, NoModel())
+
+    def read(self, item: dict[str, Any]) -> Question:
+        from rag_server.answerability import sentence_passages
+
+        corpus = self.rag.catalog.get()
+        snapshot = corpus.keyword.current()
+        question = self.rag.service.read(item["question"], corpus, UNRESTRICTED)
+        hits = corpus.retriever.retrieve(question, self.settings.retrieval.top_k, Filters(), {})
+        sentences = candidates(question, hits)
+        passages = sentence_passages(hits)
+        features = self.judge.features(question, sentences, [passages[s] for s in sentences])
+        similar = (
+            self.rag.service.similarity_scorer(question, corpus)(question, sentences)
+            if sentences
+            else []
+        )
+        idf = snapshot.idf(UNRESTRICTED)
+        return Question(
+            self.name,
+            item,
+            hits,
+            sentences,
+            features,
+            dict(zip(sentences, similar, strict=True)),
+            {w: idf(w) for w in content_words(question)},
+            len(snapshot.chunks),
+            read=question,
+        )
+
+
+def judge_for(embedder: Embedder) -> Answerability:
+    """The answer model with a zero combiner: features are collected, the combiner fitted later."""
+    from rag_server.answer_scorer import AnswerScorer
+    from rag_server.answerability import FEATURES, Answerability, Combiner
+
+    return Answerability(AnswerScorer.load(), embedder, Combiner((0.0,) * len(FEATURES), 0.0))
+
+
+_SLIPPABLE = re.compile(r"\b[a-z]{5,}\b")
+
+
+def slip(question: str, rng: random.Random) -> str:
+    """The question with one typing slip in one of its lower-case words of five letters or more:
+    a letter dropped, two swapped, replaced or added (a swap at the last letter adds one), never
+    at the first letter."""
+    words = [m for m in _SLIPPABLE.finditer(question) if m.group(0) not in STOPWORDS]
+    if not words:
+        return question
+    found = rng.choice(words)
+    word, i = found.group(0), rng.randrange(1, len(found.group(0)))
+    kind = rng.choice(["delete", "swap", "replace", "insert"])
+    if kind == "delete":
+        typed = word[:i] + word[i + 1 :]
+    elif kind == "swap" and i < len(word) - 1:
+        typed = word[:i] + word[i + 1] + word[i] + word[i + 2 :]
+    elif kind == "replace":
+        typed = word[:i] + rng.choice(string.ascii_lowercase.replace(word[i], "")) + word[i + 1 :]
+    else:
+        typed = word[:i] + rng.choice(string.ascii_lowercase) + word[i:]
+    return question[: found.start()] + typed + question[found.end() :]
+
+
+def collect(
+    corpora: dict[str, dict[str, Any]], data: Path, typos: int | None = None
+) -> list[Question]:
+    """Ingest each corpus (a no-op when --data holds it already) and read its questions; with
+    `typos` (a seed), each question, focused, with one typing slip (`slip`)."""
     from ingest.build import build_pipeline
     from rag_core.embedding import load_embedder
     from rag_core.settings import load_settings
-    from rag_server.answer_scorer import AnswerScorer
-    from rag_server.answerability import FEATURES, Answerability, Combiner, sentence_passages
-    from rag_server.rag import assemble
 
-    base = load_settings(data_dir=data, grounding={"scorer": "similarity"})
+    base = load_settings(data_dir=data)
     embedder = load_embedder(base.embedder, base.models_home)
-    judge = Answerability(AnswerScorer.load(), embedder, Combiner((0.0,) * len(FEATURES), 0.0))
+    judge = judge_for(embedder)
+    rng = None if typos is None else random.Random(typos)
     out: list[Question] = []
     for name, spec in corpora.items():
-        settings = base.model_copy(update={"collection": f"eval-{name}"})
         began = time.perf_counter()
+        settings = base.model_copy(update={"collection": f"eval-{name}"})
         build_pipeline(settings, embedder).run([ROOT / p for p in spec["paths"]])
         print(f"{name}: ingested in {time.perf_counter() - began:.0f}s", file=sys.stderr)
-        rag = assemble(settings, embedder, NoModel())
-        corpus = rag.catalog.get()
-        snapshot = corpus.keyword.current()
-        idf = snapshot.idf(UNRESTRICTED)
+        reader = Reader(data, name, embedder, judge)
         items = [json.loads(x) for x in (ROOT / spec["questions"]).read_text().splitlines() if x]
         began = time.perf_counter()
-        for item in items:
-            question = focus(item["question"])  # what the service reads, as Question.asked
-            hits = corpus.retriever.retrieve(question, settings.retrieval.top_k, Filters(), {})
-            sentences = candidates(question, hits)
-            passages = sentence_passages(hits)
-            features = judge.features(question, sentences, [passages[s] for s in sentences])
-            similar = (
-                rag.service.similarity_scorer(question, corpus)(question, sentences)
-                if sentences
-                else []
-            )
-            out.append(
-                Question(
-                    name,
-                    item,
-                    hits,
-                    sentences,
-                    features,
-                    dict(zip(sentences, similar, strict=True)),
-                    {w: idf(w) for w in content_words(question)},
-                    len(snapshot.chunks),
-                )
-            )
+        if rng is not None:
+            items = [dict(i, question=slip(focus(i["question"]), rng)) for i in items]
+        out.extend(reader.read(item) for item in items)
         per = (time.perf_counter() - began) / max(1, len(items))
         print(f"{name}: {len(items)} questions, {per:.2f}s each", file=sys.stderr)
     return out
@@ -563,6 +627,12 @@ def main() -> None:
     parser.add_argument(
         "--reuse", action="store_true", help="reuse the last run's retrieval and features"
     )
+    parser.add_argument(
+        "--typos",
+        type=int,
+        metavar="SEED",
+        help="one typing slip in each question (collect into its own --data)",
+    )
     parser.add_argument("--export-pairs", type=Path, help="write training pairs here and stop")
     parser.add_argument(
         "--logits",
@@ -580,7 +650,7 @@ def main() -> None:
     if args.reuse and cache.exists():
         qs = [q for q in pickle.loads(cache.read_bytes()) if q.corpus in corpora]
     else:
-        qs = collect(corpora, args.data)
+        qs = collect(corpora, args.data, args.typos)
         cache.write_bytes(pickle.dumps(qs))
     if args.export_pairs:
         export_pairs(qs, args.export_pairs)

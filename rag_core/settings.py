@@ -61,6 +61,12 @@ class EmbedderSettings(_Section):
         return self
 
     @property
+    def english_only(self) -> bool:
+        """The default model (and the answer model) read English only: other languages are
+        told so, and question words are spell-checked against an English dictionary."""
+        return self.name == DEFAULT_EMBEDDER_NAME
+
+    @property
     def variant(self) -> str:
         """How the vectors are computed: the backend, plus the quantization if any."""
         return self.backend if self.quantize == "none" else f"{self.backend}-{self.quantize}"
@@ -177,6 +183,10 @@ class GroundingSettings(_Section):
     # does that for base (not instruction-tuned) models, whose own sentences were mostly wrong or
     # unsupported on the dev set (README, Evaluation), and lets instruction-tuned models write.
     answer_mode: Literal["auto", "generate", "extract"] = "auto"
+    # A question word in neither the English dictionary nor the documents, one edit from a word
+    # the documents use, is read as that word (rag_server/spelling.py). With the default (English)
+    # embedder only: the dictionary is English.
+    correct_spelling: bool = True
     refusal: str = Field(
         "The documents do not contain an answer to this question.", min_length=1, max_length=500
     )

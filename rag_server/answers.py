@@ -26,6 +26,9 @@ class Answer:
     # in time), "cancelled"; None when the model was not called.
     finish_reason: str | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
+    # The question as it was searched for, where that differs from what was asked (a long
+    # message's asking sentence; misspelt words read as the documents' words).
+    read_as: str | None = None
 
 
 NOT_ENGLISH = (

@@ -16,6 +16,7 @@ from rag_server.documents import DocumentService
 from rag_server.generation import GenerationGate, Generator, LlamaCppGenerator
 from rag_server.openai_backend import OpenAIGenerator
 from rag_server.service import RagService
+from rag_server.spelling import Speller
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,12 @@ def load_scorer(settings: Settings, embedder: Embedder) -> Answerability | None:
     return Answerability.load(embedder, settings.grounding.scorer_path)
 
 
+def load_speller(settings: Settings) -> Speller | None:
+    """The English dictionary, when questions are read in English (the default embedder)."""
+    wanted = settings.grounding.correct_spelling and settings.embedder.english_only
+    return Speller.load() if wanted else None
+
+
 def assemble(
     settings: Settings,
     embedder: Embedder,
@@ -71,7 +78,9 @@ def assemble(
         scorer = load_scorer(settings, embedder)
     elif settings.grounding.scorer != "answer_model":
         scorer = None
-    service = RagService(settings, embedder, catalog, generator, gate, scorer)
+    service = RagService(
+        settings, embedder, catalog, generator, gate, scorer, load_speller(settings)
+    )
     documents = DocumentService(settings, catalog)
     return Rag(settings, embedder, catalog, generator, service, documents)
 

@@ -188,17 +188,24 @@ class KeywordSnapshot:
                 mask |= stamped
         return mask
 
-    def idf(self, access: Access) -> Callable[[str], float]:
-        """How rare a content word is among the chunks the caller may read: rare words say more.
-        Over the caller's chunks only, so a word in a document it may not read weighs nothing."""
+    def rows(self, access: Access) -> Callable[[str], np.ndarray]:
+        """The chunks (row numbers) a content word occurs in, of those the caller may read. A
+        word only documents the caller may not read contain is in none."""
         visible = self.visible(access)
-        n = int(visible.sum())
 
-        def weight(word: str) -> float:
-            rows, _ = self.words.of_term(word)
-            return math.log((n + 1) / (int(visible[rows].sum()) + 0.5))
+        def rows(word: str) -> np.ndarray:
+            found, _ = self.words.of_term(word)
+            readable: np.ndarray = found[visible[found]]
+            return readable
 
-        return weight
+        return rows
+
+    def idf(self, access: Access) -> Callable[[str], float]:
+        """How rare a content word is among the chunks the caller may read: rare words say more
+        (a word in a document it may not read weighs nothing)."""
+        n = int(self.visible(access).sum())
+        rows = self.rows(access)
+        return lambda word: math.log((n + 1) / (len(rows(word)) + 0.5))
 
     def search(self, query: str, k: int, filters: Filters) -> list[tuple[Chunk, float]]:
         """BM25 top-k among the chunks `filters` admit, best first. Document frequencies and the

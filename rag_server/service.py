@@ -19,7 +19,7 @@ import anyio
 from rag_core.access import UNRESTRICTED, Access
 from rag_core.embedding import Embedder
 from rag_core.records import Hit
-from rag_core.settings import DEFAULT_EMBEDDER_NAME, Settings
+from rag_core.settings import Settings
 from rag_server import metrics
 from rag_server.answerability import Answerability
 from rag_server.answers import NOT_ENGLISH, Answer, Replies
@@ -30,6 +30,7 @@ from rag_server.grounding import Policy, Verified, verify
 from rag_server.language import focus, reads_as_english
 from rag_server.quoting import AnswerModelQuoter, SentenceScorer, SimilarityQuoter
 from rag_server.retrieval import Filters
+from rag_server.spelling import Speller
 from rag_server.stream_bridge import OnSources, OnToken, stream_events
 from rag_server.timing import ms_since
 from rag_server.writing import Writer
@@ -62,6 +63,7 @@ class RagService:
         generator: Generator,
         gate: GenerationGate,
         scorer: Answerability | None = None,
+        speller: Speller | None = None,
     ) -> None:
         self.settings = settings
         self.embedder = embedder
@@ -70,8 +72,10 @@ class RagService:
         self.gate = gate
         # The trained answer model; None: the previous cosine + IDF overlap with its two-level gate.
         self.scorer = scorer
+        # Misspelt question words, read as the documents' words; None: questions as asked.
+        self.speller = speller
         # The default embedder (and the answer model) read English only.
-        self.english_only = settings.embedder.name == DEFAULT_EMBEDDER_NAME
+        self.english_only = settings.embedder.english_only
         g = settings.grounding
         self.policy = Policy(g.min_coverage, g.min_relevance, g.refusal)
         mode = g.answer_mode
@@ -148,7 +152,34 @@ class RagService:
         timings: dict[str, float] = {}
         if self.english_only and not reads_as_english(question):
             return self.replies.refusal(question, [], timings, began, reason=NOT_ENGLISH)
+        started = time.perf_counter()
+        # A worker thread: the keyword snapshot asks the store for its revision (HTTP in http mode).
+        read = await anyio.to_thread.run_sync(self.read, question, corpus, filters.access)
+        timings["read"] = ms_since(started)
+        request = _Request(read, corpus, filters.access, on_sources, on_token, timings, began)
+        answer = await self._answer(request, filters, top_k, collection, place)
+        if read != question:
+            answer.read_as = read
+        return answer
+
+    def read(self, question: str, corpus: Corpus, access: Access) -> str:
+        """The question as it is searched for: a long message's asking sentence, its misspelt
+        words read as the documents' words (those `access` may read)."""
         question = focus(question)
+        if self.speller is not None:
+            question = self.speller.correct(question, corpus.keyword.current().rows(access))
+        return question
+
+    async def _answer(
+        self,
+        request: _Request,
+        filters: Filters,
+        top_k: int | None,
+        collection: str | None,
+        place: Place | None,
+    ) -> Answer:
+        question, timings, began = request.question, request.timings, request.began
+        on_sources = request.on_sources
         top = top_k or self.settings.retrieval.top_k
         hits = await self.search(question, top, filters, collection, timings)
         if not hits:
@@ -158,7 +189,6 @@ class RagService:
         timings["gate"] = ms_since(started)
         if evidence.refused:
             return self.replies.refusal(question, hits, timings, began)
-        request = _Request(question, corpus, filters.access, on_sources, on_token, timings, began)
         if self.answer_model is not None:
             return await self._ask_scored(self.answer_model, request, hits, place)
         if evidence.weak or self.answer_mode == "extract":

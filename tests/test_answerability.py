@@ -42,6 +42,8 @@ LONG = (
 # Answered outright with the shipped threshold.
 ANSWERED = [
     ("how many days of paid anual leave do i get per yeer?", "27 days"),  # typos
+    # Read as "day", "annual" and "year" (rag_server/spelling.py); refused before (p 0.21).
+    ("how many dayz of paid anual leave do i get per yeer?", "27 days"),
     (LONG, "18 weeks"),  # the real question at the end of 200 words
     ("How long is the probation period?", "6 months"),
 ]

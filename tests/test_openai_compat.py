@@ -48,6 +48,7 @@ def test_chat_completion_is_grounded_and_carries_citations(client: openai.OpenAI
     extra = completion.model_extra or {}
     rag = extra["rag"]
     assert rag["status"] == "answered"
+    assert rag["read_as"] is None  # searched for as asked
     citation = rag["citations"][0]
     assert citation["document_id"] == "expenses-policy.pdf" and citation["page"] is not None
     assert "165" in citation["quote"]

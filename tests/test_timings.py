@@ -24,6 +24,7 @@ def test_an_answer_reports_every_stage_and_they_add_up(
     assert body["status"] == "answered"
     # "extract": the answer model judging the candidates, before the model may write.
     stages = {
+        "read",
         "gate",
         "queue_wait",
         "extract",
@@ -38,9 +39,8 @@ def test_an_answer_reports_every_stage_and_they_add_up(
     assert 300 <= timings["first_token"] < timings["generate"]
     assert timings["generate"] >= 300 + 20 * len(reply.split())
     assert timings["embed_query"] + timings["dense"] + timings["keyword"] <= timings["retrieve"]
-    spent = sum(
-        timings[k] for k in ("retrieve", "gate", "queue_wait", "extract", "prompt", "generate")
-    )
+    steps = ("read", "retrieve", "gate", "queue_wait", "extract", "prompt", "generate")
+    spent = sum(timings[k] for k in steps)
     assert spent + timings["verify"] <= timings["total"] + 0.1
 
 
@@ -82,7 +82,7 @@ def test_a_refusal_at_the_gate_reports_retrieval_and_gate_only(
     generator = ScriptedGenerator(["unused"])
     body = client_for(settings, generator).post("/v1/ask", json=QUESTION).json()
     assert body["status"] == "insufficient_evidence" and not generator.calls
-    assert set(body["timings_ms"]) == RETRIEVAL | {"gate", "total"}
+    assert set(body["timings_ms"]) == RETRIEVAL | {"read", "gate", "total"}
 
 
 def test_weak_evidence_is_quoted_not_written_and_timed_so(
@@ -95,7 +95,7 @@ def test_weak_evidence_is_quoted_not_written_and_timed_so(
     generator = ScriptedGenerator(["unused"])
     body = client_for(settings, generator).post("/v1/ask", json=QUESTION).json()
     assert body["status"] == "extractive" and not generator.calls
-    assert set(body["timings_ms"]) == RETRIEVAL | {"gate", "queue_wait", "extract", "total"}
+    assert set(body["timings_ms"]) == RETRIEVAL | {"read", "gate", "queue_wait", "extract", "total"}
 
 
 def test_search_reports_its_retrieval_stages(ingested: Settings, client_for: ClientFor) -> None:

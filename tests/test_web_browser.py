@@ -198,6 +198,7 @@ def test_sign_in_ask_and_check_a_citation_in_its_document(
     status = ask(browser, "How many days of paid annual leave do employees get?")
     assert status in {"Answered from the documents", "Quoted from the sources"}
     assert "27 days" in browser.find_element(By.ID, "answer").text
+    assert not browser.find_element(By.ID, "read-as").is_displayed()  # searched for as typed
     cards = browser.find_elements(By.CSS_SELECTOR, "#citations .card")
     assert cards
     quote = cards[0].find_element(By.CSS_SELECTOR, ".quote").text
@@ -232,6 +233,18 @@ def test_sign_in_ask_and_check_a_citation_in_its_document(
     browser.save_screenshot(str(shots / "citation-in-document.png"))
     browser.find_element(By.ID, "doc-back").click()
     assert texts(browser, "#history li") == ["How many days of paid annual leave do employees get?"]
+
+
+def test_a_misspelt_question_is_answered_saying_what_was_searched_for(
+    served: Served, browser: WebDriver
+) -> None:
+    sign_in(browser, served, served.reader)
+    status = ask(browser, "how many dayz of paid anual leave do i get per yeer?")
+    assert status in {"Answered from the documents", "Quoted from the sources"}
+    assert "27 days" in browser.find_element(By.ID, "answer").text
+    read_as = browser.find_element(By.ID, "read-as")
+    assert read_as.is_displayed()
+    assert read_as.text == "Searched for: how many days of paid annual leave do i get per year?"
 
 
 def test_a_pdf_citation_opens_the_original_file_at_its_page(

@@ -41,6 +41,7 @@ def answer_response(answer: Answer) -> AskResponse:
         usage=Usage(answer.prompt_tokens, answer.completion_tokens),
         timings_ms=answer.timings_ms,
         finish_reason=answer.finish_reason,
+        read_as=answer.read_as,
     )
 
 

@@ -54,6 +54,7 @@ class RagExtra(msgspec.Struct):
     status: str
     citations: list[CitationOut]
     related: list[CitationOut]
+    read_as: str | None = None  # the question as searched for, as in /v1/ask
 
 
 class AssistantMessage(msgspec.Struct):
@@ -120,6 +121,7 @@ def _extra(answer: Answer) -> RagExtra:
         answer.status,
         [citation_out(q) for q in answer.citations],
         [citation_out(q) for q in answer.related],
+        answer.read_as,
     )
 
 

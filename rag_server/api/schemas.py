@@ -115,6 +115,10 @@ class AskResponse(msgspec.Struct):
     usage: Usage
     timings_ms: dict[str, float]
     finish_reason: str | None = None  # "deadline": the verified part of what was written in time
+    # The question as it was searched for, where that differs from what was asked: a long
+    # message's asking sentence, or misspelt words read as the documents' words ("anual" as
+    # "annual"). A caller can show it, so a person sees what was answered.
+    read_as: str | None = None
 
 
 class SourceOut(PassageOut, kw_only=True):

@@ -143,6 +143,7 @@ function resetAnswer() {
   $("draft").hidden = true;
   $("draft-text").textContent = "";
   $("answer").textContent = "";
+  $("read-as").hidden = true;
   $("citations").replaceChildren();
   $("related").replaceChildren();
   $("citations-box").hidden = true;
@@ -158,6 +159,10 @@ function showAnswer(answer) {
   $("status").textContent = STATUS[answer.status] || answer.status;
   $("status").className = "status " + (refused ? "refused" : "ok");
   if (answer.finish_reason === "deadline") $("status").textContent += " (cut short by the time limit)";
+  // What was searched for, where it differs from what was typed (misspellings read as the
+  // documents' words): a person sees which question the answer is to.
+  $("read-as").textContent = answer.read_as ? "Searched for: " + answer.read_as : "";
+  $("read-as").hidden = !answer.read_as;
   // A refusal's text says there is no answer; its passages are shown apart, never as an answer.
   $("answer").textContent = answer.answer;
   $("citations").replaceChildren(...answer.citations.map((c) => card(c, "[" + c.n + "]")));
