@@ -59,7 +59,7 @@ def collect(
             raw = generations[item["id"]]
         sources = rendered.sources
         verified = verify(raw, sources, [h.score for h in sources], service.policy)
-        scorer = service.similarity_scorer(question, corpus)
+        scorer = service.similarity_scorer(question, corpus.keyword.current())
         extracted = extractive(
             question, hits, [h.score for h in hits], service.policy, score=scorer
         )

@@ -119,7 +119,6 @@ class Reader:
         base = load_settings(data_dir=data, grounding={"scorer": "similarity"})
         self.name = name
         self.settings = base.model_copy(update={"collection": f"eval-{name}"})
-        self.embedder = embedder
         self.judge = judge
         self.rag = assemble(self.settings, embedder, NoModel())
 
@@ -128,13 +127,14 @@ class Reader:
 
         corpus = self.rag.catalog.get()
         snapshot = corpus.keyword.current()
-        question = self.rag.service.read(item["question"], corpus, UNRESTRICTED)
-        hits = corpus.retriever.retrieve(question, self.settings.retrieval.top_k, Filters(), {})
+        question = self.rag.service.read(item["question"], snapshot, UNRESTRICTED)
+        top_k = self.settings.retrieval.top_k
+        hits = corpus.retriever.retrieve(question, top_k, Filters(), {}, snapshot)
         sentences = candidates(question, hits)
         passages = sentence_passages(hits)
         features = self.judge.features(question, sentences, [passages[s] for s in sentences])
         similar = (
-            self.rag.service.similarity_scorer(question, corpus)(question, sentences)
+            self.rag.service.similarity_scorer(question, snapshot)(question, sentences)
             if sentences
             else []
         )

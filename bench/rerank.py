@@ -97,7 +97,7 @@ def main() -> None:
     for item in questions:
         hits = corpus.retriever.retrieve(item["question"], settings.retrieval.top_k)
         relevance = [h.score for h in hits]
-        base = service.similarity_scorer(item["question"], corpus)
+        base = service.similarity_scorer(item["question"], corpus.keyword.current())
         for name, ranker in (("service", base), ("model likelihood", lm_ranker(base))):
             got = extractive(item["question"], hits, relevance, service.policy, score=ranker)
             if got.citations:

@@ -11,7 +11,6 @@ from rag_core.access import UNRESTRICTED, Access
 from rag_core.embedding import Embedder
 from rag_core.records import Hit
 from rag_server.answerability import Answerability, sentence_passages
-from rag_server.catalog import Corpus
 from rag_server.grounding import (
     Policy,
     Quote,
@@ -21,6 +20,7 @@ from rag_server.grounding import (
     overlap_scores,
     sentence_spans,
 )
+from rag_server.retrieval import KeywordSnapshot
 
 SentenceScorer = Callable[[str, list[str]], list[float]]
 
@@ -35,12 +35,13 @@ class SimilarityQuoter:
         self.lexical_weight = lexical_weight
 
     def scorer(
-        self, question: str, corpus: Corpus, access: Access = UNRESTRICTED
+        self, question: str, keyword: KeywordSnapshot, access: Access = UNRESTRICTED
     ) -> SentenceScorer:
-        """The IDF is over what `access` may read, so unreadable documents move no score."""
+        """The IDF is over what `access` may read in `keyword`, so unreadable documents move no
+        score."""
         query = np.asarray(self.embedder.embed_query(question), dtype=np.float32)
         weight = self.lexical_weight
-        idf = corpus.keyword.current().idf(access)
+        idf = keyword.idf(access)
 
         def score(_: str, sentences: list[str]) -> list[float]:
             cosine = self.embedder.embed_texts(sentences) @ query
@@ -50,7 +51,12 @@ class SimilarityQuoter:
         return score
 
     def extract(
-        self, question: str, hits: list[Hit], corpus: Corpus, access: Access, min_score: float
+        self,
+        question: str,
+        hits: list[Hit],
+        keyword: KeywordSnapshot,
+        access: Access,
+        min_score: float,
     ) -> Verified:
         """The best source sentences, quoted verbatim, if they score `min_score`."""
         return extractive(
@@ -58,7 +64,7 @@ class SimilarityQuoter:
             hits,
             [h.score for h in hits],
             self.policy,
-            score=self.scorer(question, corpus, access),
+            score=self.scorer(question, keyword, access),
             min_score=min_score,
         )
 

@@ -402,11 +402,15 @@ class HybridRetriever:
         top_k: int,
         filters: Filters | None = None,
         timings: dict[str, float] | None = None,
+        snapshot: KeywordSnapshot | None = None,
     ) -> list[Hit]:
-        """The fused top-k. `timings`, if given, receives each stage's milliseconds."""
+        """The fused top-k. `timings`, if given, receives each stage's milliseconds. `snapshot`:
+        the keyword snapshot the request read already (`KeywordIndex.current()`), so one request
+        asks the store for its revision once; taken here if not given."""
         spent = timings if timings is not None else {}
         filters = filters or Filters()
-        snapshot = self.keyword.current()  # first: it also reopens a store another process moved
+        if snapshot is None:  # first: taking it also reopens a store another process moved
+            snapshot = self.keyword.current()
         pool = max(self.candidates, top_k)
         began = time.perf_counter()
         vector = self.embedder.embed_query(query)

@@ -29,7 +29,7 @@ from rag_server.generation import GenerationGate, Generator, Place
 from rag_server.grounding import Policy, Verified, verify
 from rag_server.language import focus, reads_as_english
 from rag_server.quoting import AnswerModelQuoter, SentenceScorer, SimilarityQuoter
-from rag_server.retrieval import Filters
+from rag_server.retrieval import Filters, KeywordSnapshot
 from rag_server.spelling import Speller
 from rag_server.stream_bridge import OnSources, OnToken, stream_events
 from rag_server.timing import ms_since
@@ -44,7 +44,7 @@ class _Request:
     """One question on its way through the steps: what they all read, and the timings they add."""
 
     question: str
-    corpus: Corpus
+    keyword: KeywordSnapshot  # read once per request: each read asks the store for its revision
     access: Access
     on_sources: OnSources | None
     on_token: OnToken | None
@@ -103,14 +103,16 @@ class RagService:
         filters: Filters,
         collection: str | None = None,
         timings: dict[str, float] | None = None,
+        keyword: KeywordSnapshot | None = None,
     ) -> list[Hit]:
         """Embedding, BM25 and the store call block, so they run in a worker thread. `timings`
-        receives embed_query/dense/keyword/fuse, and `retrieve` for the whole (thread hop too)."""
+        receives embed_query/dense/keyword/fuse, and `retrieve` for the whole (thread hop too).
+        `keyword`: the snapshot the request holds already, if it does."""
         spent = timings if timings is not None else {}
         began = time.perf_counter()
         corpus = await self.corpus(collection)
         hits = await anyio.to_thread.run_sync(
-            corpus.retriever.retrieve, query, top_k, filters, spent
+            corpus.retriever.retrieve, query, top_k, filters, spent, keyword
         )
         spent["retrieve"] = ms_since(began)
         return hits
@@ -153,21 +155,24 @@ class RagService:
         if self.english_only and not reads_as_english(question):
             return self.replies.refusal(question, [], timings, began, reason=NOT_ENGLISH)
         started = time.perf_counter()
-        # A worker thread: the keyword snapshot asks the store for its revision (HTTP in http mode).
-        read = await anyio.to_thread.run_sync(self.read, question, corpus, filters.access)
+        # A worker thread: the keyword snapshot asks the store for its revision (HTTP in http
+        # mode). It is taken once, first (it also reopens a store another process moved), and
+        # every later step reads the same one.
+        keyword = await anyio.to_thread.run_sync(corpus.keyword.current)
+        read = await anyio.to_thread.run_sync(self.read, question, keyword, filters.access)
         timings["read"] = ms_since(started)
-        request = _Request(read, corpus, filters.access, on_sources, on_token, timings, began)
+        request = _Request(read, keyword, filters.access, on_sources, on_token, timings, began)
         answer = await self._answer(request, filters, top_k, collection, place)
         if read != question:
             answer.read_as = read
         return answer
 
-    def read(self, question: str, corpus: Corpus, access: Access) -> str:
+    def read(self, question: str, keyword: KeywordSnapshot, access: Access) -> str:
         """The question as it is searched for: a long message's asking sentence, its misspelt
-        words read as the documents' words (those `access` may read)."""
+        words read as the documents' words (those `access` may read in `keyword`)."""
         question = focus(question)
         if self.speller is not None:
-            question = self.speller.correct(question, corpus.keyword.current().rows(access))
+            question = self.speller.correct(question, keyword.rows(access))
         return question
 
     async def _answer(
@@ -181,7 +186,7 @@ class RagService:
         question, timings, began = request.question, request.timings, request.began
         on_sources = request.on_sources
         top = top_k or self.settings.retrieval.top_k
-        hits = await self.search(question, top, filters, collection, timings)
+        hits = await self.search(question, top, filters, collection, timings, request.keyword)
         if not hits:
             metrics.EMPTY_RETRIEVALS.inc()
         started = time.perf_counter()
@@ -271,7 +276,7 @@ class RagService:
             started = time.perf_counter()
             floor = self.settings.grounding.extractive_threshold if min_score is None else min_score
             extracted = await anyio.to_thread.run_sync(
-                self.quoter.extract, request.question, hits, request.corpus, request.access, floor
+                self.quoter.extract, request.question, hits, request.keyword, request.access, floor
             )
             request.timings["extract"] = ms_since(started)
             if verified is not None:
@@ -309,9 +314,9 @@ class RagService:
         return stream_events(answer)
 
     def similarity_scorer(
-        self, question: str, corpus: Corpus, access: Access = UNRESTRICTED
+        self, question: str, keyword: KeywordSnapshot, access: Access = UNRESTRICTED
     ) -> SentenceScorer:
         """Rank candidate sentences: embedding cosine with the question, plus the IDF-weighted
         share of the question's words they contain (chosen on the dev split: bench/, README).
         The IDF is over what `access` may read, so unreadable documents move no score."""
-        return self.quoter.scorer(question, corpus, access)
+        return self.quoter.scorer(question, keyword, access)

@@ -58,6 +58,8 @@ class Speller:
 
     def correct(self, question: str, rows: Rows) -> str:
         """`question` with each misspelt word replaced by the documents' word."""
+        if all(w in STOPWORDS or w in self.checker for w in _WORD.findall(question)):
+            return question  # every word is English: the usual question costs a lookup a word
         context = sorted((r for r in map(rows, content_words(question)) if len(r)), key=len)
         if not context:
             return question

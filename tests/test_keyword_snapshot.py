@@ -274,7 +274,7 @@ def _responses(
     for question in QUESTIONS:
         keyword = corpus.keyword.search(question, 10, IT_ONLY)
         out[f"bm25 {question}"] = [(c.chunk_id, round(s, 9)) for c, s in keyword]
-        score = rag.service.similarity_scorer(question, corpus, access)
+        score = rag.service.similarity_scorer(question, corpus.keyword.current(), access)
         out[f"quote scores {question}"] = [round(s, 6) for s in score(question, sentences)]
     return out
 

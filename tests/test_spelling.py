@@ -9,6 +9,7 @@ import pytest
 from rag_core.access import UNRESTRICTED, Access
 from rag_core.records import Chunk
 from rag_core.settings import Settings
+from rag_server.rag import Rag
 from rag_server.retrieval import KeywordSnapshot
 from rag_server.spelling import Speller
 from tests.conftest import ClientFor, ScriptedGenerator
@@ -111,3 +112,24 @@ def test_spelling_is_left_alone_when_turned_off(examples: Settings, client_for: 
     )
     body = client.post("/v1/ask", json={"question": "how many dayz of paid anual leave?"}).json()
     assert body["read_as"] is None
+
+
+def test_one_request_asks_the_store_for_its_revision_once(
+    examples: Settings, client_for: ClientFor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading the question (spelling) and retrieval share one keyword snapshot: each snapshot
+    taken asks the store for its revision, an HTTP round trip when Chroma is a server."""
+    client = client_for(_defaults(examples), ScriptedGenerator(["never asked"], style="base"))
+    rag: Rag = client.app.state.rag
+    store = rag.catalog.get().store
+    asked: list[int] = []
+    refresh = store.refresh
+
+    def counted() -> int:
+        asked.append(1)
+        return refresh()
+
+    monkeypatch.setattr(store, "refresh", counted)
+    body = client.post("/v1/ask", json={"question": "how many dayz of paid anual leave?"}).json()
+    assert "27 days" in body["answer"] and body["read_as"], body
+    assert len(asked) == 1
