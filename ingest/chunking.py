@@ -16,8 +16,9 @@ from ingest.loaders import LoadedDocument, LoadError
 
 # Bump when splitting or extraction changes meaning: stored chunks of older versions re-ingest.
 # 2: HTML permalink anchors dropped; 3: access stamps, repeated-text offsets; 4: PDF text by PDFium
-# (spaced words, joined lines, no running headers), no Markdown front matter.
-PIPELINE_VERSION = "4"
+# (spaced words, joined lines, no running headers), no Markdown front matter; 5: PDF sections (from
+# the outline or the heading type), a numbered PDF heading no longer joins the line before it.
+PIPELINE_VERSION = "5"
 
 # The splitter's time and memory grow with the text it is handed at once: it tokenizes all of it
 # before splitting, and punkt scans a whole paragraph under a 5 s regex timeout (a 20 MB paragraph

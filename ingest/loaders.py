@@ -151,7 +151,7 @@ def _load_pdf(path: Path, data: bytes) -> LoadedDocument:
             raise LoadError("password-protected PDF")
         _refuse_active_content(reader, len(data))
         meta_title = reader.metadata.title if reader.metadata else None
-        pages = pdf_text.page_texts(data, len(reader.pages))
+        extracted = pdf_text.page_texts(data, len(reader.pages))
     except LoadError:
         raise
     except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
@@ -161,7 +161,7 @@ def _load_pdf(path: Path, data: bytes) -> LoadedDocument:
     parts: list[str] = []
     starts: list[int] = []
     offset = 0
-    for page_text in pages:
+    for page_text in extracted.pages:
         starts.append(offset)
         parts.append(page_text)
         offset += len(page_text) + 2
@@ -169,7 +169,12 @@ def _load_pdf(path: Path, data: bytes) -> LoadedDocument:
     if not text.strip():
         raise LoadError("PDF has no text layer (scanned image?)")
     title = str(meta_title).strip() if meta_title and str(meta_title).strip() else None
-    return LoadedDocument(text=text, title=title or _fallback_title(path), page_starts=starts)
+    return LoadedDocument(
+        text=text,
+        title=title or _fallback_title(path),
+        page_starts=starts,
+        headings=[(starts[page] + at, heading) for page, at, heading in extracted.headings],
+    )
 
 
 # The JavaScript check walks at most this many objects (a walk bound for hostile object graphs,

@@ -6,33 +6,69 @@ justified lines of TeX-made PDFs ("Updatesareprocessedatleastonceamonth"): such 
 invisible to keyword search and the embedder, and quotes from them are unreadable. PDFium, through
 pypdfium2, places spaces by glyph position and marks soft hyphens, and reads a 114-page manual in
 half a second.
+
+The headings too, so that a PDF citation names its section as a Markdown, HTML or DOCX one does:
+the author's own outline (bookmarks) where the PDF has one, as LaTeX, Sphinx and most word
+processors write them; otherwise the short lines set larger than the body text, by the font size
+PDFium reports for each character.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 import statistics
 from collections import Counter
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pypdfium2 as pdfium
 
 _SOFT_HYPHEN_BREAK = re.compile("\ufffe[ \t]*\n[ \t]*")
 _BULLET = re.compile(r"^\s*(?:[•◦▪‣*–-]|\(?\d{1,3}[.)]|\(?[a-z][.)])\s")
 _SENTENCE_END = (".", "!", "?", ":", ";")
+# A heading's number: "2.1 ", "3. ", "IV. ", "A. " (a letter only with its full stop: "A Guide").
+_SECTION_NUMBER = re.compile(r"(?:(?:\d+(?:\.\d+)*\.?|[IVXLC]+\.|[A-Z]\.)[ \t]+)")
 _RUNNING_MAX_CHARS = 100  # headers and footers are short lines
 _RUNNING_MIN_SHARE = 0.5  # a first/last line on at least half the pages is a running header/footer
+_HEADING_MAX_CHARS = 80  # a heading is one short line
+# Set at least this much larger than the body text. Bold alone is not enough: running headers,
+# "CHAPTER" labels and emphasised lines are bold at the text's size too.
+_LARGER = 1.05
+_STYLE_SAMPLE = 12  # characters of a line whose style is read
+# Bookmarks read at most (a 1,000-page manual has a few thousand): each is looked for on its page,
+# and a hostile outline must not make that search unbounded.
+_MAX_BOOKMARKS = 10_000
 
 
-def page_texts(data: bytes, expected_pages: int) -> list[str]:
-    """Cleaned text of each page (an empty string for a page without text)."""
+@dataclass(frozen=True)
+class PdfText:
+    """A PDF's cleaned text and headings."""
+
+    pages: list[str]  # the cleaned text of each page ("" for a page without text)
+    headings: list[tuple[int, int, str]]  # (page index, offset in its text, heading), in order
+
+
+def page_texts(data: bytes, expected_pages: int) -> PdfText:
+    """Cleaned text of each page, and the headings (from the outline, else the type styles)."""
     import pypdfium2 as pdfium
 
     document = pdfium.PdfDocument(data)
     try:
+        outline = _outline(document)
         raw: list[str] = []
+        styled: list[tuple[int, str, float]] = []
+        body: Counter[float] = Counter()
         for index in range(len(document)):
             page = document[index]
             textpage = page.get_textpage()
             try:
-                raw.append(textpage.get_text_range())
+                text = textpage.get_text_range()
+                raw.append(text)
+                if not outline:
+                    styled += _styled_lines(index, text, textpage, body)
             finally:
                 textpage.close()
                 page.close()
@@ -42,7 +78,103 @@ def page_texts(data: bytes, expected_pages: int) -> list[str]:
         raise ValueError(f"page count differs between readers ({len(raw)} vs {expected_pages})")
     pages = [_lines(text) for text in raw]
     running = _running_lines(pages)
-    return [_reflow(_drop_running(lines, running)) for lines in pages]
+    headings = outline or _larger_than_body(styled, body, running)
+    titles = [{_title(h) for i, h in headings if i == index} for index in range(len(pages))]
+    texts = [
+        _reflow(_drop_running(lines, running), t) for lines, t in zip(pages, titles, strict=True)
+    ]
+    return PdfText(texts, _placed(headings, texts))
+
+
+def _placed(headings: list[tuple[int, str]], texts: list[str]) -> list[tuple[int, int, str]]:
+    """Each heading at its offset: where it stands as a line of its own on its page (after a
+    section number, "2.1 Getting started"), at or after the heading before it. A heading not
+    found so is left out rather than guessed."""
+    placed: list[tuple[int, int, str]] = []
+    page, at = -1, 0
+    for index, heading in headings:
+        if not 0 <= index < len(texts):
+            continue
+        if index != page:
+            page, at = index, 0
+        words = r"\s+".join(map(re.escape, heading.split()))
+        line = re.compile(rf"^[ \t]*{_SECTION_NUMBER.pattern}?{words}[ \t]*$", re.I | re.M)
+        found = line.search(texts[index], at)
+        if found:
+            placed.append((index, found.start(), heading))
+            at = found.end()
+    return placed
+
+
+def _title(line: str) -> str:
+    """A heading as compared with a line: no section number ("2.1"), case or spacing."""
+    return " ".join(re.sub(f"^{_SECTION_NUMBER.pattern}", "", line.strip()).split()).casefold()
+
+
+def _outline(document: pdfium.PdfDocument) -> list[tuple[int, str]]:
+    """The bookmarks that point at a page, each a (page index, title), in the outline's order."""
+    out: list[tuple[int, str]] = []
+    for bookmark in itertools.islice(document.get_toc(), _MAX_BOOKMARKS):
+        destination = bookmark.get_dest()
+        index = destination.get_index() if destination is not None else None
+        title = " ".join(bookmark.get_title().split())
+        if index is not None and title and len(title) <= _HEADING_MAX_CHARS * 2:
+            out.append((index, title))
+    return out
+
+
+def _styled_lines(
+    index: int, text: str, textpage: pdfium.PdfTextPage, body: Counter[float]
+) -> list[tuple[int, str, float]]:
+    """The page's short lines that could be headings, each with its type size; the sizes of the
+    first characters of its long lines are counted into `body`, the text's size."""
+    import pypdfium2.raw as pdfium_c
+
+    def style(at: int) -> float:
+        return round(float(pdfium_c.FPDFText_GetFontSize(textpage.raw, at)), 1)
+
+    if len(text) != textpage.count_chars():
+        return []  # characters outside the BMP: text offsets are not character indices
+    out: list[tuple[int, str, float]] = []
+    start = 0
+    for line in re.split(r"\r\n|\r|\n", text):
+        stripped = line.strip()
+        at = [start + i for i, c in enumerate(line) if not c.isspace()][:_STYLE_SAMPLE]
+        start += len(line) + (2 if text.startswith("\r\n", start + len(line)) else 1)
+        if not at:
+            continue
+        if len(stripped) > _HEADING_MAX_CHARS:
+            body.update(style(i) for i in at)
+        elif _could_be_heading(stripped):
+            styles = Counter(style(i) for i in at)
+            out.append((index, " ".join(stripped.split()), styles.most_common(1)[0][0]))
+    return out
+
+
+def _could_be_heading(line: str) -> bool:
+    """A heading starts with a capital or a section number, has words, and is not a sentence, a
+    list item or a contents line (which ends in its page number)."""
+    return (
+        (line[:1].isupper() or line[:1].isdigit())
+        and any(c.isalpha() for c in line)
+        and not line.endswith((*_SENTENCE_END, ","))
+        and not _BULLET.match(line)
+        and not re.search(r"(?:\s|\.)\d+$", line)
+    )
+
+
+def _larger_than_body(
+    styled: list[tuple[int, str, float]], body: Counter[float], running: set[str]
+) -> list[tuple[int, str]]:
+    """The short lines set larger than the body text, running headers left out."""
+    if not body:
+        return []
+    size = body.most_common(1)[0][0]
+    return [
+        (index, line)
+        for index, line, line_size in styled
+        if line_size >= size * _LARGER and _key(line) not in running
+    ]
 
 
 def _lines(text: str) -> list[str]:
@@ -75,15 +207,18 @@ def _drop_running(lines: list[str], running: set[str]) -> list[str]:
     return [line for line in lines if not (line in edges and _key(line) in running)]
 
 
-def _reflow(lines: list[str]) -> str:
+def _reflow(lines: list[str], headings: Collection[str] = ()) -> str:
     """Join the lines of a paragraph with spaces; a short line ends its paragraph (headings,
-    last lines), and a bullet or numbered item starts a line of its own."""
+    last lines), a bullet or numbered item starts a line of its own, and a line that is one of
+    the page's `headings` is a paragraph of its own (a numbered one, "2.3 Registering as a
+    Debian member", would otherwise join the full line before it)."""
     lengths = [len(line.strip()) for line in lines if line.strip()]
     if not lengths:
         return ""
     full = statistics.quantiles(lengths, n=10)[-1] if len(lengths) >= 2 else lengths[0]
     out: list[str] = []
     previous = ""
+    was_heading = False
     for line in lines:
         text = line.strip()
         if not text:
@@ -91,8 +226,11 @@ def _reflow(lines: list[str]) -> str:
                 out.append("\n\n")
             previous = ""
             continue
+        heading = bool(headings) and _title(text) in headings
         if previous:
-            if _BULLET.match(text):
+            if heading or was_heading:
+                out.append("\n\n")
+            elif _BULLET.match(text):
                 out.append("\n")
             elif len(previous) >= 0.75 * full and (
                 not previous.endswith(_SENTENCE_END) or not text[:1].isupper()
@@ -101,5 +239,5 @@ def _reflow(lines: list[str]) -> str:
             else:
                 out.append("\n\n")
         out.append(text)
-        previous = text
+        previous, was_heading = text, heading
     return "".join(out).strip()

@@ -365,3 +365,15 @@ def test_a_stream_is_refused_before_it_starts_when_the_queue_is_full(
     assert refused.status_code == 503
     assert refused.headers["retry-after"]
     assert refused.headers["content-type"].startswith("application/problem+json")
+
+
+def test_a_pdf_citation_names_its_page_and_section(
+    examples: Settings, client_for: ClientFor
+) -> None:
+    """A PDF has no markup: its section is the heading set in larger type above the passage."""
+    client = client_for(examples, ScriptedGenerator(["never asked"], style="base"))
+    body = client.post("/v1/ask", json={"question": "What is the mileage rate?"}).json()
+    assert "€0.31" in body["answer"], body
+    assert [(c["source"], c["page"], c["section"]) for c in body["citations"]] == [
+        ("expenses-policy.pdf", 2, "Mileage")
+    ]

@@ -2,6 +2,7 @@
 
 import io
 import logging
+import re
 import zipfile
 from pathlib import Path
 
@@ -163,6 +164,22 @@ def test_a_justified_tex_pdf_keeps_the_spaces_between_words() -> None:
     assert doc.page_starts is not None and len(doc.page_starts) == 114
 
 
+def test_a_manuals_outline_gives_its_sections_and_numbered_headings_stand_alone() -> None:
+    """The Developer's Reference (Sphinx, LaTeX) has 281 bookmarks: all but one are placed where
+    their heading line stands ("SCOPE OF THIS DOCUMENT", "2.1 Getting started"), and a numbered
+    heading is no longer glued to the end of the paragraph before it (29 were)."""
+    doc = _load_path(REFERENCE_PDF / "developers-reference.pdf")
+    assert len(doc.headings) >= 280
+    placed = dict((h, o) for o, h in doc.headings)
+    assert doc.text[placed["Scope of This Document"] :].startswith("SCOPE OF THIS DOCUMENT\n\n")
+    assert doc.text[placed["Getting started"] :].startswith("2.1 Getting started\n\n")
+    assert "developers.\n\n2.3 Registering as a Debian member\n\n" in doc.text
+    # One is left: a two-line heading hyphenated across its lines ("stable-backports"), which
+    # matches neither its bookmark nor one line.
+    glued = re.findall(r"[a-z]\. \d+\.\d+(?:\.\d+)? [A-Z][a-z]+", doc.text)
+    assert glued == ["d. 5.15.5 How"]
+
+
 def test_pdf_running_headers_are_dropped_and_lines_of_a_paragraph_joined(tmp_path: Path) -> None:
     from fpdf import FPDF
 
@@ -235,3 +252,45 @@ def test_a_damaged_pdf_gives_one_warning_naming_it_not_a_line_per_repair(
     [summary] = [r for r in recorder.records if r.name == "ingest.loaders"]
     assert summary.levelno == logging.WARNING
     assert summary.getMessage().startswith("damaged.pdf: pypdf worked around ")
+
+
+def test_pdf_headings_are_the_short_lines_set_larger_than_the_text() -> None:
+    """The example PDF has no outline: its headings are found by their type (11.5-20 pt against
+    10.5 pt text), each at its place in the text; the running header (8 pt) is not one."""
+    doc = _load("expenses-policy.pdf")
+    names = [h for _, h in doc.headings]
+    assert names[:4] == [
+        "Expenses and Travel Policy", "Purpose and Scope", "Meals and Accommodation", "Meals"
+    ]  # fmt: skip
+    assert {"Mileage", "Daily Allowance Abroad", "Responsibilities"} <= set(names)
+    assert not any("Fernhollow" in h or "€" in h for h in names)  # header, body lines
+    for offset, heading in doc.headings:
+        assert doc.text[offset : offset + len(heading)] == heading
+    mileage = dict((h, o) for o, h in doc.headings)["Mileage"]
+    assert mileage < doc.text.index("€0.31") < mileage + 300
+
+
+def test_pdf_headings_come_from_its_outline_where_it_has_one(tmp_path: Path) -> None:
+    """Bookmarks are the author's own headings, numbered ones too; a numbered heading after a
+    full line stays a paragraph of its own instead of ending that line's sentence."""
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_font("helvetica", size=11)
+    full = "The archive is checked every night, and a package that fails is removed at once. " * 3
+    for n, (title, text) in enumerate(
+        [("Uploads", "Uploads go to the queue."), ("Removals", "Removals need a bug report.")], 1
+    ):
+        pdf.add_page()
+        pdf.start_section(title)
+        pdf.multi_cell(0, 6, full.strip(), new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(
+            0, 6, f"{n}.1 {title}\n{text}", new_x="LMARGIN", new_y="NEXT"
+        )  # same type as the text: no style to see
+    path = tmp_path / "manual.pdf"
+    pdf.output(str(path))
+    doc = _load_path(path)
+    assert [h for _, h in doc.headings] == ["Uploads", "Removals"]
+    for (offset, heading), n in zip(doc.headings, (1, 2), strict=True):
+        assert doc.text[offset:].startswith(f"{n}.1 {heading}\n\n")
+    assert "removed at once.\n\n1.1 Uploads" in doc.text
