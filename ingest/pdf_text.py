@@ -31,6 +31,7 @@ _BULLET = re.compile(r"^\s*(?:[•◦▪‣*–-]|\(?\d{1,3}[.)]|\(?[a-z][.)])\s
 _SENTENCE_END = (".", "!", "?", ":", ";")
 # A heading's number: "2.1 ", "3. ", "IV. ", "A. " (a letter only with its full stop: "A Guide").
 _SECTION_NUMBER = re.compile(r"(?:(?:\d+(?:\.\d+)*\.?|[IVXLC]+\.|[A-Z]\.)[ \t]+)")
+_LEADING_NUMBER = re.compile(f"^{_SECTION_NUMBER.pattern}")
 _RUNNING_MAX_CHARS = 100  # headers and footers are short lines
 _RUNNING_MIN_SHARE = 0.5  # a first/last line on at least half the pages is a running header/footer
 _HEADING_MAX_CHARS = 80  # a heading is one short line
@@ -79,7 +80,10 @@ def page_texts(data: bytes, expected_pages: int) -> PdfText:
     pages = [_lines(text) for text in raw]
     running = _running_lines(pages)
     headings = outline or _larger_than_body(styled, body, running)
-    titles = [{_title(h) for i, h in headings if i == index} for index in range(len(pages))]
+    titles: list[set[str]] = [set() for _ in pages]  # each page's headings, as lines compare
+    for index, heading in headings:
+        if 0 <= index < len(pages):
+            titles[index].add(_title(heading))
     texts = [
         _reflow(_drop_running(lines, running), t) for lines, t in zip(pages, titles, strict=True)
     ]
@@ -108,7 +112,7 @@ def _placed(headings: list[tuple[int, str]], texts: list[str]) -> list[tuple[int
 
 def _title(line: str) -> str:
     """A heading as compared with a line: no section number ("2.1"), case or spacing."""
-    return " ".join(re.sub(f"^{_SECTION_NUMBER.pattern}", "", line.strip()).split()).casefold()
+    return " ".join(_LEADING_NUMBER.sub("", line.strip()).split()).casefold()
 
 
 def _outline(document: pdfium.PdfDocument) -> list[tuple[int, str]]:
