@@ -44,6 +44,7 @@ class _Request:
     """One question on its way through the steps: what they all read, and the timings they add."""
 
     question: str
+    corpus: Corpus  # resolved once per request
     keyword: KeywordSnapshot  # read once per request: each read asks the store for its revision
     access: Access
     on_sources: OnSources | None
@@ -103,14 +104,24 @@ class RagService:
         filters: Filters,
         collection: str | None = None,
         timings: dict[str, float] | None = None,
-        keyword: KeywordSnapshot | None = None,
     ) -> list[Hit]:
         """Embedding, BM25 and the store call block, so they run in a worker thread. `timings`
-        receives embed_query/dense/keyword/fuse, and `retrieve` for the whole (thread hop too).
-        `keyword`: the snapshot the request holds already, if it does."""
+        receives embed_query/dense/keyword/fuse, and `retrieve` for the whole (thread hop too)."""
+        corpus = await self.corpus(collection)
+        return await self._retrieve(corpus, query, top_k, filters, timings)
+
+    @staticmethod
+    async def _retrieve(
+        corpus: Corpus,
+        query: str,
+        top_k: int,
+        filters: Filters,
+        timings: dict[str, float] | None,
+        keyword: KeywordSnapshot | None = None,
+    ) -> list[Hit]:
+        """Retrieval in a worker thread; `keyword`: the snapshot the request holds, if any."""
         spent = timings if timings is not None else {}
         began = time.perf_counter()
-        corpus = await self.corpus(collection)
         hits = await anyio.to_thread.run_sync(
             corpus.retriever.retrieve, query, top_k, filters, spent, keyword
         )
@@ -155,17 +166,26 @@ class RagService:
         if self.english_only and not reads_as_english(question):
             return self.replies.refusal(question, [], timings, began, reason=NOT_ENGLISH)
         started = time.perf_counter()
-        # A worker thread: the keyword snapshot asks the store for its revision (HTTP in http
-        # mode). It is taken once, first (it also reopens a store another process moved), and
-        # every later step reads the same one.
-        keyword = await anyio.to_thread.run_sync(corpus.keyword.current)
-        read = await anyio.to_thread.run_sync(self.read, question, keyword, filters.access)
+        keyword, read = await anyio.to_thread.run_sync(
+            self._snapshot_and_read, corpus, question, filters.access
+        )
         timings["read"] = ms_since(started)
-        request = _Request(read, keyword, filters.access, on_sources, on_token, timings, began)
-        answer = await self._answer(request, filters, top_k, collection, place)
+        request = _Request(
+            read, corpus, keyword, filters.access, on_sources, on_token, timings, began
+        )
+        answer = await self._answer(request, filters, top_k, place)
         if read != question:
             answer.read_as = read
         return answer
+
+    def _snapshot_and_read(
+        self, corpus: Corpus, question: str, access: Access
+    ) -> tuple[KeywordSnapshot, str]:
+        """In a worker thread: the keyword snapshot asks the store for its revision (HTTP in http
+        mode). It is taken once, first (it also reopens a store another process moved), and
+        every later step of the request reads the same one."""
+        keyword = corpus.keyword.current()
+        return keyword, self.read(question, keyword, access)
 
     def read(self, question: str, keyword: KeywordSnapshot, access: Access) -> str:
         """The question as it is searched for: a long message's asking sentence, its misspelt
@@ -180,13 +200,14 @@ class RagService:
         request: _Request,
         filters: Filters,
         top_k: int | None,
-        collection: str | None,
         place: Place | None,
     ) -> Answer:
         question, timings, began = request.question, request.timings, request.began
         on_sources = request.on_sources
         top = top_k or self.settings.retrieval.top_k
-        hits = await self.search(question, top, filters, collection, timings, request.keyword)
+        hits = await self._retrieve(
+            request.corpus, question, top, filters, timings, request.keyword
+        )
         if not hits:
             metrics.EMPTY_RETRIEVALS.inc()
         started = time.perf_counter()
