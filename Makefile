@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 
-.PHONY: help install run test test-fast image lint format bench bench-ingest bench-query bench-concurrency bench-memory lock clean
+.PHONY: help install run test test-fast image lint format bench bench-ingest bench-query bench-batching bench-concurrency bench-memory lock clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -61,7 +61,7 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: bench-ingest bench-query bench-concurrency bench-memory  ## every benchmark below (about 55 min idle)
+bench: bench-ingest bench-query bench-batching bench-concurrency bench-memory  ## every benchmark below (about 65 min idle)
 
 bench-ingest: install  ## ingestion and embedder backends: speed and hit@5 (about 19 min idle)
 	$(BIN)/pip install -q -e '.[dev,openvino]'  # the openvino runtime only: torch stays 2.13.0
@@ -72,6 +72,9 @@ lock: install  ## pin the image's run-time packages to this venv's versions (doc
 
 bench-query: install  ## search/ask latency, llama.cpp ratio, bandwidth bound, memory (about 12 min idle)
 	$(BIN)/python bench/query_bench.py
+
+bench-batching: install  ## query-time batching before and after: candidates' embedding and answer model (about 4 min)
+	$(BIN)/python bench/batching_bench.py
 
 bench-concurrency: install  ## /v1/ask under 1, 4 and 16 clients, defaults and model writing (about 12 min)
 	$(BIN)/python bench/concurrency_bench.py

@@ -11,13 +11,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+import numpy as np
+
+from rag_core.batching import token_batches
 from rag_core.errors import ModelLoadError
 from rag_core.settings import EmbedderSettings
 
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
-    import numpy as np
     from sentence_transformers import SentenceTransformer
 
 
@@ -185,7 +187,17 @@ class Embedder:
         return len(self.tokenize(text))
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
-        return self.encoder.encode(texts, self.batch_size)
+        """Normalised vectors in input order, computed in batches of similar length (see
+        `rag_core.batching`): at most `batch_size` texts and a bounded number of padded tokens."""
+        if not texts:
+            return self.encoder.encode(texts, self.batch_size)
+        lengths = [min(self.count_tokens(text) + 2, self.max_tokens) for text in texts]
+        batches = token_batches(lengths, self.batch_size)
+        parts = [self.encoder.encode([texts[i] for i in batch], len(batch)) for batch in batches]
+        vectors = np.empty((len(texts), parts[0].shape[1]), dtype=np.float32)
+        for batch, part in zip(batches, parts, strict=True):
+            vectors[batch] = part
+        return vectors
 
     def embed_query(self, text: str) -> list[float]:
         return [float(x) for x in self.embed_texts([text])[0]]
