@@ -40,19 +40,26 @@ class AnswerScorer:
     @classmethod
     def load(cls, model_dir: Path | None = None) -> AnswerScorer:
         """Load the packaged scorer (or another directory with model.onnx and tokenizer.json)."""
+        directory = model_dir or PACKAGED
+        return cls.from_files(
+            directory / "model.onnx", directory / "tokenizer.json", _card_name(directory)
+        )
+
+    @classmethod
+    def from_files(cls, onnx_file: Path, tokenizer_file: Path, name: str) -> AnswerScorer:
+        """A scorer from an ONNX file and a tokenizer.json anywhere: the server's packaged model,
+        and each variant `training/answer_scorer/export.py` validates, scored the same way."""
         from tokenizers import Tokenizer
 
-        directory = model_dir or PACKAGED
-        onnx_file, tokenizer_file = directory / "model.onnx", directory / "tokenizer.json"
         try:
             tokenizer = Tokenizer.from_file(str(tokenizer_file))
             tokenizer.enable_truncation(max_length=MAX_TOKENS, strategy="longest_first")
             tokenizer.no_padding()  # each pair runs alone (see `logits`)
             session = ort_session(onnx_file)
         except Exception as exc:  # onnxruntime and tokenizers raise their own exception types
-            raise ModelLoadError(f"cannot load the answer scorer from {directory}: {exc}") from exc
+            raise ModelLoadError(f"cannot load the answer scorer {onnx_file}: {exc}") from exc
         digest = hashlib.sha256(onnx_file.read_bytes()).hexdigest()[:12]
-        return cls(session, tokenizer, f"{_card_name(directory)} ({digest})")
+        return cls(session, tokenizer, f"{name} ({digest})")
 
     def score(self, question: str, sentences: Sequence[str]) -> list[float]:
         """P(sentence answers question) for each sentence, in order, by this model alone."""
