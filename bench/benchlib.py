@@ -6,6 +6,7 @@ scripts compare candidates with baselines measured in the same run, interleaved.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -62,14 +63,47 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 def environment() -> dict[str, Any]:
-    """What the figures depend on; the load average shows how busy the shared machine was."""
+    """What the figures depend on; the load average shows how busy the shared machine was, and
+    the matrix-product rate how fast its cores were that day (the same kind of machine has
+    measured rates four times apart on different days, and latencies moved with them)."""
     return {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": platform.machine(),
+        "cpu": _cpu_model(),
         "cores": len(os.sched_getaffinity(0)),
+        "matmul_gflops_fp32": matmul_gflops(),
         "python": sys.version.split()[0],
         "loadavg_1_5_15": [round(x, 2) for x in os.getloadavg()],
     }
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+@functools.cache
+def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
+    """float32 matrix products per second on all the cores numpy uses (best of `repeats`): a
+    ruler for the machine, measured once per process, so latencies from different days can be
+    read against how fast the machine was."""
+    import numpy as np
+
+    a = np.random.default_rng(0).random((size, size), dtype=np.float32)
+    a @ a  # warm up the BLAS threads
+    best = min(_timed(lambda: a @ a) for _ in range(repeats))
+    return round(2 * size**3 / best / 1e9, 1)
+
+
+def _timed(work: Callable[[], object]) -> float:
+    began = time.perf_counter()
+    work()
+    return time.perf_counter() - began
 
 
 def write_results(name: str, data: Mapping[str, Any], markdown: str, out: Path = RESULTS) -> None:
