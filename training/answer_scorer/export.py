@@ -22,7 +22,7 @@ import torch
 from onnxruntime.quantization import QuantType, quantize_dynamic
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from rag_server.answer_scorer import AnswerScorer
+from rag_server.answer_scorer import MAX_TOKENS, AnswerScorer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
@@ -36,7 +36,7 @@ from common import (
     sha256,
 )
 
-MAX_LENGTH = 128
+MAX_LENGTH = MAX_TOKENS  # the server's truncation, so the export is traced and checked at it
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 RUNS = (
     "one pair per run, unpadded (rag_server.answer_scorer.AnswerScorer): the int8 model takes "

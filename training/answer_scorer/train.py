@@ -29,7 +29,9 @@ from transformers import (
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DATA, SEED, read_jsonl
 
-MAX_LENGTH = 128
+from rag_server.answer_scorer import MAX_TOKENS
+
+MAX_LENGTH = MAX_TOKENS  # what the server truncates a pair to, so training sees what it will score
 log = logging.getLogger("answer_scorer.train")
 
 
