@@ -19,12 +19,11 @@ import json
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from benchlib import ROOT, NoModel, write_results
+from benchlib import ROOT, NoModel, timed, write_results
 from grounding_suite import candidates, load_corpora
 
 from rag_core.access import UNRESTRICTED
@@ -56,12 +55,6 @@ class BatchedScorer:
             result = self.session.run(None, {k: v for k, v in feeds.items() if k in self.names})
             out.extend(np.asarray(result[0], dtype=np.float64).reshape(-1).tolist())
         return out
-
-
-def timed(work: Any) -> tuple[Any, float]:
-    began = time.perf_counter()
-    value = work()
-    return value, time.perf_counter() - began
 
 
 def main() -> None:

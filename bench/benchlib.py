@@ -20,13 +20,16 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 DEBIAN_POLICY = Path("/usr/share/doc/debian-policy/policy.html")
 QA = ROOT / "eval" / "debian-policy.jsonl"
 BIN = Path(sys.executable).parent
+
+
+T = TypeVar("T")
 
 
 def default_corpus() -> Path:
@@ -96,14 +99,15 @@ def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
 
     a = np.random.default_rng(0).random((size, size), dtype=np.float32)
     a @ a  # warm up the BLAS threads
-    best = min(_timed(lambda: a @ a) for _ in range(repeats))
+    best = min(timed(lambda: a @ a)[1] for _ in range(repeats))
     return round(2 * size**3 / best / 1e9, 1)
 
 
-def _timed(work: Callable[[], object]) -> float:
+def timed(work: Callable[[], T]) -> tuple[T, float]:
+    """What `work()` returns, and the seconds it took."""
     began = time.perf_counter()
-    work()
-    return time.perf_counter() - began
+    value = work()
+    return value, time.perf_counter() - began
 
 
 def write_results(name: str, data: Mapping[str, Any], markdown: str, out: Path = RESULTS) -> None:

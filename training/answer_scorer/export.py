@@ -126,6 +126,20 @@ def latency_ms(scorer: AnswerScorer, rows: list[dict[str, Any]], runs: int = 10)
     return round(statistics.median(times[1:]), 1)
 
 
+def validation(
+    scorer: AnswerScorer, rows: list[dict[str, Any]]
+) -> tuple[list[float], dict[str, Any]]:
+    """Each row's probability, and the card's figures for them: question metrics and latency."""
+    probs = score(scorer, rows)
+    return probs, {**question_metrics(rows, probs), "latency_ms_40_pairs": latency_ms(scorer, rows)}
+
+
+def write_card(out: Path, card: dict[str, Any]) -> None:
+    (out / "card.json").write_text(
+        json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+
+
 def corpus_data(model: Path) -> dict[str, Any]:
     """A model fine-tuned on the evaluation corpora (loo.py --final) says which, and where their
     pairs and licences come from."""
@@ -149,19 +163,17 @@ def revalidate(out: Path, val: Path) -> None:
 
     For a card whose figures were measured another way (models exported before `score` went
     through `AnswerScorer`, in padded batches of 64); the torch checkpoint is not needed."""
-    card_file = out / "card.json"
-    card = json.loads(card_file.read_text(encoding="utf-8"))
+    card = json.loads((out / "card.json").read_text(encoding="utf-8"))
     shipped = card["shipped"]
     rows = list(read_jsonl(val))
-    scorer = AnswerScorer.load(out)
+    _, figures = validation(AnswerScorer.load(out), rows)
     card["inference"]["runs"] = RUNS
     card["validation"][shipped] = {
         **card["validation"][shipped],
-        **question_metrics(rows, score(scorer, rows)),
-        "latency_ms_40_pairs": latency_ms(scorer, rows),
+        **figures,
         "measured": f"{date.today().isoformat()}, revalidated (export.py --revalidate)",
     }
-    card_file.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_card(out, card)
     print(json.dumps(card["validation"][shipped], indent=1))
 
 
@@ -200,12 +212,8 @@ def main() -> None:
         # The server's own scorer and session (int8 weights made unsigned where the CPU needs
         # it): the model is validated as it will answer, whatever machine exports it.
         scorer = AnswerScorer.from_files(path, args.model / "tokenizer.json", name)
-        probs[name] = score(scorer, rows)
-        results[name] = {
-            **question_metrics(rows, probs[name]),
-            "latency_ms_40_pairs": latency_ms(scorer, rows),
-            "file_bytes": path.stat().st_size,
-        }
+        probs[name], figures = validation(scorer, rows)
+        results[name] = {**figures, "file_bytes": path.stat().st_size}
     diff = float(np.max(np.abs(np.array(probs["fp32"]) - np.array(probs["int8"]))))
     reference = torch_probs(args.model, tokenizer, rows[:64])
     parity = float(np.max(np.abs(np.array(reference) - np.array(probs["fp32"][:64]))))
@@ -265,9 +273,7 @@ def main() -> None:
             "bash training/answer_scorer/run.sh  # explorer, prepare, augment, train, export",
         ],
     }
-    (args.out / "card.json").write_text(
-        json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-    )
+    write_card(args.out, card)
     print(json.dumps(card["validation"], indent=1))
     print("shipped", shipped, (args.out / "model.onnx").stat().st_size, "bytes")
 
