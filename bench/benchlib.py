@@ -65,14 +65,22 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered), rank) - 1]
 
 
+# The instruction sets the models' speed turns on: llama.cpp's and ONNX Runtime's kernels, and
+# whether int8 products run on VNNI (rag_core.embedding_onnx).
+_ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
+
+
 def environment() -> dict[str, Any]:
-    """What the figures depend on; the load average shows how busy the shared machine was, and
-    the matrix-product rate how fast its cores were that day (the same kind of machine has
-    measured rates four times apart on different days, and latencies moved with them)."""
+    """What the figures depend on: the CPU by name and by the instruction sets the models use (an
+    "AMD EPYC" here has been AVX2-only on some days and AVX-512 with VNNI on others), how busy
+    the shared machine was (load average), and how fast its cores ran (a matrix-product rate;
+    it measured about 46 and 208 GFLOPS on two machines of that name, and latencies moved
+    with it)."""
     return {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": platform.machine(),
         "cpu": _cpu_model(),
+        "cpu_flags": _cpu_flags(),
         "cores": len(os.sched_getaffinity(0)),
         "matmul_gflops_fp32": matmul_gflops(),
         "python": sys.version.split()[0],
@@ -88,6 +96,13 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+def _cpu_flags() -> list[str]:
+    from rag_core.embedding_onnx import cpu_flags
+
+    have = cpu_flags() or frozenset()
+    return [flag for flag in _ISA_FLAGS if flag in have]
 
 
 @functools.cache

@@ -64,21 +64,28 @@ def ort_session(onnx_file: Path) -> Any:
 _VNNI = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
 
 
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str] | None:
+    """The first CPU's feature flags (avx2, avx512_vnni, ...); None where they cannot be read."""
+    try:
+        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    return frozenset(
+        next(
+            (row.split(":", 1)[1].split() for row in text.splitlines() if row.startswith("flags")),
+            [],
+        )
+    )
+
+
 @functools.cache
 def int8_products_saturate(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     """Whether ONNX Runtime's uint8 x int8 products may saturate here: on an x86 CPU without VNNI
     (or AMX) they are summed in pairs into 16 bits (VPMADDUBSW). VNNI sums them exactly, and
     uint8 x uint8 costs time (the answer scorer took 17% longer with it on an AVX2 machine), so
     the weights are rewritten only where needed; when the CPU's flags cannot be read, always."""
-    try:
-        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return True
-    flags = next(
-        (line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")),
-        [],
-    )
-    return not _VNNI.intersection(flags)
+    flags = cpu_flags(cpuinfo)
+    return flags is None or not _VNNI.intersection(flags)
 
 
 def unsigned_int8_weights(model: Any) -> int:
