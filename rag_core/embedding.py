@@ -8,6 +8,7 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -47,6 +48,7 @@ class EmbedderIdentity:
 # What decides the vectors: weights, configs (model, pooling, sentence-transformers), tokenizer.
 # Not README/.gitattributes, nor data_config.json (a description of the training data), nor the
 # onnx/ and openvino/ exports some model repositories ship beside the weights we load.
+QUERIES_KEPT = 64  # question vectors an Embedder keeps (384 floats each)
 _MODEL_SUFFIXES = frozenset({".safetensors", ".bin", ".pt", ".pth", ".json", ".txt", ".model"})
 _NOT_MODEL_FILES = frozenset({"data_config.json"})
 _NOT_MODEL_DIRS = frozenset({"onnx", "openvino", ".git", ".cache"})
@@ -177,6 +179,7 @@ class Embedder:
         self.batch_size = batch_size
         self.max_tokens = max_tokens
         self._pieces = piece_counter(tokenizer)
+        self._queries = lru_cache(maxsize=QUERIES_KEPT)(self._encode_query)
 
     def tokenize(self, text: str) -> list[str]:
         """Word pieces without special tokens: the unit the splitter counts in. Safe from any
@@ -200,7 +203,12 @@ class Embedder:
         return vectors
 
     def embed_query(self, text: str) -> list[float]:
-        return [float(x) for x in self.embed_texts([text])[0]]
+        """The question's vector. The last few are kept: one ask needs its question's vector for
+        retrieval and again beside every candidate sentence, and callers ask the same again."""
+        return list(self._queries(text))
+
+    def _encode_query(self, text: str) -> tuple[float, ...]:
+        return tuple(float(x) for x in self.embed_texts([text])[0])
 
 
 def load_embedder(settings: EmbedderSettings, models_dir: Path | None = None) -> Embedder:

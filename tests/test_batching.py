@@ -73,3 +73,19 @@ def test_a_sentence_scores_the_same_whatever_is_scored_beside_it() -> None:
     assert beside[1] == alone
     assert scorer.logits(QUESTION, [SHORT, ANSWER]) == [*scorer.logits(QUESTION, [SHORT]), alone]
     assert scorer.logits(QUESTION, []) == []
+
+
+def test_an_ask_embeds_its_question_once(embedder: Embedder) -> None:
+    """Retrieval and the candidates' cosines both need the question's vector: the second asks the
+    Embedder again and gets the same vector without running the encoder."""
+    recording = _Recording(embedder.encoder)
+    own = Embedder(
+        recording, embedder.tokenizer, embedder.identity, embedder.batch_size, embedder.max_tokens
+    )
+    first = own.embed_query(QUESTION)
+    first[0] = 99.0  # a caller's copy: changing it changes nothing kept
+    again = own.embed_query(QUESTION)
+    assert recording.batches == [[QUESTION]]
+    np.testing.assert_allclose(again, embedder.encoder.encode([QUESTION], 1)[0], atol=1e-6)
+    own.embed_query(SHORT)
+    assert recording.batches == [[QUESTION], [SHORT]]
