@@ -5,7 +5,8 @@ question's candidate sentences and scoring them with the answer model.
 
 Before: every candidate in one batch padded to the longest (the embedder's `batch_size`, 64; the
 answer model's 32). Now: the embedder's batches of similar length with at most
-`rag_core.batching.TOKENS_PER_BATCH` padded tokens, and the answer model one pair at a time. The
+`rag_core.batching.TOKENS_PER_BATCH` padded tokens, and the answer model one pair a run, pairs
+side by side on the cores (also timed against one after another, each on every core). The
 two are interleaved question by question (A B A B) on the same candidates, which the service finds
 for the corpus's questions (eval/corpora.json; ingested into --data, a no-op when it holds them).
 Also reports how far the batched answer-model logits are from each pair's own. Writes
@@ -27,6 +28,7 @@ from benchlib import ROOT, NoModel, timed, write_results
 from grounding_suite import candidates, load_corpora
 
 from rag_core.access import UNRESTRICTED
+from rag_core.embedding_onnx import usable_cores
 
 
 class BatchedScorer:
@@ -80,7 +82,8 @@ def main() -> None:
         build_pipeline(settings, embedder).run([ROOT / p for p in spec["paths"]])
         rag = assemble(settings, embedder, NoModel())
         scorer = AnswerScorer.load()
-        before = BatchedScorer(scorer)
+        serial = AnswerScorer.load(workers=1)  # one pair at a time, each on every core
+        before = BatchedScorer(serial)
         items = [json.loads(x) for x in (ROOT / spec["questions"]).read_text().splitlines() if x]
         rows: list[dict[str, float]] = []
         drift: list[float] = []
@@ -99,8 +102,10 @@ def main() -> None:
             )
             vectors_b, embed_b = timed(lambda s=sentences: embedder.embed_texts(s))
             logits_a, score_a = timed(lambda q=question, s=sentences: before.logits(q, s))
+            logits_s, score_s = timed(lambda q=question, s=sentences: serial.logits(q, s))
             logits_b, score_b = timed(lambda q=question, s=sentences: scorer.logits(q, s))
             assert np.allclose(vectors_a, vectors_b, atol=1e-5), "the vectors must not change"
+            assert np.allclose(logits_s, logits_b, atol=1e-5), "side by side must score the same"
             drift.extend(abs(a - b) for a, b in zip(logits_a, logits_b, strict=True))
             rows.append(
                 {
@@ -108,6 +113,7 @@ def main() -> None:
                     "embed_before": embed_a,
                     "embed_now": embed_b,
                     "score_before": score_a,
+                    "score_serial": score_s,
                     "score_now": score_b,
                 }
             )
@@ -127,12 +133,17 @@ def summary(rows: list[dict[str, float]], drift: list[float], corpus: str) -> di
         "questions": len(rows),
         "candidates_p50": statistics.median(r["sentences"] for r in rows),
         "p50_ms": {
-            k: p50_ms(k) for k in ("embed_before", "embed_now", "score_before", "score_now")
+            k: p50_ms(k)
+            for k in ("embed_before", "embed_now", "score_before", "score_serial", "score_now")
         },
         "ratio_now_to_before": {
             "embed": round(p50_ms("embed_now") / p50_ms("embed_before"), 2),
             "answer_model": round(p50_ms("score_now") / p50_ms("score_before"), 2),
             "both": round(both_now / both_before, 2),
+        },
+        "pairs_side_by_side": {
+            "workers": usable_cores(),
+            "ratio_to_one_after_another": round(p50_ms("score_now") / p50_ms("score_serial"), 2),
         },
         "batched_logit_drift": {
             "median": round(statistics.median(drift), 4),
@@ -143,10 +154,11 @@ def summary(rows: list[dict[str, float]], drift: list[float], corpus: str) -> di
 
 
 def markdown(result: dict[str, Any]) -> str:
-    p50, ratio, drift = (
+    p50, ratio, drift, side = (
         result["p50_ms"],
         result["ratio_now_to_before"],
         result["batched_logit_drift"],
+        result["pairs_side_by_side"],
     )
     return (
         f"# Query-time batching ({result['corpus']}, {result['questions']} questions, "
@@ -155,6 +167,10 @@ def markdown(result: dict[str, Any]) -> str:
         f"| embed the candidates | {p50['embed_before']} | {p50['embed_now']} | {ratio['embed']} |\n"
         f"| answer model | {p50['score_before']} | {p50['score_now']} | {ratio['answer_model']} |\n"
         f"| both | | | {ratio['both']} |\n\n"
+        f"The answer model's pairs side by side ({side['workers']} at a time, one core each, the "
+        f"default) against one after another on every core: {p50['score_now']} ms against "
+        f"{p50['score_serial']} ms at the median, {side['ratio_to_one_after_another']} of the "
+        "time, with the same logits.\n\n"
         f"Batched answer-model logits differ from each pair's own by {drift['median']} at the "
         f"median, {drift['p99']} at the 99th percentile, {drift['max']} at most.\n"
     )

@@ -31,17 +31,19 @@ Runtime = Literal["onnx", "openvino"]
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
-def _threads() -> int:
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, which a container's cpuset limits)."""
     return max(1, len(os.sched_getaffinity(0)))
 
 
-def ort_session(onnx_file: Path) -> Any:
-    """An ONNX Runtime CPU session on every core this process may use, without busy-waiting,
-    computing int8 matrix products exactly whatever the CPU (`unsigned_int8_weights`)."""
+def ort_session(onnx_file: Path, threads: int | None = None) -> Any:
+    """An ONNX Runtime CPU session on `threads` cores (default: every core this process may use),
+    without busy-waiting, computing int8 matrix products exactly whatever the CPU
+    (`unsigned_int8_weights`)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.intra_op_num_threads = _threads()
+    options.intra_op_num_threads = threads or usable_cores()
     # No busy-waiting between ops: on a shared CPU (or beside llama.cpp's threads) spinning
     # cost a one-query embedding 2-3x its latency in our measurements.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
@@ -281,7 +283,7 @@ class OnnxEncoder:
                     "RAG_EMBEDDER__BACKEND=openvino needs `pip install 'rag-server[openvino]'`"
                 ) from exc
             compiled = ov.Core().compile_model(
-                str(onnx_file), "CPU", {"INFERENCE_NUM_THREADS": _threads()}
+                str(onnx_file), "CPU", {"INFERENCE_NUM_THREADS": usable_cores()}
             )
             self._names = [next(iter(i.get_names())) for i in compiled.inputs]
             self._run = lambda feeds: compiled(feeds)[0]

@@ -5,7 +5,9 @@ Real embedder and answer model."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -89,3 +91,33 @@ def test_an_ask_embeds_its_question_once(embedder: Embedder) -> None:
     np.testing.assert_allclose(again, embedder.encoder.encode([QUESTION], 1)[0], atol=1e-6)
     own.embed_query(SHORT)
     assert recording.batches == [[QUESTION], [SHORT]]
+
+
+class _Threads:
+    """The real answer-model session, recording which thread ran each pair."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.threads: list[int] = []
+
+    def get_inputs(self) -> Any:
+        return self.inner.get_inputs()
+
+    def run(self, names: Any, feeds: dict[str, np.ndarray]) -> Any:
+        self.threads.append(threading.get_ident())
+        return self.inner.run(names, feeds)
+
+
+def test_pairs_run_side_by_side_and_score_as_one_after_another() -> None:
+    """A pair is too small to split across cores well, so a question's pairs run side by side,
+    one core each; each still runs alone, so the logits are those of one after another."""
+    serial = AnswerScorer.load(workers=1)
+    loaded = AnswerScorer.load(workers=2)
+    recording = _Threads(loaded._session)
+    scorer = AnswerScorer(recording, loaded._tokenizer, loaded.identity, workers=2)
+    sentences = [SHORT, ANSWER, LONG, *(f"{SHORT} Option {n}." for n in range(9))]
+    np.testing.assert_allclose(
+        scorer.logits(QUESTION, sentences), serial.logits(QUESTION, sentences), atol=1e-5
+    )
+    assert len(recording.threads) == len(sentences)  # one run per pair, in input order above
+    assert len(set(recording.threads)) == 2 and threading.get_ident() not in recording.threads
