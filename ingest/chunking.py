@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import contextlib
 import hashlib
 import re
 from collections.abc import Callable, Iterator
@@ -108,8 +109,6 @@ class Chunker:
         segment = text[seg_start:seg_end]
         if not segment.strip():
             return []
-        out: list[tuple[int, int]] = []
-        cursor = end = 0
         try:
             nodes = self.splitter.get_nodes_from_documents([Document(text=segment)])
         except (TimeoutError, ValueError, RecursionError) as exc:
@@ -119,23 +118,57 @@ class Chunker:
                 f"text near character {seg_start} could not be split into chunks "
                 f"({type(exc).__name__}: {exc})"
             ) from None
-        for node in nodes:
-            content = node.get_content()
-            start = getattr(node, "start_char_idx", None)
-            if (
-                start is None
-                or start < cursor
-                or start + len(content) <= end  # a chunk always reaches past the one before
-                or segment[start : start + len(content)] != content
-            ):
-                # The splitter looks a chunk up by its text, so a short chunk whose text also
-                # occurs earlier ("::0:.") gets the earlier offset: find it after the last one.
-                start = segment.find(content, max(cursor, end - len(content) + 1))
-                if start < 0:
-                    raise ValueError("chunk text is not a substring of the document")
-            cursor, end = start + 1, start + len(content)
-            out.append((seg_start + start, seg_start + end))
-        return out
+        found = [(node.get_content(), getattr(node, "start_char_idx", None)) for node in nodes]
+        placed = _place(segment, found, farthest=False)
+        if _uncovered(segment, placed):
+            # Repetitive text: a chunk's text also stands where the chunk before already reached,
+            # and placing it there left the rest of the segment in no chunk. Place each chunk as
+            # far on as it can stand without leaving words between it and the one before.
+            with contextlib.suppress(ValueError):  # no such placement: keep the splitter's
+                placed = _place(segment, found, farthest=True)
+        return [(seg_start + start, seg_start + end) for start, end in placed]
+
+
+def _place(
+    segment: str, chunks: list[tuple[str, int | None]], farthest: bool
+) -> list[tuple[int, int]]:
+    """(start, end) of each chunk's text in `segment`, in order, each reaching past the one before.
+
+    The splitter looks a chunk up by its text, so a short chunk whose text also occurs earlier
+    ("::0:.") gets the earlier offset: then it is found after the last one. With `farthest`, every
+    chunk is put at its last occurrence that leaves only whitespace after the chunk before."""
+    out: list[tuple[int, int]] = []
+    cursor = end = 0
+    for content, hint in chunks:
+        start = hint
+        if (
+            farthest
+            or start is None
+            or start < cursor
+            or start + len(content) <= end  # a chunk always reaches past the one before
+            or segment[start : start + len(content)] != content
+        ):
+            start = segment.find(content, max(cursor, end - len(content) + 1))
+            if start < 0:
+                raise ValueError("chunk text is not a substring of the document")
+            while farthest:
+                later = segment.find(content, start + 1)
+                if later < 0 or segment[end:later].strip():
+                    break
+                start = later
+        cursor, end = start + 1, start + len(content)
+        out.append((start, end))
+    return out
+
+
+def _uncovered(segment: str, spans: list[tuple[int, int]]) -> bool:
+    """Whether any word of `segment` is in none of `spans` (sorted by start)."""
+    reached = 0
+    for start, end in spans:
+        if segment[reached:start].strip():
+            return True
+        reached = max(reached, end)
+    return bool(segment[reached:].strip())
 
 
 def windows(text: str, start: int, end: int, limit: int) -> Iterator[tuple[int, int]]:
