@@ -28,7 +28,7 @@ from benchlib import ROOT, NoModel, timed, write_results
 from grounding_suite import candidates, load_corpora
 
 from rag_core.access import UNRESTRICTED
-from rag_core.embedding_onnx import usable_cores
+from rag_core.settings import usable_cores
 
 
 class BatchedScorer:

@@ -76,12 +76,14 @@ def environment() -> dict[str, Any]:
     the shared machine was (load average), and how fast its cores ran (a matrix-product rate;
     it measured about 46 and 208 GFLOPS on two machines of that name, and latencies moved
     with it)."""
+    from rag_core.settings import usable_cores
+
     return {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": platform.machine(),
         "cpu": _cpu_model(),
         "cpu_flags": _cpu_flags(),
-        "cores": len(os.sched_getaffinity(0)),
+        "cores": usable_cores(),
         "matmul_gflops_fp32": matmul_gflops(),
         "python": sys.version.split()[0],
         "loadavg_1_5_15": [round(x, 2) for x in os.getloadavg()],

@@ -24,16 +24,12 @@ from typing import Any, Literal
 import numpy as np
 
 from rag_core.errors import ModelLoadError
+from rag_core.settings import usable_cores
 
 log = logging.getLogger(__name__)
 
 Runtime = Literal["onnx", "openvino"]
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (its CPU affinity, which a container's cpuset limits)."""
-    return max(1, len(os.sched_getaffinity(0)))
 
 
 def ort_session(onnx_file: Path, threads: int | None = None) -> Any:

@@ -24,8 +24,9 @@ DEFAULT_EMBEDDER_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 _COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,510}[A-Za-z0-9]$")
 
 
-def _cpu_count() -> int:
-    """Cores this process may run on (respects cgroup/affinity limits, unlike os.cpu_count)."""
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity, which a container's cpuset limits;
+    os.cpu_count counts the host's)."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - non-Linux
@@ -86,7 +87,7 @@ class GeneratorSettings(_Section):
     # llama_cpp backend only. None: the Gemma 3 270M GGUF assembled from its package.
     model_path: Path | None = None
     n_ctx: int = Field(4096, ge=512, le=131072)
-    n_threads: int = Field(default_factory=_cpu_count, ge=1, le=256)
+    n_threads: int = Field(default_factory=usable_cores, ge=1, le=256)
     max_tokens: int = Field(96, ge=1, le=4096)
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     prompt_style: Literal["auto", "base", "chat"] = "auto"

@@ -20,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from rag_core.embedding_onnx import ort_session, usable_cores
+from rag_core.embedding_onnx import ort_session
 from rag_core.errors import ModelLoadError
+from rag_core.settings import usable_cores
 
 PACKAGED = Path(__file__).resolve().parent / "models" / "answer_scorer"
 MAX_TOKENS = 128  # the training length: question and sentence together, longest truncated first
