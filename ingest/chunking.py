@@ -47,9 +47,14 @@ class Span:
     section: str | None
 
 
-def chunk_id(document_id: str, index: int, text: str) -> str:
-    """Deterministic: the same document, position and content always give the same id."""
-    digest = hashlib.sha256(f"{document_id}\x00{index}\x00{text}".encode()).hexdigest()
+def chunk_id(document_id: str, index: int, text: str, content_hash: str) -> str:
+    """Deterministic: the same file, position and text always give the same id. The file's hash
+    is part of it, so two versions of a document never share a chunk id: each chunk belongs to
+    one write, and a writer settling which version stays (`Pipeline`) never deletes a chunk that
+    the version kept still needs."""
+    digest = hashlib.sha256(
+        f"{document_id}\x00{index}\x00{text}\x00{content_hash}".encode()
+    ).hexdigest()
     return digest[:32]
 
 

@@ -3,7 +3,9 @@
 The store is the only record of what was ingested: every chunk carries its document's content hash,
 the pipeline fingerprint and the document's chunk count, so a re-run can tell a complete document
 from one a crash left half-written, and finish the job. New chunks are written before a document's
-stale ones are deleted, so a document is never left without chunks.
+stale ones are deleted, so a document is never left without chunks; then the writer keeps the
+newest version it finds, so writers racing over one document (API replicas sharing a Chroma
+server, which takes no lock) leave exactly one version, not both.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import time
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from ingest.chunking import Chunker, chunk_id
@@ -347,10 +349,10 @@ class Pipeline:
             return None
         document = load(source.path, data)
         spans = self.chunker.split(document)
-        now = self.clock().isoformat(timespec="seconds")
+        now = self._stamp(state)
         chunks = [
             Chunk(
-                chunk_id=chunk_id(source.document_id, span.index, span.text),
+                chunk_id=chunk_id(source.document_id, span.index, span.text, content_hash),
                 document_id=source.document_id,
                 source=source.document_id,
                 title=document.title,
@@ -370,6 +372,30 @@ class Pipeline:
         ]
         return _Pending(source, chunks, existed=state is not None)
 
+    def _stamp(self, state: DocumentState | None) -> str:
+        """This write's `ingested_at`: now, but always after the version it replaces, so a
+        re-ingest is the newer version even when this machine's clock is behind the one that
+        wrote the last (`_settle` keeps the newest)."""
+        now = self.clock().replace(microsecond=0)
+        now = now if now.tzinfo else now.replace(tzinfo=UTC)
+        if state is not None:
+            now = max(now, state.latest.replace(microsecond=0) + timedelta(seconds=1))
+        return now.isoformat(timespec="seconds")
+
+    def _settle(self, document_id: str) -> None:
+        """Keep one version of the document: the newest stored, by (ingested_at, content hash).
+        It is this write's unless another writer (an API replica taking an upload of the same
+        name) wrote a newer one meanwhile. Every writer settles after its write, and the last
+        to read sees every version written, so racing writers leave exactly the newest; alone,
+        this removes the version just replaced, and any chunks a crash left."""
+        versions = self.store.document_versions(document_id)
+        if not versions:
+            return
+        newest = max(versions.values())
+        stale = sorted(cid for cid, v in versions.items() if v != newest)
+        if stale:
+            self.store.delete_ids(stale)
+
     def _flush(
         self,
         pending: list[_Pending],
@@ -377,7 +403,7 @@ class Pipeline:
         report: IngestReport,
         progress: Progress,
     ) -> None:
-        """Embed a batch of documents together, upsert, then drop each document's stale chunks."""
+        """Embed a batch of documents together, upsert, then settle each document's version."""
         if not pending:
             return
         chunks = [c for item in pending for c in item.chunks]
@@ -392,12 +418,7 @@ class Pipeline:
         self._before_write()
         self.store.upsert(chunks, self.embedder.embed_texts([c.text for c in chunks]), revoked)
         for item in pending:
-            fresh = {c.chunk_id for c in item.chunks}
-            state = states.get(item.source.document_id)
-            if state is not None:
-                stale = sorted(state.chunk_ids - fresh)
-                if stale:
-                    self.store.delete_ids(stale)
+            self._settle(item.source.document_id)
             if item.existed:
                 report.updated += 1
             else:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 # Document-level access, stamped on every chunk: Chroma metadata holds scalars only, so a group
@@ -84,6 +85,27 @@ class Chunk:
         )
 
 
+EPOCH = datetime.min.replace(tzinfo=UTC)  # sorts before every real ingested_at
+Version = tuple[datetime, str]
+"""Which write of its document a record belongs to: (ingested_at, content_hash). Every chunk of
+one write carries the same pair, and the pairs order the writes of a document the same way for
+every reader, so writers that raced (two API replicas taking an upload of one name) each keep the
+newest version they see and together leave exactly one."""
+
+
+def instant(stamp: str) -> datetime:
+    """An `ingested_at` as an aware datetime; one that does not parse sorts first."""
+    try:
+        moment = datetime.fromisoformat(stamp)
+    except ValueError:
+        return EPOCH
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def version(meta: Mapping[str, Any]) -> Version:
+    return instant(str(meta.get("ingested_at", ""))), str(meta.get("content_hash", ""))
+
+
 def chunks_from(
     ids: Iterable[str], texts: Iterable[str], metas: Iterable[Mapping[str, Any]]
 ) -> list[Chunk]:
@@ -103,10 +125,12 @@ class DocumentState:
     pipelines: set[str] = field(default_factory=set)
     chunk_counts: set[int] = field(default_factory=set)
     groups: set[str] = field(default_factory=set)
+    latest: datetime = EPOCH  # the newest ingested_at of its chunks
 
     def add(self, chunk_id: str, meta: Mapping[str, Any]) -> None:
         """Count in one stored record of the document (its metadata alone: no text needed)."""
         self.chunk_ids.add(chunk_id)
+        self.latest = max(self.latest, version(meta)[0])
         self.hashes.add(str(meta.get("content_hash")))
         self.pipelines.add(str(meta.get("pipeline")))
         self.chunk_counts.add(int(meta.get("chunk_count", -1)))

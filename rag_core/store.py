@@ -21,7 +21,16 @@ from rag_core.chroma_client import (
 )
 from rag_core.embedding import EmbedderIdentity
 from rag_core.errors import CollectionNotFoundError, StoreUnavailableError
-from rag_core.records import ACL_GROUP_PREFIX, ACL_PUBLIC, Chunk, DocumentState, Hit, chunks_from
+from rag_core.records import (
+    ACL_GROUP_PREFIX,
+    ACL_PUBLIC,
+    Chunk,
+    DocumentState,
+    Hit,
+    Version,
+    chunks_from,
+    version,
+)
 from rag_core.revision import RevisionCounter
 
 if TYPE_CHECKING:
@@ -36,6 +45,7 @@ __all__ = [
     "ChunkStore",
     "DocumentState",
     "Hit",
+    "Version",
     "open_client",
     "reopen_embedded",
 ]
@@ -179,6 +189,17 @@ class ChunkStore:
             self.delete_ids(ids)
             self.bump_revision()
         return len(ids)
+
+    @reachable
+    @reread_on_race
+    def document_versions(self, document_id: str) -> dict[str, Version]:
+        """Each stored chunk of one document and the write it belongs to, as stored now (metadata
+        only): what a writer reads back to settle which version of the document stays."""
+        got = self.collection.get(where={"document_id": document_id}, include=["metadatas"])
+        return {
+            cid: version(meta)
+            for cid, meta in zip(got["ids"], _whole(got["metadatas"] or []), strict=True)
+        }
 
     def _scan(self, documents: bool = False) -> Iterator[tuple[str, Mapping[str, Any], str]]:
         """Every record, a page at a time: (id, metadata, text or "")."""

@@ -6,6 +6,7 @@ The disk tests mount a small tmpfs (root only: they skip, saying why, where moun
 
 from __future__ import annotations
 
+import hashlib
 import random
 import shutil
 import subprocess
@@ -96,8 +97,11 @@ def _clean_ids(embedder: Embedder, *roots: Path) -> set[str]:
     )
     ids: set[str] = set()
     for source in discover(roots)[0]:
-        document = load(source.path, source.path.read_bytes())
-        ids |= {chunk_id(source.document_id, s.index, s.text) for s in chunker.split(document)}
+        data = source.path.read_bytes()
+        digest, document = hashlib.sha256(data).hexdigest(), load(source.path, data)
+        ids |= {
+            chunk_id(source.document_id, s.index, s.text, digest) for s in chunker.split(document)
+        }
     return ids
 
 

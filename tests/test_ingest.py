@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -12,7 +14,7 @@ from ingest.cli import run as ingest_cli
 from ingest.pipeline import Pipeline
 from rag_core.errors import EmbedderMismatchError
 from rag_core.settings import Settings
-from rag_core.store import Chunk, ChunkStore, open_client
+from rag_core.store import Chunk, ChunkStore, DocumentState, open_client
 from tests.conftest import make_docx, make_pdf
 
 
@@ -86,6 +88,79 @@ def test_a_changed_file_replaces_exactly_its_own_chunks(
     assert others_after == others_before
     texts = [c.text for c in all_chunks(pipeline) if c.document_id == "onboarding.md"]
     assert any("08:45" in t for t in texts) and not any("09:30" in t for t in texts)
+
+
+class ReadBefore:
+    """The store as seen by a writer that read the document states before another writer wrote:
+    what two API replicas taking an upload of one name at the same moment each see. Every other
+    call goes to the real store."""
+
+    def __init__(self, store: ChunkStore, states: dict[str, DocumentState]) -> None:
+        self._store, self._states = store, states
+
+    def document_states(self) -> dict[str, DocumentState]:
+        return self._states
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+T0 = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
+
+
+def _versions_of(pipeline: Pipeline, document_id: str) -> tuple[set[str], list[str]]:
+    """The content hashes stored for the document, and its chunk texts."""
+    chunks = [c for c in all_chunks(pipeline) if c.document_id == document_id]
+    return {c.content_hash for c in chunks}, [c.text for c in chunks]
+
+
+@pytest.mark.parametrize("later", ["first", "second"])
+def test_writers_that_raced_over_one_document_leave_exactly_the_newest(
+    make_pipeline: Callable[..., Pipeline], corpus: Path, later: str
+) -> None:
+    """Both writers read the store before either wrote (a Chroma server takes no lock), each
+    writes its own version of onboarding.md, and each settles after its write: one version stays,
+    the one written with the later clock, whichever of the two wrote first."""
+    pipeline = make_pipeline()
+    pipeline.run([corpus])
+    store, read = pipeline.store, pipeline.store.document_states()
+    md = corpus / "onboarding.md"
+    original = md.read_text()
+    clocks = {"first": T0 + timedelta(minutes=5), "second": T0 + timedelta(minutes=1)}
+    if later == "second":
+        clocks = {"first": T0 + timedelta(minutes=1), "second": T0 + timedelta(minutes=5)}
+    for writer, start in (("first", "08:45"), ("second", "10:15")):
+        md.write_text(original.replace("09:30", start))
+        racer = make_pipeline()
+        racer.store = cast(ChunkStore, ReadBefore(store, read))
+        racer.clock = lambda at=clocks[writer]: at
+        assert racer.run([corpus]).updated == 1
+    hashes, texts = _versions_of(pipeline, "onboarding.md")
+    kept, lost = ("08:45", "10:15") if later == "first" else ("10:15", "08:45")
+    assert len(hashes) == 1, "both versions' passages are stored"
+    assert any(kept in t for t in texts) and not any(lost in t or "09:30" in t for t in texts)
+    state = store.document_states()["onboarding.md"]
+    assert state.chunk_counts == {len(state.chunk_ids)}  # the version kept is whole
+
+
+def test_a_reingest_replaces_a_version_stamped_by_a_clock_running_ahead(
+    make_pipeline: Callable[..., Pipeline], corpus: Path
+) -> None:
+    """One after the other, the newer write wins even when its machine's clock is behind the one
+    that wrote the version it replaces (another replica, an hour ahead)."""
+    ahead = make_pipeline()
+    ahead.clock = lambda: T0 + timedelta(hours=1)
+    ahead.run([corpus])
+    md = corpus / "onboarding.md"
+    md.write_text(md.read_text().replace("09:30", "08:45"))
+    behind = make_pipeline()
+    behind.clock = lambda: T0
+    assert behind.run([corpus]).updated == 1
+    hashes, texts = _versions_of(behind, "onboarding.md")
+    assert len(hashes) == 1
+    assert any("08:45" in t for t in texts) and not any("09:30" in t for t in texts)
+    stamps = {c.ingested_at for c in all_chunks(behind) if c.document_id == "onboarding.md"}
+    assert stamps == {(T0 + timedelta(hours=1, seconds=1)).isoformat(timespec="seconds")}
 
 
 def test_sync_removes_documents_whose_files_vanished(

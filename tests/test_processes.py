@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import signal
@@ -132,8 +133,11 @@ def _expected_ids(embedder: Embedder, root: Path) -> list[str]:
     )
     ids: set[str] = set()
     for source in discover([root])[0]:
-        document = load(source.path, source.path.read_bytes())
-        ids |= {chunk_id(source.document_id, s.index, s.text) for s in chunker.split(document)}
+        data = source.path.read_bytes()
+        digest, document = hashlib.sha256(data).hexdigest(), load(source.path, data)
+        ids |= {
+            chunk_id(source.document_id, s.index, s.text, digest) for s in chunker.split(document)
+        }
     return sorted(ids)
 
 

@@ -119,12 +119,18 @@ def test_chunk_ids_are_deterministic_and_distinct(
     embedder: Embedder, document: LoadedDocument, document_id: str
 ) -> None:
     """Two independently built chunkers give the same ids; no two chunks of a document share one."""
-    first = [chunk_id(document_id, s.index, s.text) for s in _chunker(embedder).split(document)]
-    second = [chunk_id(document_id, s.index, s.text) for s in _chunker(embedder).split(document)]
+    first = [
+        chunk_id(document_id, s.index, s.text, "h") for s in _chunker(embedder).split(document)
+    ]
+    second = [
+        chunk_id(document_id, s.index, s.text, "h") for s in _chunker(embedder).split(document)
+    ]
     assert first == second
     assert len(set(first)) == len(first)
     assert all(len(i) == 32 and int(i, 16) >= 0 for i in first)
-    assert chunk_id(document_id + "x", 0, "t") != chunk_id(document_id, 0, "t")
+    assert chunk_id(document_id + "x", 0, "t", "h") != chunk_id(document_id, 0, "t", "h")
+    # Two versions of a file never share a chunk id, even where their text is the same.
+    assert chunk_id(document_id, 0, "t", "h2") != chunk_id(document_id, 0, "t", "h")
 
 
 def _chunker(embedder: Embedder) -> Chunker:
