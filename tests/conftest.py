@@ -17,7 +17,7 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from ingest.build import build_pipeline
-from ingest.pipeline import Pipeline
+from ingest.pipeline import Pipeline, discover
 from rag_core.embedding import Embedder, load_embedder
 from rag_core.settings import Settings, load_settings
 from rag_server.answerability import Answerability
@@ -99,6 +99,17 @@ def make_pipeline(settings: Settings, embedder: Embedder) -> Callable[..., Pipel
         return build_pipeline(settings.model_copy(update=overrides), embedder)
 
     return make
+
+
+def clean_ids(pipeline: Pipeline, *roots: Path) -> set[str]:
+    """The chunk ids a clean ingest of `roots` writes, computed without writing: the pipeline's
+    own preparation of each file (ids depend on the files' content alone)."""
+    ids: set[str] = set()
+    for source in discover(roots)[0]:
+        item = pipeline._prepare(source, None)
+        assert item is not None
+        ids |= {c.chunk_id for c in item.chunks}
+    return ids
 
 
 @pytest.fixture

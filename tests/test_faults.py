@@ -6,7 +6,6 @@ The disk tests mount a small tmpfs (root only: they skip, saying why, where moun
 
 from __future__ import annotations
 
-import hashlib
 import random
 import shutil
 import subprocess
@@ -19,14 +18,11 @@ import pytest
 from litestar.testing import TestClient
 
 from ingest.build import build_pipeline
-from ingest.chunking import Chunker, chunk_id
-from ingest.loaders import load
-from ingest.pipeline import discover
 from rag_core.embedding import Embedder
 from rag_core.settings import Settings, load_settings
 from rag_server.app import create_app
 from rag_server.rag import assemble
-from tests.conftest import EXAMPLES, ScriptedGenerator, add_key, bearer
+from tests.conftest import EXAMPLES, ScriptedGenerator, add_key, bearer, clean_ids
 from tests.processes import BIN, free_port
 from tests.processes import rag_env as _env
 
@@ -89,22 +85,6 @@ def _ids(data: Path, embedder: Embedder) -> set[str]:
     return set(store.collection.get(include=[])["ids"])
 
 
-def _clean_ids(embedder: Embedder, *roots: Path) -> set[str]:
-    """The chunk ids clean ingests of `roots` write (chunk ids depend on content alone)."""
-    ingest = load_settings().ingest
-    chunker = Chunker(
-        embedder.tokenize, min(ingest.chunk_size, embedder.max_tokens - 2), ingest.chunk_overlap
-    )
-    ids: set[str] = set()
-    for source in discover(roots)[0]:
-        data = source.path.read_bytes()
-        digest, document = hashlib.sha256(data).hexdigest(), load(source.path, data)
-        ids |= {
-            chunk_id(source.document_id, s.index, s.text, digest) for s in chunker.split(document)
-        }
-    return ids
-
-
 def _complete(data: Path, embedder: Embedder) -> dict[str, int]:
     """Document id -> chunks, asserting every stored document is whole (no half-written one)."""
     store = build_pipeline(load_settings(data_dir=data), embedder).store
@@ -153,7 +133,8 @@ def test_a_full_disk_stops_ingest_with_a_clear_message_and_the_store_keeps_its_d
     subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
     again = _ingest(data, notes)
     assert again.returncode == 0, again.stderr
-    assert _ids(data, embedder) == _clean_ids(embedder, EXAMPLES, notes)
+    pipeline = build_pipeline(load_settings(data_dir=data), embedder)
+    assert _ids(data, embedder) == clean_ids(pipeline, EXAMPLES, notes)
 
 
 # --- models --------------------------------------------------------------------------------------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import signal
@@ -13,12 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from ingest.chunking import Chunker, chunk_id
-from ingest.loaders import load
-from ingest.pipeline import discover
+from ingest.build import build_pipeline
 from rag_core.embedding import Embedder
 from rag_core.settings import load_settings
-from tests.conftest import EXAMPLES, make_docx, make_pdf
+from tests.conftest import EXAMPLES, clean_ids, make_docx, make_pdf
 from tests.processes import BIN, RagServer
 from tests.processes import rag_env as _env
 
@@ -125,22 +122,6 @@ def _store_bytes(data: Path) -> int:
     return sum(f.stat().st_size for f in chroma.rglob("*") if f.is_file()) if chroma.exists() else 0
 
 
-def _expected_ids(embedder: Embedder, root: Path) -> list[str]:
-    """The chunk ids a clean ingest of `root` writes: they depend on content alone."""
-    ingest = load_settings().ingest
-    chunker = Chunker(
-        embedder.tokenize, min(ingest.chunk_size, embedder.max_tokens - 2), ingest.chunk_overlap
-    )
-    ids: set[str] = set()
-    for source in discover([root])[0]:
-        data = source.path.read_bytes()
-        digest, document = hashlib.sha256(data).hexdigest(), load(source.path, data)
-        ids |= {
-            chunk_id(source.document_id, s.index, s.text, digest) for s in chunker.split(document)
-        }
-    return sorted(ids)
-
-
 KILLS = 6  # each costs a process start-up; 6 keep the test near its former length
 
 
@@ -204,7 +185,8 @@ def test_kill_9_during_ingest_then_rerun_equals_a_clean_ingest(
         text=True, timeout=600, check=False,
     )  # fmt: skip
     assert rerun.returncode == 0, rerun.stderr
-    assert _chunk_ids(crashed) == _expected_ids(embedder, docs)
+    expected = build_pipeline(load_settings(data_dir=tmp_path / "expected"), embedder)
+    assert _chunk_ids(crashed) == sorted(clean_ids(expected, docs))
     again = json.loads(
         subprocess.run(
             [BIN / "rag-ingest", docs, "--sync", "--json"], env=_env(crashed), capture_output=True,

@@ -17,13 +17,14 @@ from hypothesis import strategies as st
 from ingest.build import build_pipeline
 from ingest.chunking import Chunker, chunk_id
 from ingest.loaders import LoadedDocument
-from ingest.pipeline import Pipeline, discover
+from ingest.pipeline import Pipeline
 from rag_core.embedding import Embedder
 from rag_core.settings import load_settings
 from rag_core.store import Chunk, Hit
 from rag_server.generation import PromptStyle
 from rag_server.prompting import as_data, build_prompt
 from rag_server.retrieval import KeywordIndex
+from tests.conftest import clean_ids
 
 pytestmark = pytest.mark.slow  # hypothesis runs many examples per property
 
@@ -173,17 +174,6 @@ def _stored(pipeline: Pipeline) -> dict[str, tuple[str, str]]:
     }
 
 
-def _expected_ids(pipeline: Pipeline, root: Path) -> set[str]:
-    """The chunk ids a clean ingest of `root` would write, computed without a store."""
-    sources, _ = discover([root])
-    ids: set[str] = set()
-    for source in sources:
-        item = pipeline._prepare(source, None)
-        assert item is not None
-        ids |= {c.chunk_id for c in item.chunks}
-    return ids
-
-
 @settings(max_examples=12, deadline=None, suppress_health_check=FIXTURES_OK)
 @given(tree=TREE)
 def test_ingesting_the_same_tree_twice_is_a_no_op(embedder: Embedder, tree: dict[str, str]) -> None:
@@ -194,7 +184,7 @@ def test_ingesting_the_same_tree_twice_is_a_no_op(embedder: Embedder, tree: dict
         first = pipeline.run([root])
         assert first.failed == [] and first.added == len(tree)
         before, revision = _stored(pipeline), pipeline.store.revision()
-        assert set(before) == _expected_ids(pipeline, root)
+        assert set(before) == clean_ids(pipeline, root)
         again = pipeline.run([root])
         assert (again.added, again.updated, again.deleted, again.chunks) == (0, 0, 0, 0)
         assert again.unchanged == len(tree)
@@ -239,7 +229,7 @@ def test_replace_and_delete_leave_no_orphans_in_store_or_keyword_index(
             report = pipeline.run([root], sync=True)
             assert report.failed == []
             stored = set(_stored(pipeline))
-            assert stored == _expected_ids(pipeline, root)
+            assert stored == clean_ids(pipeline, root)
             assert {d for d, _ in _stored(pipeline).values()} == set(files)
             assert {c.chunk_id for c in keyword.chunks} == stored
             # Every chunk of a document agrees on the document's current content hash.
