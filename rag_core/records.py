@@ -130,7 +130,7 @@ class DocumentState:
     def add(self, chunk_id: str, meta: Mapping[str, Any]) -> None:
         """Count in one stored record of the document (its metadata alone: no text needed)."""
         self.chunk_ids.add(chunk_id)
-        self.latest = max(self.latest, version(meta)[0])
+        self.latest = max(self.latest, instant(str(meta.get("ingested_at", ""))))
         self.hashes.add(str(meta.get("content_hash")))
         self.pipelines.add(str(meta.get("pipeline")))
         self.chunk_counts.add(int(meta.get("chunk_count", -1)))

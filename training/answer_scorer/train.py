@@ -27,7 +27,7 @@ from transformers import (
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DATA, SEED, read_jsonl
+from common import DATA, SEED, load_squad, read_jsonl
 
 from rag_server.answer_scorer import MAX_TOKENS
 
@@ -105,17 +105,78 @@ def batches(
     return out
 
 
-def encode(tokenizer: Any, batch: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-    return dict(
-        tokenizer(
-            [r["question"] for r in batch],
-            [r["sentence"] for r in batch],
-            truncation="longest_first",
-            max_length=MAX_LENGTH,
-            padding=True,
-            return_tensors="pt",
-        )
+def encode(tokenizer: Any, batch: list[dict[str, Any]], offsets: bool = False) -> Any:
+    """The batch as the server tokenizes it; with `offsets`, also each token's character span
+    (the span targets need them; the model must not be given them)."""
+    return tokenizer(
+        [r["question"] for r in batch],
+        [r["sentence"] for r in batch],
+        truncation="longest_first",
+        max_length=MAX_LENGTH,
+        padding=True,
+        return_offsets_mapping=offsets,
+        return_tensors="pt",
     )
+
+
+def answer_texts(squad: Path) -> dict[str, list[str]]:
+    """Question id -> its gold answer texts (rule-made swaps share none: they are unanswerable)."""
+    return {
+        qa["id"]: [a["text"] for a in qa["answers"]]
+        for article in load_squad(squad)
+        for paragraph in article["paragraphs"]
+        for qa in paragraph["qas"]
+    }
+
+
+def locate_answers(rows: list[dict[str, Any]], answers: dict[str, list[str]]) -> int:
+    """Give each answering row the character span of its answer in the sentence (`span`), the
+    first gold text found there; returns how many got one."""
+    found = 0
+    for row in rows:
+        if not row["label"]:
+            continue
+        for text in answers.get(row["qid"], []):
+            at = row["sentence"].find(text) if text else -1
+            if at >= 0:
+                row["span"] = (at, at + len(text))
+                found += 1
+                break
+    return found
+
+
+IGNORE = -100  # CrossEntropyLoss's ignore_index: an answering row whose answer was not located
+
+
+def span_targets(
+    encoding: Any, batch: list[dict[str, Any]]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Start and end token of each row's answer, and which positions may hold one.
+
+    SQuAD 2.0's convention: a row that does not answer points at [CLS] (position 0), so the span
+    head learns "no answer in this sentence" as well as where an answer is. Only [CLS] and the
+    sentence's tokens are candidates. An answering row whose answer was not found or was cut off
+    by truncation teaches nothing about spans (IGNORE) rather than teaching "no answer".
+    """
+    n, length = encoding["input_ids"].shape
+    starts = torch.zeros(n, dtype=torch.long)
+    ends = torch.zeros(n, dtype=torch.long)
+    allowed = torch.zeros(n, length, dtype=torch.bool)
+    allowed[:, 0] = True
+    for i, row in enumerate(batch):
+        sentence = [t for t, s in enumerate(encoding.sequence_ids(i)) if s == 1]
+        allowed[i, sentence] = True
+        if not row["label"]:
+            continue
+        starts[i] = ends[i] = IGNORE
+        if "span" not in row:
+            continue
+        lo, hi = row["span"]
+        offsets = encoding["offset_mapping"][i].tolist()
+        inside = [t for t in sentence if offsets[t][0] < hi and offsets[t][1] > lo]
+        if inside:
+            starts[i], ends[i] = inside[0], inside[-1]
+    return starts, ends, allowed
 
 
 def run_steps(
@@ -125,18 +186,37 @@ def run_steps(
     lr: float,
     warmup: float,
     log_every: int = 25,
+    span_head: torch.nn.Module | None = None,
+    span_weight: float = 0.0,
 ) -> float:
-    """One pass over `plan` with AdamW, linear warm-up/decay and BCE-with-logits; returns seconds."""
+    """One pass over `plan` with AdamW, linear warm-up/decay and BCE-with-logits; returns seconds.
+
+    With a `span_head`, it also learns where in the sentence the answer is (SQuAD's extractive
+    task, on the encoder's last layer), its loss added at `span_weight`. The server scores with
+    the classifier alone, so the exported model is unchanged in kind; the span task shapes what
+    the shared encoder learns to read.
+    """
     model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    params = list(model.parameters()) + (list(span_head.parameters()) if span_head else [])
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(warmup * len(plan)), len(plan))  # type: ignore[no-untyped-call]
     loss_fn = torch.nn.BCEWithLogitsLoss()
+    span_loss_fn = torch.nn.CrossEntropyLoss(ignore_index=IGNORE)
     started, running = time.perf_counter(), 0.0
     for step, batch in enumerate(plan, 1):
-        logits = model(**encode(tokenizer, batch)).logits.view(-1)
+        encoding = encode(tokenizer, batch, offsets=span_head is not None)
+        inputs = {k: v for k, v in encoding.items() if k != "offset_mapping"}
+        out = model(**inputs, output_hidden_states=span_head is not None)
+        logits = out.logits.view(-1)
         loss = loss_fn(logits, torch.tensor([float(r["label"]) for r in batch]))
+        if span_head is not None:
+            starts, ends, allowed = span_targets(encoding, batch)
+            span_logits = span_head(out.hidden_states[-1]).masked_fill(~allowed.unsqueeze(-1), -1e4)
+            loss = loss + span_weight * 0.5 * (
+                span_loss_fn(span_logits[..., 0], starts) + span_loss_fn(span_logits[..., 1], ends)
+            )
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad()
@@ -176,6 +256,15 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--warmup", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument(
+        "--span-weight",
+        type=float,
+        default=0.0,
+        help="also train a span head (answer start/end) at this loss weight; 0 = classifier only",
+    )
+    parser.add_argument(
+        "--squad", type=Path, help="the SQuAD 2.0 file the pairs came from (gold answers for spans)"
+    )
     parser.add_argument(
         "--threads", type=int, default=2, help="1 trains faster on a machine busy with other work"
     )
@@ -218,10 +307,28 @@ def main() -> None:
         sum(r["label"] for r in chosen),
         len(plan),
     )
-    seconds = run_steps(model, tokenizer, plan, args.lr, args.warmup)
+    if args.span_weight:
+        if not args.squad:
+            raise SystemExit("--span-weight needs --squad for the gold answers")
+        located = locate_answers(chosen, answer_texts(args.squad))
+        log.info(
+            "answer located in %d of %d answering rows", located, sum(r["label"] for r in chosen)
+        )
+    span_head = torch.nn.Linear(model.config.hidden_size, 2) if args.span_weight else None
+    seconds = run_steps(
+        model,
+        tokenizer,
+        plan,
+        args.lr,
+        args.warmup,
+        span_head=span_head,
+        span_weight=args.span_weight,
+    )
     model.eval()
     args.out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(args.out)
+    if span_head is not None:  # kept beside the checkpoint, for reading its no-answer score
+        torch.save(span_head.state_dict(), args.out / "span_head.pt")
     save_tokenizer(tokenizer, base, args.out)
     meta = {
         "base_model": str(base),
@@ -238,7 +345,8 @@ def main() -> None:
             "batch": args.batch,
             "warmup": args.warmup,
             "max_length": MAX_LENGTH,
-            "loss": "BCEWithLogits",
+            "loss": "BCEWithLogits"
+            + (f" + {args.span_weight} x span cross-entropy" if args.span_weight else ""),
             "optimizer": "AdamW wd=0.01",
             "grad_clip": 1.0,
             "seed": args.seed,
