@@ -269,6 +269,8 @@ def main() -> None:
         "--threads", type=int, default=2, help="1 trains faster on a machine busy with other work"
     )
     args = parser.parse_args()
+    if args.span_weight and not args.squad:  # before minutes of loading, not after
+        parser.error("--span-weight needs --squad for the gold answers")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", force=True)
     torch.set_num_threads(args.threads)
 
@@ -307,14 +309,13 @@ def main() -> None:
         sum(r["label"] for r in chosen),
         len(plan),
     )
+    span_head = None
     if args.span_weight:
-        if not args.squad:
-            raise SystemExit("--span-weight needs --squad for the gold answers")
         located = locate_answers(chosen, answer_texts(args.squad))
         log.info(
             "answer located in %d of %d answering rows", located, sum(r["label"] for r in chosen)
         )
-    span_head = torch.nn.Linear(model.config.hidden_size, 2) if args.span_weight else None
+        span_head = torch.nn.Linear(model.config.hidden_size, 2)
     seconds = run_steps(
         model,
         tokenizer,
