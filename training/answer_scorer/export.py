@@ -35,6 +35,7 @@ from common import (
     read_titles,
     sha256,
 )
+from train import SPAN_HEAD_FILE, new_span_head
 
 MAX_LENGTH = MAX_TOKENS  # the server's truncation, so the export is traced and checked at it
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -115,8 +116,8 @@ def reading(model_dir: Path, span: bool) -> torch.nn.Module:
     ).eval()
     if not span:
         return _Logits(model)
-    head = torch.nn.Linear(model.config.hidden_size, 2)
-    head.load_state_dict(torch.load(model_dir / "span_head.pt"))
+    head = new_span_head(model.config.hidden_size)
+    head.load_state_dict(torch.load(model_dir / SPAN_HEAD_FILE))
     sep_id = AutoTokenizer.from_pretrained(model_dir).sep_token_id
     return _SpanScore(model, head, sep_id).eval()
 

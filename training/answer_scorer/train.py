@@ -146,6 +146,13 @@ def locate_answers(rows: list[dict[str, Any]], answers: dict[str, list[str]]) ->
 
 
 IGNORE = -100  # CrossEntropyLoss's ignore_index: an answering row whose answer was not located
+SPAN_HEAD_FILE = "span_head.pt"  # beside the checkpoint; `export.py --span` reads it
+
+
+def new_span_head(hidden_size: int) -> torch.nn.Linear:
+    """The span head: an answer-start and an answer-end logit per token of the encoder's last
+    layer. One definition for training it and for loading it back (`export.py --span`)."""
+    return torch.nn.Linear(hidden_size, 2)
 
 
 def span_targets(
@@ -192,9 +199,9 @@ def run_steps(
     """One pass over `plan` with AdamW, linear warm-up/decay and BCE-with-logits; returns seconds.
 
     With a `span_head`, it also learns where in the sentence the answer is (SQuAD's extractive
-    task, on the encoder's last layer), its loss added at `span_weight`. The server scores with
-    the classifier alone, so the exported model is unchanged in kind; the span task shapes what
-    the shared encoder learns to read.
+    task, on the encoder's last layer), its loss added at `span_weight`. The span task shapes
+    what the shared encoder learns to read; `export.py` exports the classifier, or with `--span`
+    the span head's reading instead.
     """
     model.train()
     params = list(model.parameters()) + (list(span_head.parameters()) if span_head else [])
@@ -315,7 +322,7 @@ def main() -> None:
         log.info(
             "answer located in %d of %d answering rows", located, sum(r["label"] for r in chosen)
         )
-        span_head = torch.nn.Linear(model.config.hidden_size, 2)
+        span_head = new_span_head(model.config.hidden_size)
     seconds = run_steps(
         model,
         tokenizer,
@@ -329,7 +336,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(args.out)
     if span_head is not None:  # kept beside the checkpoint, for reading its no-answer score
-        torch.save(span_head.state_dict(), args.out / "span_head.pt")
+        torch.save(span_head.state_dict(), args.out / SPAN_HEAD_FILE)
     save_tokenizer(tokenizer, base, args.out)
     meta = {
         "base_model": str(base),
