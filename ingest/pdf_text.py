@@ -9,13 +9,17 @@ half a second.
 
 The headings too, so that a PDF citation names its section as a Markdown, HTML or DOCX one does:
 the author's own outline (bookmarks) where the PDF has one, as LaTeX, Sphinx and most word
-processors write them; otherwise the short lines set larger than the body text, by the font size
-PDFium reports for each character.
+processors write them; otherwise the short lines set larger than the body text (by the font size
+PDFium reports for each character, times the text matrix's scale), and the short lines that
+start with a section number and a capitalised title ("4.3.3 Reauthentication"), whatever their
+type.
 """
 
 from __future__ import annotations
 
+import ctypes
 import itertools
+import math
 import re
 import statistics
 from collections import Counter
@@ -27,6 +31,10 @@ if TYPE_CHECKING:
     import pypdfium2 as pdfium
 
 _SOFT_HYPHEN_BREAK = re.compile("\ufffe[ \t]*\n[ \t]*")
+# Word's second- and third-level bullets are glyphs of Courier New ("o") and Wingdings ("§"),
+# which a text layer reports as those letters: at the start of a line, before a word, they are
+# bullets ("§ 105", a section sign before its number, is not one).
+_WORD_BULLET = re.compile(r"^([ \t]*)[o§](?=[ \t]+[^\W\d_])", re.M)
 _BULLET = re.compile(r"^\s*(?:[•◦▪‣*–-]|\(?\d{1,3}[.)]|\(?[a-z][.)])\s")
 _SENTENCE_END = (".", "!", "?", ":", ";")
 # A heading's number: "2.1 ", "3. ", "IV. ", "A. " (a letter only with its full stop: "A Guide").
@@ -34,6 +42,7 @@ _SECTION_NUMBER = re.compile(r"(?:(?:\d+(?:\.\d+)*\.?|[IVXLC]+\.|[A-Z]\.)[ \t]+)
 _LEADING_NUMBER = re.compile(f"^{_SECTION_NUMBER.pattern}")
 _RUNNING_MAX_CHARS = 100  # headers and footers are short lines
 _RUNNING_MIN_SHARE = 0.5  # a first/last line on at least half the pages is a running header/footer
+_RUNNING_LAYERS = 3  # a header or footer of up to 3 x 2 lines
 _HEADING_MAX_CHARS = 80  # a heading is one short line
 # Set at least this much larger than the body text. Bold alone is not enough: running headers,
 # "CHAPTER" labels and emphasised lines are bold at the text's size too.
@@ -134,8 +143,15 @@ def _styled_lines(
     first characters of its long lines are counted into `body`, the text's size."""
     import pypdfium2.raw as pdfium_c
 
+    matrix = pdfium_c.FS_MATRIX()
+
     def style(at: int) -> float:
-        return round(float(pdfium_c.FPDFText_GetFontSize(textpage.raw, at)), 1)
+        """The size as set on the page: the font's size times the text matrix's vertical scale
+        (word processors often set every font at size 1 and scale it by the matrix)."""
+        size = float(pdfium_c.FPDFText_GetFontSize(textpage.raw, at))
+        if pdfium_c.FPDFText_GetMatrix(textpage.raw, at, ctypes.byref(matrix)):
+            size *= math.hypot(matrix.c, matrix.d)
+        return round(size, 1)
 
     if len(text) != textpage.count_chars():
         return []  # characters outside the BMP: text offsets are not character indices
@@ -167,23 +183,38 @@ def _could_be_heading(line: str) -> bool:
     )
 
 
+def _numbered_heading(line: str) -> bool:
+    """A section number and a capitalised title on a short line of its own: "4.3.4 Security
+    Controls", "10 Usability Considerations" (not "30 days of inactivity", nor a list item)."""
+    number = _LEADING_NUMBER.match(line)
+    return (
+        number is not None
+        and line[number.end() : number.end() + 1].isupper()
+        and len(line) <= _HEADING_MAX_CHARS
+        and _could_be_heading(line)
+    )
+
+
 def _larger_than_body(
     styled: list[tuple[int, str, float]], body: Counter[float], running: set[str]
 ) -> list[tuple[int, str]]:
-    """The short lines set larger than the body text, running headers left out."""
+    """The short lines set larger than the body text, and the numbered ones whatever their
+    type (standards set "4.3.3 Reauthentication" in bold a size smaller than the text); running
+    headers left out."""
     if not body:
         return []
     size = body.most_common(1)[0][0]
     return [
         (index, line)
         for index, line, line_size in styled
-        if line_size >= size * _LARGER and _key(line) not in running
+        if (line_size >= size * _LARGER or _numbered_heading(line)) and _key(line) not in running
     ]
 
 
 def _lines(text: str) -> list[str]:
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = _SOFT_HYPHEN_BREAK.sub("", text).replace("\ufffe", "").replace("\x02", "")
+    text = _WORD_BULLET.sub(r"\1•", text)
     return [line.rstrip() for line in text.split("\n")]
 
 
@@ -199,23 +230,44 @@ def _edges(lines: list[str]) -> list[str]:
 
 
 def _running_lines(pages: list[list[str]]) -> set[str]:
+    """The keys of the lines at the top or bottom of at least half the pages. Found a layer at a
+    time: a header of four lines (title, subtitle, page number, a notice) shows its inner lines
+    at the page's edge only once the outer ones are peeled off. A bare page number counts."""
     if len(pages) < 3:
         return set()
-    counts = Counter(key for lines in pages for key in {_key(line) for line in _edges(lines)})
     needed = max(3, _RUNNING_MIN_SHARE * len(pages))
-    return {key for key, n in counts.items() if n >= needed and key.strip("# ")}
+    running: set[str] = set()
+    for _ in range(_RUNNING_LAYERS):
+        peeled = [_drop_running(lines, running) for lines in pages]
+        counts = Counter(key for lines in peeled for key in {_key(line) for line in _edges(lines)})
+        found = {
+            key
+            for key, n in counts.items()
+            if n >= needed and (key.strip("# ") or key == "#") and key not in running
+        }
+        if not found:
+            break
+        running |= found
+    return running
 
 
 def _drop_running(lines: list[str], running: set[str]) -> list[str]:
-    edges = set(_edges(lines))
-    return [line for line in lines if not (line in edges and _key(line) in running)]
+    """The page without its running lines, peeled off its top and bottom a layer at a time (a
+    line inside the page that happens to read like one stays)."""
+    while True:
+        edges = set(_edges(lines))
+        kept = [line for line in lines if not (line in edges and _key(line) in running)]
+        if len(kept) == len(lines):
+            return kept
+        lines = kept
 
 
 def _reflow(lines: list[str], headings: Collection[str] = ()) -> str:
     """Join the lines of a paragraph with spaces; a short line ends its paragraph (headings,
     last lines), a bullet or numbered item starts a line of its own, and a line that is one of
     the page's `headings` is a paragraph of its own (a numbered one, "2.3 Registering as a
-    Debian member", would otherwise join the full line before it)."""
+    Debian member", would otherwise join the full line before it), as is any numbered heading
+    after a finished sentence ("…timeout. 4.3.4 Security Controls")."""
     lengths = [len(line.strip()) for line in lines if line.strip()]
     if not lengths:
         return ""
@@ -237,7 +289,8 @@ def _reflow(lines: list[str], headings: Collection[str] = ()) -> str:
             elif _BULLET.match(text):
                 out.append("\n")
             elif len(previous) >= 0.75 * full and (
-                not previous.endswith(_SENTENCE_END) or not text[:1].isupper()
+                not previous.endswith(_SENTENCE_END)
+                or not (text[:1].isupper() or _numbered_heading(text))
             ):
                 out.append("" if previous.endswith("-") and text[:1].islower() else " ")
             else:

@@ -32,7 +32,8 @@ _NUMBERED = re.compile(_NUMBER)
 # A bulleted item ("- DC employees: FAS-Transit Subsidy") says something without a full stop; a
 # numbered line without one is as often a PDF's section heading ("4. Resources for members").
 _BULLETED = re.compile(rf"[ \t]*{_BULLET}[ \t]+")
-_DOT_LEADERS = re.compile(r"\.(?: \.){3}")  # "Usertags . . . . . 86"
+# A contents line's leaders: "Usertags . . . . . 86" (LaTeX), "Reauthentication ........ 10" (Word).
+_DOT_LEADERS = re.compile(r"\.(?: \.){3}|\.{5}")
 _CLOSERS = "\"'”’)]*_"
 _ABBREVIATIONS = frozenset(
     """e.g i.e etc ltd inc co no vs cf approx dept fig st mr mrs ms dr prof sec ch art para""".split()

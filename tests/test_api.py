@@ -370,9 +370,12 @@ def test_a_stream_is_refused_before_it_starts_when_the_queue_is_full(
 def test_a_pdf_citation_names_its_page_and_section(
     examples: Settings, client_for: ClientFor
 ) -> None:
-    """A PDF has no markup: its section is the heading set in larger type above the passage."""
+    """A PDF has no markup: its section is the heading set in larger type above the passage.
+    (The question is the README's: the terse "What is the mileage rate?" is refused from the
+    threshold fitted on six corpora, 0.31, on.)"""
     client = client_for(examples, ScriptedGenerator(["never asked"], style="base"))
-    body = client.post("/v1/ask", json={"question": "What is the mileage rate?"}).json()
+    question = "How much do I get back per kilometre if I drive my own car?"
+    body = client.post("/v1/ask", json={"question": question}).json()
     assert "€0.31" in body["answer"], body
     assert [(c["source"], c["page"], c["section"]) for c in body["citations"]] == [
         ("expenses-policy.pdf", 2, "Mileage")

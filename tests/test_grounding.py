@@ -224,7 +224,8 @@ def test_a_bulleted_item_is_quoted_without_its_bullet_and_a_numbered_heading_is_
         "* Less than 3 years of service: 4 hours per pay period\n"
         "* Between 3 and 15 years of service: 6 hours per pay period\n"
         "1. Ask your supervisor before you book travel.\n\n"
-        "7.1.1 Reporting lots of bugs at once (mass bug filing) . . . . . . . . 86."
+        "7.1.1 Reporting lots of bugs at once (mass bug filing) . . . . . . . . 86.\n\n"
+        "4.3.3 Reauthentication of the subscriber ............................. 10."
     )
     got = _sentences(text)
     assert got[2:4] == [
@@ -246,6 +247,7 @@ def test_a_bulleted_item_is_quoted_without_its_bullet_and_a_numbered_heading_is_
     numbered = "Ask your supervisor before you book travel."
     assert numbered in got and numbered in seen  # a numbered item with a full stop
     assert not any("mass bug filing" in s for s in seen)  # a table of contents' line
+    assert not any("Reauthentication" in s for s in seen)  # a word processor's contents line
 
 
 def test_a_sentence_in_bold_or_quotes_is_its_own_sentence_with_its_closing_marks() -> None:

@@ -180,6 +180,43 @@ def test_a_manuals_outline_gives_its_sections_and_numbered_headings_stand_alone(
     assert glued == ["d. 5.15.5 How"]
 
 
+STANDARD_PDF = (
+    Path(__file__).resolve().parent.parent
+    / "eval"
+    / "corpora"
+    / "nist-sp800-63b"
+    / "NIST.SP.800-63b.pdf"
+)
+
+
+def test_a_word_processor_standard_loses_its_header_and_keeps_its_numbered_sections() -> None:
+    """NIST SP 800-63B, as a word processor writes a standard: no outline, every font at size 1
+    scaled by the text matrix, a four-line running header (title, subtitle, page number, a
+    notice) that was glued to each page's first sentence, numbered headings set in bold a size
+    smaller than the text, which were glued to the sentence before them, and list bullets of
+    other fonts' glyphs, which were glued to the item before them."""
+    doc = _load_path(STANDARD_PDF)
+    assert doc.page_starts is not None and len(doc.page_starts) == 79
+    text = doc.text
+    # The notice stays where it is part of the title pages (1-3), and nowhere after them.
+    assert "This publication is available free of charge" not in text[doc.page_starts[3] :]
+    assert "AUTHENTICATION & LIFECYCLE MANAGEMENT" not in text
+    page = text[doc.page_starts[19] : doc.page_starts[20]]  # printed page 10
+    assert page.startswith("When a biometric factor is used in authentication at AAL3")
+    assert "inactivity timeout.\n\n4.3.4 Security Controls\n\nThe CSP SHALL" in page
+    # Word's lower-level bullets ("o", "§" as the text layer spells their glyphs) are bullets.
+    assert "materials.\n• Fonts that clearly distinguish" in text
+    assert not re.search(r"(?m)^[o§] ", text)
+    names = [h for _, h in doc.headings]
+    # Numbered headings whatever their type; the title, larger than the text once the matrix
+    # scale is read (every character reports size 1 without it).
+    assert {"4.3.3 Reauthentication", "5.1.1.2 Memorized Secret Verifiers"} <= set(names)
+    assert "Digital Identity Guidelines" in names
+    assert not any(h.startswith(("30 days", "NIST SP 800-63B DIGITAL")) for h in names)
+    for offset, heading in doc.headings:
+        assert text[offset : offset + len(heading)] == heading
+
+
 def test_pdf_running_headers_are_dropped_and_lines_of_a_paragraph_joined(tmp_path: Path) -> None:
     from fpdf import FPDF
 
