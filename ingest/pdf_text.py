@@ -32,9 +32,10 @@ if TYPE_CHECKING:
 
 _SOFT_HYPHEN_BREAK = re.compile("\ufffe[ \t]*\n[ \t]*")
 # Word's second- and third-level bullets are glyphs of Courier New ("o") and Wingdings ("§"),
-# which a text layer reports as those letters: at the start of a line, before a word, they are
-# bullets ("§ 105", a section sign before its number, is not one).
-_WORD_BULLET = re.compile(r"^([ \t]*)[o§](?=[ \t]+[^\W\d_])", re.M)
+# which a text layer reports as those letters: at the start of a line, before a capitalised
+# word, they are bullets (not "§ 105", a section sign and its number, nor the article of a
+# Portuguese line, "o carro").
+_WORD_BULLET = re.compile(r"^([ \t]*)[o§](?=[ \t]+(\w))", re.M)
 _BULLET = re.compile(r"^\s*(?:[•◦▪‣*–-]|\(?\d{1,3}[.)]|\(?[a-z][.)])\s")
 _SENTENCE_END = (".", "!", "?", ":", ";")
 # A heading's number: "2.1 ", "3. ", "IV. ", "A. " (a letter only with its full stop: "A Guide").
@@ -214,7 +215,7 @@ def _larger_than_body(
 def _lines(text: str) -> list[str]:
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = _SOFT_HYPHEN_BREAK.sub("", text).replace("\ufffe", "").replace("\x02", "")
-    text = _WORD_BULLET.sub(r"\1•", text)
+    text = _WORD_BULLET.sub(lambda m: m[1] + "•" if m[2].isupper() else m[0], text)
     return [line.rstrip() for line in text.split("\n")]
 
 

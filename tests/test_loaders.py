@@ -217,6 +217,30 @@ def test_a_word_processor_standard_loses_its_header_and_keeps_its_numbered_secti
         assert text[offset : offset + len(heading)] == heading
 
 
+def test_word_bullet_glyphs_are_bullets_only_before_a_capitalised_word(tmp_path: Path) -> None:
+    """Word's "o" and "§" bullets start an item; a section sign before its number, or a line that
+    begins with the Portuguese article, keep their letters."""
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_font("helvetica", size=11)
+    pdf.add_page()
+    for line in (
+        "Agencies have duties under the Act, as follows:",
+        "o The agency SHALL publish a notice.",
+        "§ High contrast. The highest contrast is black on white.",
+        "§ 105 of the Act applies to every agency.",
+        "o carro azul fica na garagem.",
+    ):
+        pdf.cell(0, 6, line, new_x="LMARGIN", new_y="NEXT")
+    path = tmp_path / "bullets.pdf"
+    pdf.output(str(path))
+    text = _load_path(path).text
+    assert "\n• The agency SHALL publish a notice." in text
+    assert "\n• High contrast." in text
+    assert "§ 105 of the Act" in text and "o carro azul" in text
+
+
 def test_pdf_running_headers_are_dropped_and_lines_of_a_paragraph_joined(tmp_path: Path) -> None:
     from fpdf import FPDF
 
