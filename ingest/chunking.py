@@ -18,8 +18,10 @@ from ingest.loaders import LoadedDocument, LoadError
 # Bump when splitting or extraction changes meaning: stored chunks of older versions re-ingest.
 # 2: HTML permalink anchors dropped; 3: access stamps, repeated-text offsets; 4: PDF text by PDFium
 # (spaced words, joined lines, no running headers), no Markdown front matter; 5: PDF sections (from
-# the outline or the heading type), a numbered PDF heading no longer joins the line before it.
-PIPELINE_VERSION = "5"
+# the outline or the heading type), a numbered PDF heading no longer joins the line before it;
+# 6: PDF running headers of several lines and page numbers dropped, numbered PDF headings whatever
+# their type size, type size read through the text matrix, Word's "o"/"§" bullets as bullets.
+PIPELINE_VERSION = "6"
 
 # The splitter's time and memory grow with the text it is handed at once: it tokenizes all of it
 # before splitting, and punkt scans a whole paragraph under a 5 s regex timeout (a 20 MB paragraph
