@@ -186,10 +186,12 @@ def _could_be_heading(line: str) -> bool:
 
 def _numbered_heading(line: str) -> bool:
     """A section number and a capitalised title on a short line of its own: "4.3.4 Security
-    Controls", "10 Usability Considerations" (not "30 days of inactivity", nor a list item)."""
+    Controls", "10 Usability Considerations" (not "30 days of inactivity", nor a list item, nor
+    "100 Bureau Drive" or "2017 Annual Report": sections are not numbered in hundreds)."""
     number = _LEADING_NUMBER.match(line)
     return (
         number is not None
+        and not line[:3].isdigit()
         and line[number.end() : number.end() + 1].isupper()
         and len(line) <= _HEADING_MAX_CHARS
         and _could_be_heading(line)
