@@ -150,7 +150,8 @@ def test_markdown_front_matter_is_not_indexed_and_gives_the_title() -> None:
     assert doc.title == "Leave and holidays"
 
 
-REFERENCE_PDF = Path(__file__).resolve().parent.parent / "eval" / "corpora" / "developers-reference"
+CORPORA = Path(__file__).resolve().parent.parent / "eval" / "corpora"  # the evaluation's documents
+REFERENCE_PDF = CORPORA / "developers-reference"
 
 
 def test_a_justified_tex_pdf_keeps_the_spaces_between_words() -> None:
@@ -180,13 +181,7 @@ def test_a_manuals_outline_gives_its_sections_and_numbered_headings_stand_alone(
     assert glued == ["d. 5.15.5 How"]
 
 
-STANDARD_PDF = (
-    Path(__file__).resolve().parent.parent
-    / "eval"
-    / "corpora"
-    / "nist-sp800-63b"
-    / "NIST.SP.800-63b.pdf"
-)
+STANDARD_PDF = CORPORA / "nist-sp800-63b" / "NIST.SP.800-63b.pdf"
 
 
 def test_a_word_processor_standard_loses_its_header_and_keeps_its_numbered_sections() -> None:
