@@ -21,7 +21,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from rag_core.errors import ConfigError
 
 DEFAULT_EMBEDDER_NAME = "sentence-transformers/all-MiniLM-L6-v2"
-_COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,510}[A-Za-z0-9]$")
+# A collection's uploaded originals live in a companion collection named with this suffix
+# (rag_core.originals), so users' collections may not end with it, and stop 7 characters short
+# of Chroma's 512.
+FILES_SUFFIX = "--files"
+COLLECTION_MAX = 512 - len(FILES_SUFFIX)
+_COLLECTION_NAME = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9._-]{{1,{COLLECTION_MAX - 2}}}[A-Za-z0-9]$")
 
 
 def usable_cores() -> int:
@@ -275,9 +280,11 @@ def validate_collection_name(value: str) -> str:
     """Chroma's naming rule, checked up front so the error names our setting, not Chroma's."""
     if not _COLLECTION_NAME.match(value) or ".." in value:
         raise ValueError(
-            "collection names are 3-512 characters of letters, digits, '.', '_' or '-', "
-            "starting and ending with a letter or digit"
+            f"collection names are 3-{COLLECTION_MAX} characters of letters, digits, '.', '_' or "
+            "'-', starting and ending with a letter or digit"
         )
+    if value.endswith(FILES_SUFFIX):
+        raise ValueError(f"collection names ending in '{FILES_SUFFIX}' are reserved")
     return value
 
 

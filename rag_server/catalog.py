@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from rag_core.access import Access
 from rag_core.embedding import Embedder
 from rag_core.errors import NotFoundError
+from rag_core.originals import OriginalFiles, is_files_collection
 from rag_core.settings import Settings, validate_collection_name
 from rag_core.store import Chunk, ChunkStore, reopen_embedded
 from rag_server.retrieval import HybridRetriever, KeywordIndex
@@ -56,6 +57,7 @@ class Corpus:
     store: ChunkStore
     keyword: KeywordIndex
     retriever: HybridRetriever
+    files: OriginalFiles  # the original files of its uploaded documents
 
     def documents(self, access: Access) -> list[DocumentInfo]:
         """Every document the caller may read, by id, as of the keyword snapshot (a rebuild
@@ -88,13 +90,6 @@ class Corpus:
             return None
         found = self._readable([DocumentInfo.of(chunks)], access, {document_id: chunks})
         return (found[0], chunks) if found else None
-
-    def stored(self, document_id: str) -> DocumentInfo | None:
-        """The document as the store holds it now, unfiltered, not through the keyword snapshot:
-        for a writer under the write lock, reading back its own write (a snapshot may be a
-        rebuild behind it, or catch another writer's replace between its upsert and delete)."""
-        chunks = self.store.document_chunks(document_id)
-        return DocumentInfo.of(chunks) if chunks else None
 
     def _readable(
         self, docs: list[DocumentInfo], access: Access, chunks: dict[str, list[Chunk]]
@@ -143,10 +138,11 @@ class Catalog:
                 retriever = HybridRetriever(
                     store, self.embedder, keyword, r.fusion, r.candidates, r.dense_weight
                 )
-                corpus = Corpus(name, store, keyword, retriever)
+                corpus = Corpus(name, store, keyword, retriever, OriginalFiles(store))
                 self._open[name] = corpus
         return corpus
 
     def names(self) -> list[str]:
-        """Collections in the store, sorted."""
-        return sorted(c.name for c in self.client.list_collections())
+        """Collections in the store, sorted (not the companions that keep uploaded originals)."""
+        names = (c.name for c in self.client.list_collections())
+        return sorted(n for n in names if not is_files_collection(n))

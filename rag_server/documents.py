@@ -1,9 +1,12 @@
-"""Documents over HTTP: uploads go through the same pipeline as `rag-ingest`; deletes remove every
-chunk. Blocking work runs in the caller's worker thread. One writer at a time: per process, and
-for an embedded store across processes too (the writer lock `rag-ingest` takes; 409 while held)."""
+"""Documents over HTTP: uploads go through the same pipeline as `rag-ingest`, and their original
+files are kept in the store beside their chunks (rag_core.originals), so every replica serves
+them; deletes remove both. Blocking work runs in the caller's worker thread. One writer at a time:
+per process, and for an embedded store across processes too (the writer lock `rag-ingest` takes;
+409 while held)."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -15,9 +18,10 @@ from ingest.loaders import loader_for
 from ingest.pipeline import UPLOAD_PREFIX, SourceFile, document_groups
 from rag_core.access import Access
 from rag_core.errors import InvalidInputError, NotFoundError
+from rag_core.originals import OriginalFile
 from rag_core.settings import Settings
 from rag_core.writelock import store_writer
-from rag_server.catalog import Catalog, DocumentInfo
+from rag_server.catalog import Catalog, Corpus, DocumentInfo
 
 _UNSAFE = re.compile(r"[^\w.\- ]+")
 
@@ -52,20 +56,45 @@ class DocumentService:
         self.catalog = catalog
 
     def folder(self, collection: str) -> Path:
+        """This process's scratch folder for a collection's uploads: files being ingested, and
+        the originals that releases before 2026-12-06 kept here instead of in the store."""
         return self.settings.uploads_dir / collection
 
-    def original(self, collection: str, document_id: str) -> Path | None:
-        """Where an uploaded document's file is kept; None for documents not uploaded through
-        the API (`rag-ingest` reads a folder the server does not keep)."""
+    def original(self, corpus: Corpus, document_id: str, content_hash: str) -> OriginalFile | None:
+        """The uploaded file of the version of the document whose chunks carry `content_hash`;
+        None for documents ingested with `rag-ingest` (read from a folder the server does not
+        keep), or when the file is not whole."""
         if not document_id.startswith(UPLOAD_PREFIX):
             return None
+        kept = corpus.files.read(document_id, content_hash)
+        return kept if kept is not None else self._from_folder(corpus, document_id, content_hash)
+
+    def has_original(self, corpus: Corpus, document_id: str, content_hash: str) -> bool:
+        if not document_id.startswith(UPLOAD_PREFIX):
+            return False
+        return corpus.files.has(document_id, content_hash) or (
+            self._from_folder(corpus, document_id, content_hash) is not None
+        )
+
+    def _kept_here(self, collection: str, document_id: str) -> Path:
         return self.folder(collection) / document_id.removeprefix(UPLOAD_PREFIX)
+
+    def _from_folder(
+        self, corpus: Corpus, document_id: str, content_hash: str
+    ) -> OriginalFile | None:
+        """An original that an earlier release kept on this process's disk, if it is the
+        version the chunks show; uploading the document again moves it into the store."""
+        path = self._kept_here(corpus.name, document_id)
+        if not path.is_file():
+            return None
+        data = path.read_bytes()
+        return OriginalFile(path.name, data) if _sha256(data) == content_hash else None
 
     def upload(
         self, filename: str, data: bytes, collection: str | None, groups: frozenset[str]
     ) -> Uploaded:
-        """Validate, ingest, then keep the file (so a re-ingest can rebuild the store from it).
-        Nothing is kept when the content is refused."""
+        """Validate, ingest, then keep the file in the store (the web page's "original file",
+        on every replica). Nothing is kept when the content is refused."""
         limit = int(self.settings.limits.max_upload_mb * 1024 * 1024)
         if len(data) > limit:
             raise InvalidInputError(f"file too large ({len(data)} bytes; limit {limit})")
@@ -81,7 +110,7 @@ class DocumentService:
         corpus = self.catalog.get(collection, create=True)
         folder = self.folder(corpus.name)
         folder.mkdir(parents=True, exist_ok=True)
-        target = folder / name
+        target = self._kept_here(corpus.name, UPLOAD_PREFIX + name)
         staging = folder / ".staging"  # hidden: never picked up by a `rag-ingest` of the folder
         staging.mkdir(exist_ok=True)
         staged = staging / name  # same name: loaders read type and fallback title from it
@@ -93,15 +122,20 @@ class DocumentService:
                 report = pipeline.ingest([source])
                 if report.failed:
                     raise InvalidInputError(f"{name}: {report.failed[0].error}")
-                staged.replace(target)
             finally:
                 staged.unlink(missing_ok=True)
             # Read back under the lock, from the store: once it is released, another upload of
             # this name may replace the document (its new chunks in, then these out), which a
             # keyword snapshot read afterwards can catch half-done or not yet show.
-            document = corpus.stored(UPLOAD_PREFIX + name)
-        if document is None:  # pragma: no cover - another process (a Chroma server takes no lock)
+            chunks = corpus.store.document_chunks(UPLOAD_PREFIX + name)
+            if chunks and chunks[0].content_hash == _sha256(data):
+                # Ours is the version the store shows; a replica whose upload of this name
+                # won instead keeps its own file.
+                corpus.files.keep(UPLOAD_PREFIX + name, name, data, chunks[0].ingested_at)
+            target.unlink(missing_ok=True)  # an earlier release's copy of the file, now stale
+        if not chunks:  # pragma: no cover - another process (a Chroma server takes no lock)
             raise NotFoundError(f"'{name}' was removed while it was being ingested")
+        document = DocumentInfo.of(chunks)
         status: UploadStatus = (
             "added" if report.added else "updated" if report.updated else "unchanged"
         )
@@ -115,7 +149,12 @@ class DocumentService:
         corpus.readable(document_id, access)  # NotFoundError: missing, or not the caller's
         with self.catalog.write_lock, store_writer(self.settings, "rag-server delete"):
             corpus.store.delete_document(document_id)
+            corpus.files.forget(document_id)
         corpus.keyword.refresh()  # gone from search and listings once this returns
-        original = self.original(corpus.name, document_id)
-        if original is not None:
-            original.unlink(missing_ok=True)
+        if document_id.startswith(UPLOAD_PREFIX):
+            self._kept_here(corpus.name, document_id).unlink(missing_ok=True)
+
+
+def _sha256(data: bytes) -> str:
+    """The content hash the pipeline stamps on every chunk of a file (ingest.pipeline)."""
+    return hashlib.sha256(data).hexdigest()

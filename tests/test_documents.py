@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from litestar.testing import TestClient
@@ -31,6 +32,17 @@ def served(settings: Settings, embedder: Embedder) -> Iterator[tuple[TestClient,
     with TestClient(app=create_app(limited, rag), raise_server_exceptions=False) as client:
         client.headers.update(bearer(add_key(limited, "admin")))
         yield client, rag
+
+
+def _kept_files(rag: Rag) -> set[tuple[str, str]]:
+    """(document, content hash) of every file part kept in the store for the collection."""
+    files = rag.catalog.get().files
+    try:
+        collection = rag.catalog.client.get_collection(files.name)
+    except Exception:  # never created: nothing was kept
+        return set()
+    metas = collection.get(include=["metadatas"])["metadatas"] or []
+    return {(str(m["document_id"]), str(m["content_hash"])) for m in metas}
 
 
 def _search_ids(client: TestClient, query: str) -> list[str]:  # type: ignore[type-arg]
@@ -75,14 +87,19 @@ def test_an_uploaded_document_is_searchable_then_deleted_everywhere(
     settings: Settings,
 ) -> None:
     client, rag = served
-    files = {"file": ("Friday hours.md", f"# Office hours\n\n{FACT}\n".encode(), "text/markdown")}
+    content = f"# Office hours\n\n{FACT}\n".encode()
+    files = {"file": ("Friday hours.md", content, "text/markdown")}
     r = client.post("/v1/documents", files=files, data={"groups": "facilities"})
     assert r.status_code == 201, r.text
     body = r.json()
     doc_id = body["document"]["document_id"]
     assert doc_id == "uploads/Friday hours.md" and body["status"] == "added"
     assert body["document"]["groups"] == ["facilities"] and body["document"]["chunks"] >= 1
-    assert (settings.uploads_dir / "default" / "Friday hours.md").read_text().endswith(FACT + "\n")
+    # The original is kept in the store, where every replica finds it; not on this disk.
+    corpus = rag.catalog.get()
+    kept = corpus.files.read(doc_id, hashlib.sha256(content).hexdigest())
+    assert kept is not None and kept.data == content and kept.name == "Friday hours.md"
+    assert not (settings.uploads_dir / "default" / "Friday hours.md").exists()
     assert _search_ids(client, "When does the Zanzibar office close on Fridays?")[0] == doc_id
 
     # The same bytes again change nothing.
@@ -97,7 +114,8 @@ def test_an_uploaded_document_is_searchable_then_deleted_everywhere(
     assert client.delete(f"/v1/documents/{doc_id}").status_code == 204
     assert doc_id not in _search_ids(client, "Zanzibar office Friday lantern ceremony")
     assert rag.catalog.get().store.count() == 0  # no orphan chunks
-    assert not (settings.uploads_dir / "default" / "Friday hours.md").exists()
+    assert corpus.files.read(doc_id, hashlib.sha256(content).hexdigest()) is None
+    assert _kept_files(rag) == set()  # nor orphan file parts
     assert client.get(f"/v1/documents/{doc_id}").status_code == 404
     assert client.delete(f"/v1/documents/{doc_id}").status_code == 404
 
@@ -114,6 +132,22 @@ def test_uploads_into_another_collection_stay_there(served: tuple[TestClient, Ra
     assert [h["document_id"] for h in r.json()["results"]] == ["uploads/hours.txt"]
     models = {m["id"] for m in client.get("/v1/models").json()["data"]}
     assert {"default", "facilities"} <= models
+
+
+def test_the_collections_that_keep_originals_are_neither_listed_nor_usable(
+    served: tuple[TestClient, Rag],  # type: ignore[type-arg]
+) -> None:
+    client, _ = served
+    files = {"file": ("hours.txt", FACT.encode(), "text/plain")}
+    assert client.post("/v1/documents", files=files).status_code == 201
+    models = {m["id"] for m in client.get("/v1/models").json()["data"]}
+    assert "default" in models and not [m for m in models if m.endswith("--files")], models
+    for r in (
+        client.post("/v1/documents", files=files, data={"collection": "default--files"}),
+        client.get("/v1/documents", params={"collection": "default--files"}),
+        client.get("/v1/document-file/uploads/hours.txt", params={"collection": "default--files"}),
+    ):
+        assert r.status_code == 400 and "reserved" in r.json()["detail"], r.text
 
 
 @pytest.mark.parametrize(
@@ -139,7 +173,7 @@ def test_bad_uploads_are_refused_with_a_reason_and_leave_nothing(
     assert r.status_code == 422, r.text
     assert r.headers["content-type"].startswith("application/problem+json")
     assert reason.lower() in r.json()["detail"].lower()
-    assert rag.catalog.get().store.count() == 0
+    assert rag.catalog.get().store.count() == 0 and _kept_files(rag) == set()
     folder = settings.uploads_dir / "default"
     assert not folder.exists() or not [p for p in folder.iterdir() if p.name != ".staging"]
 
@@ -167,9 +201,16 @@ def test_upload_names_cannot_escape_the_upload_folder(
         assert r.status_code == 201, (hostile, r.text)
         doc_id = r.json()["document"]["document_id"]
         assert doc_id.startswith("uploads/") and ".." not in doc_id and "\\" not in doc_id
-        stored = settings.uploads_dir / "default" / doc_id.removeprefix("uploads/")
-        assert stored.resolve().parent == (settings.uploads_dir / "default").resolve()
+        name = doc_id.removeprefix("uploads/")
+        assert "/" not in name and "\u202e" not in name, name
+        download = client.get(f"/v1/document-file/{doc_id}")
+        assert download.status_code == 200 and download.content == FACT.encode()
+        disposition = download.headers["content-disposition"]
+        assert disposition.startswith('attachment; filename="') and "/" not in disposition
+        if not name.isascii():  # Latin-1 headers: the real name percent-encoded beside
+            assert disposition.endswith("filename*=UTF-8''" + quote(name)), disposition
     assert not (settings.data_dir.parent / "etc").exists()
+    assert not list((settings.uploads_dir / "default").rglob("*.txt"))  # staged, then removed
 
 
 def test_an_uploaded_pdf_keeps_its_pages(served: tuple[TestClient, Rag], tmp_path: Path) -> None:  # type: ignore[type-arg]
@@ -231,7 +272,35 @@ def test_concurrent_uploads_of_one_name_all_succeed_and_one_version_wins(
     listed = client.get("/v1/documents", params={"contains": "race.md"}).json()["documents"]
     assert [d["document_id"] for d in listed] == ["uploads/race.md"]
     chunks = [c for c in rag.catalog.get().store.all_chunks() if c.document_id == "uploads/race.md"]
-    kept = (settings.uploads_dir / "default" / "race.md").read_bytes()
-    assert kept in versions  # the file kept is the version the store holds, whole
-    assert {c.content_hash for c in chunks} == {hashlib.sha256(kept).hexdigest()}
-    assert listed[0]["title"] == versions[kept] and len(chunks) == listed[0]["chunks"]
+    (content_hash,) = {c.content_hash for c in chunks}
+    kept = rag.catalog.get().files.read("uploads/race.md", content_hash)
+    assert kept is not None and kept.data in versions  # the version the store holds, whole
+    assert listed[0]["title"] == versions[kept.data] and len(chunks) == listed[0]["chunks"]
+    assert _kept_files(rag) == {("uploads/race.md", content_hash)}  # the replaced ones dropped
+
+
+def test_an_original_an_earlier_release_kept_on_disk_is_still_served_while_current(
+    served: tuple[TestClient, Rag],  # type: ignore[type-arg]
+    settings: Settings,
+) -> None:
+    """Releases before 2026-12-06 kept an upload's original in this process's folder. Such a
+    file is still served, but only while it is the version the chunks show; uploading the
+    document again moves it into the store."""
+    client, rag = served
+    content = f"# Office hours\n\n{FACT}\n".encode()
+    files = {"file": ("hours.md", content, "text/markdown")}
+    assert client.post("/v1/documents", files=files).status_code == 201
+    rag.catalog.get().files.forget("uploads/hours.md")  # as an earlier release left it:
+    legacy = settings.uploads_dir / "default" / "hours.md"
+    legacy.write_bytes(content)  # the file on disk, none in the store
+    assert client.get("/v1/document-text/uploads/hours.md").json()["has_file"] is True
+    assert client.get("/v1/document-file/uploads/hours.md").content == content
+
+    legacy.write_bytes(content + b"edited on disk afterwards\n")  # not what the chunks show
+    assert client.get("/v1/document-text/uploads/hours.md").json()["has_file"] is False
+    assert client.get("/v1/document-file/uploads/hours.md").status_code == 404
+
+    legacy.write_bytes(content)
+    assert client.post("/v1/documents", files=files).json()["status"] == "unchanged"
+    assert not legacy.exists()  # moved into the store
+    assert client.get("/v1/document-file/uploads/hours.md").content == content

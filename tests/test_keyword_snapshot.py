@@ -16,6 +16,7 @@ from ingest.build import build_pipeline
 from ingest.pipeline import SIDECAR, Pipeline
 from rag_core.access import Access
 from rag_core.embedding import Embedder
+from rag_core.originals import OriginalFiles
 from rag_core.settings import Settings, load_settings
 from rag_core.store import ChunkStore
 from rag_server.answerability import Answerability
@@ -130,7 +131,7 @@ def test_a_hit_the_store_no_longer_lets_the_caller_read_never_leaves_retrieval(
     pipeline.run([docs])
     keyword = GatedIndex(pipeline.store)
     retriever = HybridRetriever(pipeline.store, embedder, keyword)
-    corpus = Corpus("test", pipeline.store, keyword, retriever)
+    corpus = Corpus("test", pipeline.store, keyword, retriever, OriginalFiles(pipeline.store))
     question = "When is the Wayfarer lantern lit?"
     assert "notes/lantern.md" in {
         h.chunk.document_id for h in retriever.retrieve(question, 5, IT_ONLY)

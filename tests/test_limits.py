@@ -65,6 +65,9 @@ def test_oversized_bodies_and_fields_are_4xx_naming_the_problem(
         assert r.status_code == 400 and "top_k" in r.text
         r = client.post("/v1/search", json={"query": "hotel", "collection": "../etc"})
         assert r.status_code == 400 and "collection" in r.text
+        # Reserved for the uploads' original files (rag_core.originals): never read as chunks.
+        r = client.post("/v1/search", json={"query": "hotel", "collection": "default--files"})
+        assert r.status_code == 400 and "reserved" in r.text, r.text
 
 
 def test_sixteen_concurrent_askers_get_200_or_503_never_an_error(

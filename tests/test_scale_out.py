@@ -62,6 +62,24 @@ def _poll(check: object, timeout: float = 60) -> None:
         time.sleep(0.5)
 
 
+def _pdf_with_photo(path: Path, text: str) -> Path:
+    """A one-page PDF of `text` and a 1,800-pixel square of noise, which no compression
+    shrinks: about 9.5 MB."""
+    import numpy as np
+    from fpdf import FPDF
+    from PIL import Image
+
+    noise = np.random.default_rng(7).integers(0, 256, (1800, 1800, 3), dtype=np.uint8)
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.set_font("helvetica", size=11)
+    pdf.multi_cell(0, 6, text)
+    pdf.image(Image.fromarray(noise), w=100)
+    pdf.output(str(path))
+    assert path.stat().st_size > 9 * 1024 * 1024
+    return path
+
+
 def test_two_servers_share_one_chroma_server_and_survive_its_restart(
     tmp_path: Path, chroma: ChromaServer, gguf: Path
 ) -> None:
@@ -100,6 +118,23 @@ def test_two_servers_share_one_chroma_server_and_survive_its_restart(
         assert _ingest(docs, ingest_env)["deleted"] == 1
         for server in servers:
             assert "aurora.md" not in _documents(server, AURORA_QUERY)
+
+        # An upload taken by one server: the other serves its original file too (a photo makes
+        # it 9.5 MB, so it is kept in parts written in more than one request), and a delete on
+        # the other removes it for both.
+        photo = _pdf_with_photo(tmp_path / "badge.pdf", "Badges are collected at the west desk.")
+        data = photo.read_bytes()
+        upload = servers[0].call(
+            "POST", "/v1/documents", files={"file": ("badge.pdf", data, "application/pdf")}
+        )
+        assert upload.status_code == 201, upload.text
+        doc_id = upload.json()["document"]["document_id"]
+        _poll(lambda: servers[1].call("GET", f"/v1/document-text/{doc_id}").status_code == 200)
+        assert servers[1].call("GET", f"/v1/document-text/{doc_id}").json()["has_file"] is True
+        download = servers[1].call("GET", f"/v1/document-file/{doc_id}")
+        assert download.status_code == 200 and download.content == data
+        assert servers[1].call("DELETE", f"/v1/documents/{doc_id}").status_code == 204
+        _poll(lambda: servers[0].call("GET", f"/v1/document-file/{doc_id}").status_code == 404)
 
         # Chroma goes away: both turn not-ready and answer 503 problem details, but stay alive.
         chroma.kill()

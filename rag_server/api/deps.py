@@ -12,7 +12,7 @@ from litestar.exceptions import ValidationException
 from litestar.params import Parameter
 
 from rag_core.errors import RagError
-from rag_core.settings import validate_collection_name
+from rag_core.settings import COLLECTION_MAX, validate_collection_name
 from rag_server.api.schemas import COLLECTION_PATTERN
 from rag_server.api.security import caller, check_collection
 from rag_server.audit import Auditor
@@ -50,7 +50,9 @@ def provide_auditor(state: State) -> Auditor:
 # `?collection=` on the routes that read one document or the list.
 CollectionParam = Annotated[
     str | None,
-    Parameter(query="collection", min_length=3, max_length=512, pattern=COLLECTION_PATTERN),
+    Parameter(
+        query="collection", min_length=3, max_length=COLLECTION_MAX, pattern=COLLECTION_PATTERN
+    ),
 ]
 
 

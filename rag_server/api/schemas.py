@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from rag_core.settings import COLLECTION_MAX
 from rag_server.documents import UploadStatus
 from rag_server.grounding import AnswerStatus
 
@@ -14,7 +15,7 @@ TopK = Annotated[int, msgspec.Meta(ge=1, le=50)]
 COLLECTION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9]$"
 CollectionName = Annotated[
     str,
-    msgspec.Meta(min_length=3, max_length=512, pattern=COLLECTION_PATTERN),
+    msgspec.Meta(min_length=3, max_length=COLLECTION_MAX, pattern=COLLECTION_PATTERN),
 ]
 
 

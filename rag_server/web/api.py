@@ -4,6 +4,7 @@ original file, so a citation can be checked in its context (offsets match `start
 from __future__ import annotations
 
 import mimetypes
+from urllib.parse import quote
 
 import anyio
 import msgspec
@@ -40,6 +41,15 @@ class DocumentText(msgspec.Struct):
     text: str
     pages: list[PageStart]  # where each page begins in `text`
     has_file: bool  # the original file is kept (uploads) and served by /v1/document-file
+
+
+def attachment(name: str) -> str:
+    """Content-Disposition for a download. Header values are Latin-1, so a name outside ASCII
+    goes in `filename*` (RFC 6266, UTF-8 percent-encoded), with an ASCII stand-in for old
+    clients; a safe_name() never holds quotes, but one would not end the value early."""
+    ascii_name = name.encode("ascii", "replace").decode("ascii").replace("?", "_")
+    plain = 'attachment; filename="{}"'.format(ascii_name.replace('"', "_"))
+    return plain if ascii_name == name else f"{plain}; filename*=UTF-8''{quote(name)}"
 
 
 def assemble_text(chunks: list[Chunk]) -> tuple[str, list[PageStart]]:
@@ -84,9 +94,10 @@ class WebApiController(Controller):
         doc_id = document_id.lstrip("/")
         _, chunks = await anyio.to_thread.run_sync(corpus.readable, doc_id, key.access)
         text, pages = assemble_text(chunks)
-        original = rag.documents.original(name, doc_id)
-        has_file = original is not None and original.is_file()
         first = chunks[0]
+        has_file = await anyio.to_thread.run_sync(
+            rag.documents.has_original, corpus, doc_id, first.content_hash
+        )
         return DocumentText(doc_id, first.title, first.source, text, pages, has_file)
 
     @get(
@@ -102,16 +113,17 @@ class WebApiController(Controller):
         name = collection_for(key, collection, rag)
         corpus = await rag.service.corpus(name)
         doc_id = document_id.lstrip("/")
-        await anyio.to_thread.run_sync(corpus.readable, doc_id, key.access)
-        path = rag.documents.original(name, doc_id)
-        if path is None or not path.is_file():
+        _, chunks = await anyio.to_thread.run_sync(corpus.readable, doc_id, key.access)
+        kept = await anyio.to_thread.run_sync(
+            rag.documents.original, corpus, doc_id, chunks[0].content_hash
+        )
+        if kept is None:
             raise NotFoundError(f"the original file of '{doc_id}' is not kept on this server")
-        data = await anyio.Path(path).read_bytes()
-        media = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        media = mimetypes.guess_type(kept.name)[0] or "application/octet-stream"
         # An attachment in a sandbox: an uploaded HTML file never runs as our origin.
         headers = {
-            "Content-Disposition": f'attachment; filename="{path.name}"',
+            "Content-Disposition": attachment(kept.name),
             "Content-Security-Policy": "sandbox; default-src 'none'",
             "X-Content-Type-Options": "nosniff",
         }
-        return Response(data, media_type=media, headers=headers)
+        return Response(kept.data, media_type=media, headers=headers)
