@@ -11,7 +11,6 @@ server, which takes no lock) leave exactly one version, not both.
 from __future__ import annotations
 
 import errno
-import hashlib
 import math
 import os
 import shutil
@@ -27,6 +26,7 @@ from ingest.loaders import LoadError, load, loader_for
 from rag_core.access import ALL_GROUPS, parse_groups
 from rag_core.embedding import Embedder
 from rag_core.errors import StoreWriteError
+from rag_core.records import content_hash as file_hash
 from rag_core.store import Chunk, ChunkStore, DocumentState
 
 # A file of group names in a folder stamps every document below it (nearest one wins over
@@ -342,7 +342,7 @@ class Pipeline:
             data = source.path.read_bytes()
         except OSError as exc:
             raise LoadError(f"cannot read file: {exc.strerror or exc}") from None
-        content_hash = hashlib.sha256(data).hexdigest()
+        content_hash = file_hash(data)
         if state is not None and state.is_complete(
             content_hash, self.chunker.fingerprint, source.groups
         ):

@@ -11,7 +11,6 @@ reads and writes. A read checks the hash: a file with a part missing is never se
 from __future__ import annotations
 
 import base64
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rag_core.chroma_client import reachable
+from rag_core.records import content_hash as file_hash
 from rag_core.records import version
 from rag_core.settings import FILES_SUFFIX
 
@@ -83,7 +83,7 @@ class OriginalFiles:
         then drop the files of older versions. Files of newer versions stay: two replicas that
         raced to upload one name each keep their own file, and the reader asks for the version
         that the chunks show (rag_core.records: the newest write wins)."""
-        content_hash = hashlib.sha256(data).hexdigest()
+        content_hash = file_hash(data)
         parts = [data[lo : lo + PART_BYTES] for lo in range(0, len(data), PART_BYTES)] or [b""]
         ids = [f"{document_id}#{content_hash}#{i}" for i in range(len(parts))]
         meta: dict[str, str | int] = {
@@ -140,7 +140,7 @@ class OriginalFiles:
         if not records or [r[0] for r in records] != list(range(int(records[0][1]["parts"]))):
             return None
         data = b"".join(base64.b64decode(text) for _, _, text in records)
-        if hashlib.sha256(data).hexdigest() != content_hash:
+        if file_hash(data) != content_hash:
             return None
         return OriginalFile(str(records[0][1]["name"]), data)
 

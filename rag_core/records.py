@@ -6,6 +6,7 @@ the store's reads and writes: ingestion writes records, the server reads them, b
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -100,6 +101,12 @@ def instant(stamp: str) -> datetime:
     except ValueError:
         return EPOCH
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def content_hash(data: bytes) -> str:
+    """A file's `content_hash`: what ingestion stamps on every chunk of it, and what its kept
+    original (rag_core.originals) is found and checked by."""
+    return hashlib.sha256(data).hexdigest()
 
 
 def version(meta: Mapping[str, Any]) -> Version:

@@ -6,7 +6,6 @@ per process, and for an embedded store across processes too (the writer lock `ra
 
 from __future__ import annotations
 
-import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from ingest.pipeline import UPLOAD_PREFIX, SourceFile, document_groups
 from rag_core.access import Access
 from rag_core.errors import InvalidInputError, NotFoundError
 from rag_core.originals import OriginalFile
+from rag_core.records import content_hash as file_hash
 from rag_core.settings import Settings
 from rag_core.writelock import store_writer
 from rag_server.catalog import Catalog, Corpus, DocumentInfo
@@ -88,7 +88,7 @@ class DocumentService:
         if not path.is_file():
             return None
         data = path.read_bytes()
-        return OriginalFile(path.name, data) if _sha256(data) == content_hash else None
+        return OriginalFile(path.name, data) if file_hash(data) == content_hash else None
 
     def upload(
         self, filename: str, data: bytes, collection: str | None, groups: frozenset[str]
@@ -128,7 +128,7 @@ class DocumentService:
             # this name may replace the document (its new chunks in, then these out), which a
             # keyword snapshot read afterwards can catch half-done or not yet show.
             chunks = corpus.store.document_chunks(UPLOAD_PREFIX + name)
-            if chunks and chunks[0].content_hash == _sha256(data):
+            if chunks and chunks[0].content_hash == file_hash(data):
                 # Ours is the version the store shows; a replica whose upload of this name
                 # won instead keeps its own file.
                 corpus.files.keep(UPLOAD_PREFIX + name, name, data, chunks[0].ingested_at)
@@ -153,8 +153,3 @@ class DocumentService:
         corpus.keyword.refresh()  # gone from search and listings once this returns
         if document_id.startswith(UPLOAD_PREFIX):
             self._kept_here(corpus.name, document_id).unlink(missing_ok=True)
-
-
-def _sha256(data: bytes) -> str:
-    """The content hash the pipeline stamps on every chunk of a file (ingest.pipeline)."""
-    return hashlib.sha256(data).hexdigest()
