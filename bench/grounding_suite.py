@@ -361,6 +361,57 @@ def choose_own(qs: list[Question]) -> float:
     return best
 
 
+# Penalties tried for a sentence that states the opposite of what the question asks
+# (rag_server.contrast), subtracted from the answer model's logit before the combiner.
+CONTRAST_GRID = (0.0, 1.0, 2.0, 3.0, 5.0, 8.0)
+
+
+class ContrastPenalty:
+    """Sets the contrast penalty on collected candidates: the answer model's logits as collected
+    (no penalty), and which candidates contradict their question, are kept to rewrite feature 0."""
+
+    def __init__(self, qs: list[Question]) -> None:
+        from rag_server.contrast import Opposites, contradicts
+
+        opposites = Opposites.load()
+        self.raw = {question_id(q): [f[0] for f in q.features] for q in qs}
+        self.flags = {
+            question_id(q): [contradicts(q.asked, s, opposites) for s in q.sentences] for q in qs
+        }
+
+    def set(self, qs: list[Question], penalty: float) -> None:
+        for q in qs:
+            key = question_id(q)
+            q.features = [
+                (raw - penalty * flag, *f[1:])
+                for raw, flag, f in zip(self.raw[key], self.flags[key], q.features, strict=True)
+            ]
+            q.cache = {k: v for k, v in q.cache.items() if k[0] == "similarity"}
+
+    def choose(self, qs: list[Question], columns: Sequence[int]) -> float:
+        """The penalty with the best mean accuracy over the given corpora, each held out from
+        the others in turn (combiner and floor fitted without it, as the outer loop does); ties
+        go to the smaller penalty. It leaves the chosen penalty set."""
+        names = sorted({q.corpus for q in qs})
+
+        def held_out_accuracy(penalty: float) -> float:
+            self.set(qs, penalty)
+            accuracies = []
+            for name in names:
+                held = [q for q in qs if q.corpus == name]
+                train = [q for q in qs if q.corpus != name]
+                weights, bias = fit(train, columns)
+                apply(qs, columns, weights, bias)
+                floor = choose(train, "model", MODEL_GRID)
+                accuracies.append(metrics(held, "model", floor)["accuracy"] or 0.0)
+            return statistics.fmean(accuracies)
+
+        scores = {penalty: held_out_accuracy(penalty) for penalty in CONTRAST_GRID}
+        best = max(CONTRAST_GRID, key=lambda k: (scores[k], -k))
+        self.set(qs, best)
+        return best
+
+
 def fit(qs: list[Question], columns: Sequence[int]) -> tuple[list[float], float]:
     """A logistic model on the chosen feature columns; every corpus weighs the same."""
     import numpy as np
@@ -661,8 +712,10 @@ def main() -> None:
         use_scorer(qs, args.scorer)
     names = list(corpora)
     every = list(range(len(FEATURES)))
+    contrast = ContrastPenalty(qs)  # after any other reading has replaced the logits
     rankers = {
         "combined": every,
+        "combined, no contrast penalty": every,
         "answer model alone": [0],
         "cheap features alone": every[1:],
     }
@@ -679,11 +732,15 @@ def main() -> None:
         gated_row: dict[str, Any] = {}
         own_row: dict[str, Any] = {}
         for label, columns in rankers.items():
+            # Only the shipped ranker takes the penalty, chosen without the held-out corpus.
+            penalty = contrast.choose(rest, columns) if label == "combined" else 0.0
+            contrast.set(qs, penalty)
             weights, bias = fit(rest, columns)
             apply(qs, columns, weights, bias)
             floor = choose(rest, "model", MODEL_GRID)
             row[label] = {
                 "floor": floor,
+                "contrast_penalty": penalty,
                 "weights": [round(w, 3) for w in weights],
                 **metrics(held, "model", floor),
                 "hit_at_1": hit_at(held, 1, True),
@@ -707,10 +764,16 @@ def main() -> None:
         value, ci = mean_interval([(c[k]["k"], c[k]["n"]) for c in held_intervals.values()])
         mean_row[k] = {"value": value, "ci": ci}
     report["held_out_intervals"] = {**held_intervals, "mean of held-out rows": mean_row}
+    penalty = contrast.choose(qs, every)
     weights, bias = fit(qs, every)
     apply(qs, every, weights, bias)
     shipped = choose(qs, "model", MODEL_GRID)
-    report["shipped"] = {"floor": shipped, "weights": weights, "bias": bias}
+    report["shipped"] = {
+        "floor": shipped,
+        "weights": weights,
+        "bias": bias,
+        "contrast_penalty": penalty,
+    }
     report["pooled_at_shipped"] = metrics(qs, "model", shipped)
     report["curve"] = [{"floor": f, **metrics(qs, "model", f)} for f in MODEL_GRID[::3]]
     if args.write_combiner:
@@ -722,6 +785,7 @@ def main() -> None:
                     "features": list(FEATURES),
                     "weights": weights,
                     "bias": bias,
+                    "contrast_penalty": penalty,
                     "answer_threshold": shipped,
                     "fitted_on": names,
                     "made_by": "bench/grounding_suite.py --write-combiner",

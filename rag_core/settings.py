@@ -178,9 +178,10 @@ class GroundingSettings(_Section):
     # gate_threshold, the extractive thresholds and lexical_weight then play no part.
     # "similarity": the previous embedding cosine + IDF overlap with its two-level gate.
     scorer: Literal["answer_model", "similarity"] = "answer_model"
-    # Chosen leaving one corpus out on six corpora (bench/grounding_suite.py, docs/evaluation.md).
+    # Chosen leaving one corpus out on six corpora (bench/grounding_suite.py, docs/evaluation.md),
+    # with the contrast penalty of combiner.json (rag_server/contrast.py).
     answer_threshold: float = Field(
-        0.31, ge=0.0, le=1.0, description="answer probability a quoted sentence needs"
+        0.25, ge=0.0, le=1.0, description="answer probability a quoted sentence needs"
     )
     scorer_path: Path | None = Field(
         None, description="a directory with model.onnx and tokenizer.json; None: the packaged one"

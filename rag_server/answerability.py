@@ -5,7 +5,8 @@ The signals: the answer model's logit; the embedding cosine of question and sent
 passage's retrieval cosine; the share of the question's content words in the sentence; the share
 of the question's names, numbers and identifiers in the passage (an adversarial question changes
 exactly one of those); and whether the sentence holds what the question asks for (an amount, a
-count, a duration, a date). None depends on corpus statistics, so nothing about documents a
+count, a duration, a date). Where the sentence states the opposite of what the question asks
+(rag_server.contrast), the answer model's logit is lowered by a fixed penalty first. None depends on corpus statistics, so nothing about documents a
 caller may not read can move a caller's answer. The weights were fitted leaving one corpus out
 (bench/grounding_suite.py) and ship beside the model (combiner.json).
 """
@@ -24,6 +25,7 @@ import numpy as np
 from rag_core.embedding import Embedder
 from rag_core.store import Hit
 from rag_server.answer_scorer import PACKAGED, AnswerScorer
+from rag_server.contrast import Opposites, contradicts
 from rag_server.grounding import (
     content_words,
     critical_tokens,
@@ -113,17 +115,24 @@ def names_in(question: str, passage: str) -> float:
 
 @dataclass(frozen=True)
 class Combiner:
-    """p = sigmoid(bias + weights . features): one probability per sentence."""
+    """p = sigmoid(bias + weights . features): one probability per sentence. `contrast_penalty`
+    is subtracted from the answer model's logit where the sentence states the opposite of what
+    the question asks (chosen with the weights, leaving one corpus out)."""
 
     weights: tuple[float, ...]
     bias: float
+    contrast_penalty: float = 0.0
 
     @classmethod
     def load(cls, path: Path) -> Combiner:
         spec = json.loads(path.read_text())
         if tuple(spec["features"]) != FEATURES:
             raise ValueError(f"{path} was fitted on features {spec['features']}, not {FEATURES}")
-        return cls(tuple(float(w) for w in spec["weights"]), float(spec["bias"]))
+        return cls(
+            tuple(float(w) for w in spec["weights"]),
+            float(spec["bias"]),
+            float(spec.get("contrast_penalty", 0.0)),
+        )
 
     def probability(self, features: Sequence[float]) -> float:
         z = self.bias + sum(w * x for w, x in zip(self.weights, features, strict=True))
@@ -147,10 +156,17 @@ class Answerability:
     """The answer model, the embedder and the combiner together: the probability that each
     candidate sentence answers the question. Loaded once at start-up, like the other models."""
 
-    def __init__(self, scorer: AnswerScorer, embedder: Embedder, combiner: Combiner) -> None:
+    def __init__(
+        self,
+        scorer: AnswerScorer,
+        embedder: Embedder,
+        combiner: Combiner,
+        opposites: Opposites | None = None,
+    ) -> None:
         self.scorer = scorer
         self.embedder = embedder
         self.combiner = combiner
+        self.opposites = opposites if opposites is not None else Opposites.load()
         self.identity = scorer.identity
 
     @classmethod
@@ -160,6 +176,10 @@ class Answerability:
             AnswerScorer.load(directory), embedder, Combiner.load(directory / "combiner.json")
         )
 
+    def contradicted(self, question: str, sentences: Sequence[str]) -> list[bool]:
+        """Which sentences state the opposite of what the question asks (rag_server.contrast)."""
+        return [contradicts(question, sentence, self.opposites) for sentence in sentences]
+
     def features(
         self, question: str, sentences: Sequence[str], passages: Sequence[tuple[float, str]]
     ) -> list[tuple[float, ...]]:
@@ -167,7 +187,15 @@ class Answerability:
         text)."""
         if not sentences:
             return []
-        logits = self.scorer.logits(question, sentences)
+        penalty = self.combiner.contrast_penalty
+        logits = [
+            logit - penalty * flag
+            for logit, flag in zip(
+                self.scorer.logits(question, sentences),
+                self.contradicted(question, sentences) if penalty else [False] * len(sentences),
+                strict=True,
+            )
+        ]
         query = np.asarray(self.embedder.embed_query(question), dtype=np.float32)
         cosines = self.embedder.embed_texts(list(sentences)) @ query
         kind = question_type(question)

@@ -371,8 +371,7 @@ def test_a_pdf_citation_names_its_page_and_section(
     examples: Settings, client_for: ClientFor
 ) -> None:
     """A PDF has no markup: its section is the heading set in larger type above the passage.
-    (The question is issue 12's paraphrase: the terse "What is the mileage rate?" is refused
-    at the threshold fitted on six corpora, 0.31.)"""
+    (The question is issue 12's paraphrase, which the shipped threshold answers.)"""
     client = client_for(examples, ScriptedGenerator(["never asked"], style="base"))
     question = "How much do I get back per kilometre if I drive my own car?"
     body = client.post("/v1/ask", json={"question": question}).json()

@@ -1,0 +1,108 @@
+"""Does a sentence state the opposite of what the question asks about?
+
+An adversarial question changes one attribute of a fact the documents state: "a public clinic"
+against "a private clinic", "the best movie in 30 years" against "the worst", "AAL1" against
+"AAL2", "2022" against "2024". The answer model reads two nearly identical texts and scores such a
+sentence as an answer; the sentence shares every word of the question but one, and holds that
+word's opposite. (A negation alone, "will return" against "will not return", is not caught: as a
+feature it moved nothing, docs/evaluation.md.)
+
+A sentence contradicts the question when one of the question's words is missing from it and the
+sentence holds, in its place:
+- a WordNet antonym of it ("public"/"private", "best"/"worst", "more"/"less"; the pairs in
+  `models/opposites.txt`, matched after stripping a plain English inflection);
+- its negation by prefix ("consistent"/"inconsistent", "able"/"unable");
+- another ordinal ("eighth"/"fourth");
+- the same identifier with other digits ("AAL1"/"AAL2"), or another year.
+
+The answer model's logit is lowered by a penalty where this fires (rag_server.answerability);
+its size was chosen leaving one corpus out (bench/grounding_suite.py).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+from rag_server.grounding import content_words
+
+OPPOSITES = Path(__file__).parent / "models" / "opposites.txt"
+_WORD = re.compile(r"[a-z0-9]+(?:['.-][a-z0-9]+)*")
+_ORDINALS = frozenset(
+    "first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth".split()
+)
+_NEGATING = ("un", "in", "im", "il", "ir", "non", "dis")
+_INFLECTIONS = ("s", "es", "ed", "d", "ing", "er", "est", "ly")
+_YEAR = re.compile(r"(?:19|20)\d\d")
+_DIGITS = re.compile(r"\d+")
+
+
+class Opposites:
+    """Antonym pairs, both ways round: loaded once at start-up (3,237 pairs, 67 kB)."""
+
+    def __init__(self, pairs: Iterable[tuple[str, str]]) -> None:
+        table: dict[str, set[str]] = {}
+        for a, b in pairs:
+            table.setdefault(a, set()).add(b)
+            table.setdefault(b, set()).add(a)
+        self._table = {word: frozenset(others) for word, others in table.items()}
+
+    @classmethod
+    def load(cls, path: Path = OPPOSITES) -> Opposites:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        rows = [line.split() for line in lines if line and not line.startswith("#")]
+        return cls((a, b) for a, b in rows)
+
+    def of(self, word: str) -> frozenset[str]:
+        return self._table.get(word, frozenset())
+
+
+def _forms(word: str) -> set[str]:
+    """The word and what it may be inflected from: "decreased" -> decreas, decrease."""
+    forms = {word}
+    for suffix in _INFLECTIONS:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            forms.add(word[: -len(suffix)])
+    return forms
+
+
+def _words(text: str) -> set[str]:
+    return set(_WORD.findall(text.lower()))
+
+
+def contradicts(question: str, sentence: str, opposites: Opposites) -> bool:
+    """True when a word of the question is missing from the sentence and the sentence holds its
+    opposite (the module's docstring lists the kinds)."""
+    asked = _words(question)
+    said = _words(sentence)
+    # Ordinals and antonyms are often stopwords ("first", "more"): kept beside the content words.
+    wanted = {w.lower() for w in content_words(question)} | {
+        w for w in asked if w in _ORDINALS or opposites.of(w)
+    }
+    missing = wanted - said
+    if not missing:
+        return False
+    said_forms = set().union(*(_forms(w) for w in said)) if said else set()
+    for word in missing:
+        if any(opposites.of(form) & said_forms for form in _forms(word)):
+            return True
+        if word in _ORDINALS and (said & _ORDINALS) - {word}:
+            return True
+        for other in said:
+            if other in {p + word for p in _NEGATING} or word in {p + other for p in _NEGATING}:
+                return True
+            if _other_number(word, other):
+                return True
+    return False
+
+
+def _other_number(word: str, other: str) -> bool:
+    """The same identifier with other digits ("aal1"/"aal2"), or another year ("2022"/"2024")."""
+    if word == other:
+        return False
+    if _YEAR.fullmatch(word) and _YEAR.fullmatch(other):
+        return True
+    has_letter = any(c.isalpha() for c in word)
+    has_digit = any(c.isdigit() for c in word)
+    return has_letter and has_digit and _DIGITS.sub("#", word) == _DIGITS.sub("#", other)
