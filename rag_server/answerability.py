@@ -6,8 +6,9 @@ passage's retrieval cosine; the share of the question's content words in the sen
 of the question's names, numbers and identifiers in the passage (an adversarial question changes
 exactly one of those); and whether the sentence holds what the question asks for (an amount, a
 count, a duration, a date). Where the sentence states the opposite of what the question asks
-(rag_server.contrast), the answer model's logit is lowered by a fixed penalty first. None depends on corpus statistics, so nothing about documents a
-caller may not read can move a caller's answer. The weights were fitted leaving one corpus out
+(rag_server.contrast), the answer model's logit is lowered by a fixed penalty first. None depends
+on corpus statistics, so nothing about documents a caller may not read can move a caller's
+answer. The weights and the penalty were fitted leaving one corpus out
 (bench/grounding_suite.py) and ship beside the model (combiner.json).
 """
 
