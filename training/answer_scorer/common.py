@@ -86,6 +86,19 @@ def whole_questions(paths: Sequence[Path], budget: int, seed: int) -> list[dict[
     return rows
 
 
+def pair_row(
+    qid: str, question: str, sentence: str, label: int, impossible: bool = False
+) -> dict[str, Any]:
+    """One training pair as every pair file holds it (train.py reads these keys)."""
+    return {
+        "question": question,
+        "sentence": sentence,
+        "label": label,
+        "qid": qid,
+        "impossible": impossible,
+    }
+
+
 def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> int:
     count = 0
     with path.open("w", encoding="utf-8") as handle:

@@ -33,7 +33,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import DATA, SEED, whole_questions, write_jsonl
+from common import DATA, SEED, pair_row, whole_questions, write_jsonl
 
 from rag_server.grounding import Policy, content_words
 
@@ -80,28 +80,18 @@ def pairs(items: list[dict[str, Any]], hard: int, seed: int) -> Iterator[dict[st
                 # a guess (a yes/no question's evidence is mostly its conditions' list items).
                 continue
         for sentence in positives:
-            yield _row(qid, question, sentence, 1, unanswerable)
+            yield pair_row(qid, question, sentence, 1, unanswerable)
         wanted = content_words(question)
         pool = sorted(
             s for s in page_sentences.get(item["url"], set()) - own if not _holds(s, answers)
         )
         ranked = sorted(pool, key=lambda s: -len(wanted & content_words(s)))
         for sentence in ranked[: hard + (1 if unanswerable else 0)]:
-            yield _row(qid, question, sentence, 0, unanswerable)
+            yield pair_row(qid, question, sentence, 0, unanswerable)
         other = [p for p in pages if p != item["url"]]
         if other:
             sentence = rng.choice(sorted(page_sentences[rng.choice(other)]))
-            yield _row(qid, question, sentence, 0, unanswerable)
-
-
-def _row(qid: str, question: str, sentence: str, label: int, impossible: bool) -> dict[str, Any]:
-    return {
-        "question": question,
-        "sentence": sentence,
-        "label": label,
-        "qid": qid,
-        "impossible": impossible,
-    }
+            yield pair_row(qid, question, sentence, 0, unanswerable)
 
 
 def main() -> None:

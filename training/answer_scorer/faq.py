@@ -28,7 +28,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import DATA, SEED, whole_questions, write_jsonl
+from common import DATA, SEED, pair_row, whole_questions, write_jsonl
 
 from ingest.loaders import load
 from rag_server.grounding import Policy, content_words, sentence_spans
@@ -110,7 +110,7 @@ def pairs(
     for i, entry in enumerate(all_entries):
         qid = f"faq-{Path(entry.source).name}-{i}"
         for sentence in entry.statements[:positives]:
-            yield _row(qid, entry.question, sentence, 1)
+            yield pair_row(qid, entry.question, sentence, 1)
         wanted = content_words(entry.question)
         same_file = [
             s
@@ -120,20 +120,10 @@ def pairs(
         ]
         ranked = sorted(same_file, key=lambda s: -len(wanted & content_words(s)))
         for sentence in ranked[:hard]:
-            yield _row(qid, entry.question, sentence, 0)
+            yield pair_row(qid, entry.question, sentence, 0)
         elsewhere = [e for e in all_entries if e.source != entry.source]
         if elsewhere:
-            yield _row(qid, entry.question, rng.choice(rng.choice(elsewhere).statements), 0)
-
-
-def _row(qid: str, question: str, sentence: str, label: int) -> dict[str, Any]:
-    return {
-        "question": question,
-        "sentence": sentence,
-        "label": label,
-        "qid": qid,
-        "impossible": False,
-    }
+            yield pair_row(qid, entry.question, rng.choice(rng.choice(elsewhere).statements), 0)
 
 
 def main() -> None:

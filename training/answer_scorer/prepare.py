@@ -29,6 +29,7 @@ from common import (
     SEED,
     SQUAD_TRAIN,
     load_squad,
+    pair_row,
     read_titles,
     sentence_at,
     val_titles,
@@ -38,16 +39,6 @@ from common import (
 from rag_server.grounding import sentence_spans
 
 Row = dict[str, Any]
-
-
-def _row(qid: str, question: str, sentence: str, label: int, impossible: bool) -> Row:
-    return {
-        "question": question,
-        "sentence": sentence,
-        "label": label,
-        "qid": qid,
-        "impossible": impossible,
-    }
 
 
 _WORD = re.compile(r"\w+")
@@ -105,19 +96,21 @@ def article_pairs(
                 continue  # answer across a sentence boundary: no single sentence answers it
             if full:
                 for i, sentence in enumerate(sentences):
-                    yield _row(
+                    yield pair_row(
                         qid, question, sentence, int(i == hit and not impossible), impossible
                     )
                 continue
             others = [i for i in range(len(sentences)) if i != hit]
             if impossible:
                 if hit is not None:
-                    yield _row(qid, question, sentences[hit], 0, True)  # the adversarial near-miss
+                    yield pair_row(
+                        qid, question, sentences[hit], 0, True
+                    )  # the adversarial near-miss
                 for i in rng.sample(others, min(2, len(others))):
-                    yield _row(qid, question, sentences[i], 0, True)
+                    yield pair_row(qid, question, sentences[i], 0, True)
                 continue
             assert hit is not None
-            yield _row(qid, question, sentences[hit], 1, False)
+            yield pair_row(qid, question, sentences[hit], 1, False)
             if hard:
                 chosen = hard_negatives(
                     question, sentences, hit, answers[0]["text"], negatives, rng
@@ -125,12 +118,12 @@ def article_pairs(
             else:
                 chosen = rng.sample(others, min(negatives, len(others)))
             for i in chosen:
-                yield _row(qid, question, sentences[i], 0, False)
+                yield pair_row(qid, question, sentences[i], 0, False)
             elsewhere = [j for j in range(len(paragraphs)) if j != index and paragraphs[j][1]]
             if elsewhere:
                 other_para, other_spans = paragraphs[rng.choice(elsewhere)]
                 lo, hi = rng.choice(other_spans)
-                yield _row(qid, question, other_para["context"][lo:hi], 0, False)
+                yield pair_row(qid, question, other_para["context"][lo:hi], 0, False)
 
 
 def main() -> None:
