@@ -89,11 +89,12 @@ def contradicts(question: str, sentence: str, opposites: Opposites) -> bool:
             return True
         if word in _ORDINALS and (said & _ORDINALS) - {word}:
             return True
-        for other in said:
-            if other in {p + word for p in _NEGATING} or word in {p + other for p in _NEGATING}:
-                return True
-            if _other_number(word, other):
-                return True
+        if {p + word for p in _NEGATING} & said or any(
+            word.startswith(p) and word[len(p) :] in said for p in _NEGATING
+        ):
+            return True
+        if any(_other_number(word, other) for other in said):
+            return True
     return False
 
 
