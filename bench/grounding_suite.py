@@ -400,9 +400,7 @@ class ContrastPenalty:
             for name in names:
                 held = [q for q in qs if q.corpus == name]
                 train = [q for q in qs if q.corpus != name]
-                weights, bias = fit(train, columns)
-                apply(qs, columns, weights, bias)
-                floor = choose(train, "model", MODEL_GRID)
+                _, _, floor = fit_point(train, qs, columns)
                 accuracies.append(metrics(held, "model", floor)["accuracy"] or 0.0)
             return statistics.fmean(accuracies)
 
@@ -410,6 +408,17 @@ class ContrastPenalty:
         best = max(CONTRAST_GRID, key=lambda k: (scores[k], -k))
         self.set(qs, best)
         return best
+
+
+def fit_point(
+    train: list[Question], qs: list[Question], columns: Sequence[int]
+) -> tuple[list[float], float, float]:
+    """The combiner fitted on `train`, applied to every question of `qs`, and the floor the
+    threshold rule picks on `train`: one operating point, chosen without whatever else `qs`
+    holds."""
+    weights, bias = fit(train, columns)
+    apply(qs, columns, weights, bias)
+    return weights, bias, choose(train, "model", MODEL_GRID)
 
 
 def fit(qs: list[Question], columns: Sequence[int]) -> tuple[list[float], float]:
@@ -735,9 +744,7 @@ def main() -> None:
             # Only the shipped ranker takes the penalty, chosen without the held-out corpus.
             penalty = contrast.choose(rest, columns) if label == "combined" else 0.0
             contrast.set(qs, penalty)
-            weights, bias = fit(rest, columns)
-            apply(qs, columns, weights, bias)
-            floor = choose(rest, "model", MODEL_GRID)
+            weights, bias, floor = fit_point(rest, qs, columns)
             row[label] = {
                 "floor": floor,
                 "contrast_penalty": penalty,
@@ -765,9 +772,7 @@ def main() -> None:
         mean_row[k] = {"value": value, "ci": ci}
     report["held_out_intervals"] = {**held_intervals, "mean of held-out rows": mean_row}
     penalty = contrast.choose(qs, every)
-    weights, bias = fit(qs, every)
-    apply(qs, every, weights, bias)
-    shipped = choose(qs, "model", MODEL_GRID)
+    weights, bias, shipped = fit_point(qs, qs, every)
     report["shipped"] = {
         "floor": shipped,
         "weights": weights,
