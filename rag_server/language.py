@@ -36,18 +36,25 @@ def reads_as_english(question: str) -> bool:
     return not (foreign >= 2 and foreign > english)
 
 
+# Pronouns that stand for something the message said before the question.
+_POINTS_BACK = frozenset({"it", "its", "this", "these", "those", "they", "them"})
+
+
 def focus(question: str, max_words: int = 40, min_words: int = 8) -> str:
     """The sentence that asks, when a long message ends in its real question: a paragraph of
     context would otherwise drown it in retrieval and in the answer model's reading. A short one
     points back ("Why does this happen?"), so it keeps the sentences just before it until it has
-    `min_words`, within `max_words`."""
+    `min_words`, within `max_words`; so does one that names what it asks about only by a pronoun
+    ("…was exposed last week. What's the latest we can tell you about it?"), with the sentence
+    just before it."""
     if len(question.split()) <= max_words:
         return question
     sentences = [question[lo:hi] for lo, hi in sentence_spans(question)]
     asking = [i for i, s in enumerate(sentences) if s.rstrip().endswith("?")]
     end = asking[-1] if asking else len(sentences) - 1  # over max_words: never empty
     start, words = end, len(sentences[end].split())
-    while words < min_words and start > 0:
+    pointing = not _POINTS_BACK.isdisjoint(_WORD.findall(sentences[end].lower()))
+    while (words < min_words or (pointing and start == end)) and start > 0:
         before = len(sentences[start - 1].split())
         if words + before > max_words:
             break

@@ -157,6 +157,19 @@ def test_a_long_message_is_read_from_the_sentence_that_asks() -> None:
     assert focus(pointing) == "I expected a fresh empty list on every call. Why does this happen?"
     short = "How do I reset my password?"
     assert focus(short) == short  # a short message is read whole
+    # A full-length question that names its subject only by a pronoun keeps the sentence before.
+    context = "I run the patient portal for a small clinic and we use the hosted platform. " * 3
+    breach = (
+        context
+        + "We just found out one of our databases holding unsecured ePHI was exposed last week. "
+        + "What's the absolute latest we can tell the vendor about it?"
+    )
+    assert focus(breach) == (
+        "We just found out one of our databases holding unsecured ePHI was exposed last week. "
+        "What's the absolute latest we can tell the vendor about it?"
+    )
+    plain = context + "What's the absolute latest we can report a breach of unsecured ePHI?"
+    assert focus(plain) == "What's the absolute latest we can report a breach of unsecured ePHI?"
 
 
 def test_the_model_prefers_the_sentence_that_answers_over_one_about_the_topic(
