@@ -44,9 +44,9 @@ def focus(question: str, max_words: int = 40, min_words: int = 8) -> str:
     """The sentence that asks, when a long message ends in its real question: a paragraph of
     context would otherwise drown it in retrieval and in the answer model's reading. A short one
     points back ("Why does this happen?"), so it keeps the sentences just before it until it has
-    `min_words`, within `max_words`; so does one that names what it asks about only by a pronoun
-    ("…was exposed last week. What's the latest we can tell you about it?"), with the sentence
-    just before it."""
+    `min_words`, within `max_words`; so does one holding a pronoun that may point back ("…was
+    exposed last week. What's the latest we can tell you about it?"), with the sentence just
+    before it: one sentence more costs little, a lost subject costs the answer."""
     if len(question.split()) <= max_words:
         return question
     sentences = [question[lo:hi] for lo, hi in sentence_spans(question)]
