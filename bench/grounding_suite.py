@@ -380,12 +380,12 @@ class ContrastPenalty:
         }
 
     def set(self, qs: list[Question], penalty: float) -> None:
+        from rag_server.contrast import penalised
+
         for q in qs:
             key = question_id(q)
-            q.features = [
-                (raw - penalty * flag, *f[1:])
-                for raw, flag, f in zip(self.raw[key], self.flags[key], q.features, strict=True)
-            ]
+            logits = penalised(self.raw[key], self.flags[key], penalty)
+            q.features = [(logit, *f[1:]) for logit, f in zip(logits, q.features, strict=True)]
             q.cache = {k: v for k, v in q.cache.items() if k[0] == "similarity"}
 
     def choose(self, qs: list[Question], columns: Sequence[int]) -> float:

@@ -26,7 +26,7 @@ import numpy as np
 from rag_core.embedding import Embedder
 from rag_core.store import Hit
 from rag_server.answer_scorer import PACKAGED, AnswerScorer
-from rag_server.contrast import Opposites, contradicts
+from rag_server.contrast import Opposites, contradicts, penalised
 from rag_server.grounding import (
     content_words,
     critical_tokens,
@@ -189,14 +189,11 @@ class Answerability:
         if not sentences:
             return []
         penalty = self.combiner.contrast_penalty
-        logits = [
-            logit - penalty * flag
-            for logit, flag in zip(
-                self.scorer.logits(question, sentences),
-                self.contradicted(question, sentences) if penalty else [False] * len(sentences),
-                strict=True,
-            )
-        ]
+        logits = penalised(
+            self.scorer.logits(question, sentences),
+            self.contradicted(question, sentences) if penalty else [False] * len(sentences),
+            penalty,
+        )
         query = np.asarray(self.embedder.embed_query(question), dtype=np.float32)
         cosines = self.embedder.embed_texts(list(sentences)) @ query
         kind = question_type(question)

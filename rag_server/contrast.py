@@ -22,7 +22,7 @@ its size was chosen leaving one corpus out (bench/grounding_suite.py).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from rag_server.grounding import content_words
@@ -107,3 +107,10 @@ def _other_number(word: str, other: str) -> bool:
     has_letter = any(c.isalpha() for c in word)
     has_digit = any(c.isdigit() for c in word)
     return has_letter and has_digit and _DIGITS.sub("#", word) == _DIGITS.sub("#", other)
+
+
+def penalised(logits: Sequence[float], contradicted: Sequence[bool], penalty: float) -> list[float]:
+    """The answer model's logits, each lowered by `penalty` where its sentence contradicts the
+    question: one rule for the server (rag_server.answerability) and for the suite that chooses
+    the penalty on collected logits (bench/grounding_suite.py), so the two cannot drift apart."""
+    return [logit - penalty * flag for logit, flag in zip(logits, contradicted, strict=True)]
