@@ -80,7 +80,10 @@ def contradicts(question: str, sentence: str, opposites: Opposites) -> bool:
     wanted = {w.lower() for w in content_words(question)} | {
         w for w in asked if w in _ORDINALS or opposites.of(w)
     }
-    missing = wanted - said
+    # A question word counts as missing only when neither the sentence's words nor their stems
+    # hold it: content_words stems ("passwords" -> "password"), so an inflected question word the
+    # sentence states is not "missing" (and then let its opposite decide).
+    missing = wanted - said - content_words(sentence)
     if not missing:
         return False
     said_forms = set().union(*(_forms(w) for w in said)) if said else set()

@@ -73,6 +73,12 @@ def test_a_sentence_stating_the_opposite_contradicts_the_question(
             "How much do I get back per kilometre if I drive my own car?",
             "Mileage for private cars is reimbursed at €0.31 per kilometre.",
         ),
+        # the question's word stated in another inflection ("present"/"presented") is not
+        # missing, so the opposite beside it ("future") is no contrast
+        (
+            "Is the commit hash present in the field?",
+            "The field holds the commit hash, presented in full; future versions may add more.",
+        ),
         # same digits in another identifier's place is no contrast: AAL2 is asked and stated
         ("Which FIPS 140 level applies at AAL2?", "Verifiers at AAL2 SHALL use FIPS 140 Level 1."),
     ],
