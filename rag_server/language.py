@@ -46,17 +46,23 @@ def focus(question: str, max_words: int = 40, min_words: int = 8) -> str:
     points back ("Why does this happen?"), so it keeps the sentences just before it until it has
     `min_words`, within `max_words`; so does one holding a pronoun that may point back ("…was
     exposed last week. What's the latest we can tell you about it?"), with the sentence just
-    before it: one sentence more costs little, a lost subject costs the answer."""
+    before it, and the one before that while the kept one points back too ("It is a hatchback.");
+    one sentence more costs little, a lost subject costs the answer."""
     if len(question.split()) <= max_words:
         return question
     sentences = [question[lo:hi] for lo, hi in sentence_spans(question)]
     asking = [i for i, s in enumerate(sentences) if s.rstrip().endswith("?")]
     end = asking[-1] if asking else len(sentences) - 1  # over max_words: never empty
     start, words = end, len(sentences[end].split())
-    pointing = not _POINTS_BACK.isdisjoint(_WORD.findall(sentences[end].lower()))
-    while (words < min_words or (pointing and start == end)) and start > 0:
+    pointing = _points_back(sentences[end])
+    while (words < min_words or pointing) and start > 0:
         before = len(sentences[start - 1].split())
         if words + before > max_words:
             break
         start, words = start - 1, words + before
+        pointing = _points_back(sentences[start])  # "It is a hatchback.": the subject is further
     return " ".join(sentences[start : end + 1]) if words >= 4 else question
+
+
+def _points_back(sentence: str) -> bool:
+    return not _POINTS_BACK.isdisjoint(_WORD.findall(sentence.lower()))

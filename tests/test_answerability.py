@@ -39,6 +39,13 @@ LONG = (
     "paid in full or only in part, and who I should tell first. So my question is simple: how "
     "long is the fully paid parental leave?"
 )
+# A long message whose question names its subject by a pronoun, two sentences back.
+CAR = (
+    "I have just started in the sales team and I will be visiting clients across the region most "
+    "weeks, which means a lot of driving. The company does not give me a car, so I will use my "
+    "own one, a small hatchback I bought last year. It is quite economical and I keep it in good "
+    "condition. What rate do I get for it?"
+)
 # Answered outright with the shipped threshold.
 ANSWERED = [
     ("how many days of paid anual leave do i get per yeer?", "27 days"),  # typos
@@ -52,6 +59,7 @@ ANSWERED = [
 ANSWERED_OR_POINTED = [
     ("How much do I get back per kilometre if I drive my own car?", "€0.31"),
     ("Where do I pick up my laptop when I start?", "4.12"),
+    (CAR, "€0.31"),
 ]
 REFUSED = [
     "What is the company's policy on bringing dogs into the office?",
@@ -167,6 +175,12 @@ def test_a_long_message_is_read_from_the_sentence_that_asks() -> None:
     assert focus(breach) == (
         "We just found out one of our databases holding unsecured ePHI was exposed last week. "
         "What's the absolute latest we can tell the vendor about it?"
+    )
+    # The sentence before points back too: the subject is one further.
+    assert focus(CAR) == (
+        "The company does not give me a car, so I will use my own one, a small hatchback I bought "
+        "last year. It is quite economical and I keep it in good condition. "
+        "What rate do I get for it?"
     )
     plain = context + "What's the absolute latest we can report a breach of unsecured ePHI?"
     assert focus(plain) == "What's the absolute latest we can report a breach of unsecured ePHI?"
