@@ -80,9 +80,9 @@ def contradicts(question: str, sentence: str, opposites: Opposites) -> bool:
     wanted = {w.lower() for w in content_words(question)} | {
         w for w in asked if w in _ORDINALS or opposites.of(w)
     }
-    # A question word counts as missing only when neither the sentence's words nor their stems
-    # hold it: content_words stems ("passwords" -> "password"), so an inflected question word the
-    # sentence states is not "missing" (and then let its opposite decide).
+    # Missing only when neither the sentence's words nor their stems hold it: content_words stems
+    # ("presented" -> "present"), and a question word the sentence states in another inflection
+    # is not missing, whatever opposite stands elsewhere in the sentence.
     missing = wanted - said - content_words(sentence)
     if not missing:
         return False
