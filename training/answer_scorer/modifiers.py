@@ -30,9 +30,10 @@ from common import (
     DATA,
     SEED,
     load_squad,
-    read_jsonl,
+    pair_row,
     read_titles,
     sentence_at,
+    whole_questions,
     write_jsonl,
 )
 
@@ -122,41 +123,8 @@ def pairs(
         asked = modified(question, paragraph, pools[title], rng)
         if asked is None:
             continue
-        out.append(
-            {
-                "question": asked,
-                "sentence": sentence,
-                "label": 0,
-                "qid": f"{qid}-mod",
-                "impossible": True,
-            }
-        )
-        out.append(
-            {
-                "question": question,
-                "sentence": sentence,
-                "label": 1,
-                "qid": f"{qid}-orig",
-                "impossible": False,
-            }
-        )
-    return out
-
-
-def replay(paths: list[Path], budget: int, rng: random.Random) -> list[dict[str, Any]]:
-    """Whole questions of the original training pairs, drawn at random, up to `budget` pairs: what
-    keeps a continued model from forgetting what it read."""
-    by_question: dict[str, list[dict[str, Any]]] = {}
-    for path in paths:
-        for row in read_jsonl(path):
-            by_question.setdefault(row["qid"], []).append(row)
-    qids = sorted(by_question)
-    rng.shuffle(qids)
-    out: list[dict[str, Any]] = []
-    for qid in qids:
-        if len(out) >= budget:
-            break
-        out.extend(by_question[qid])
+        out.append(pair_row(f"{qid}-mod", asked, sentence, 0, impossible=True))
+        out.append(pair_row(f"{qid}-orig", question, sentence, 1))
     return out
 
 
@@ -183,7 +151,8 @@ def main() -> None:
     rng = random.Random(args.seed)
     rows = pairs(articles, args.questions, rng)
     made = sum(1 for r in rows if r["impossible"])
-    rows += replay(args.replay, args.replay_pairs, rng)
+    # whole questions of the first stage's pairs: what keeps a continued model from forgetting
+    rows += whole_questions(args.replay, args.replay_pairs, args.seed)
     rng.shuffle(rows)
     print(f"{write_jsonl(args.out, rows)} pairs ({made} modified questions) -> {args.out}")
 
