@@ -20,8 +20,9 @@ from ingest.loaders import LoadedDocument, LoadError
 # (spaced words, joined lines, no running headers), no Markdown front matter; 5: PDF sections (from
 # the outline or the heading type), a numbered PDF heading no longer joins the line before it;
 # 6: PDF running headers of several lines and page numbers dropped, numbered PDF headings whatever
-# their type size, type size read through the text matrix, Word's "o"/"§" bullets as bullets.
-PIPELINE_VERSION = "6"
+# their type size, type size read through the text matrix, Word's "o"/"§" bullets as bullets;
+# 7: DOCX list items keep the number or bullet Word shows ("3.", "b)", "•").
+PIPELINE_VERSION = "7"
 
 # The splitter's time and memory grow with the text it is handed at once: it tokenizes all of it
 # before splitting, and punkt scans a whole paragraph under a 5 s regex timeout (a 20 MB paragraph

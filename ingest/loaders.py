@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ingest import pdf_text
+from ingest.docx_numbering import ListNumbering
 
 if TYPE_CHECKING:
     from pypdf import PdfReader
@@ -268,10 +269,13 @@ def load_docx(path: Path, data: bytes) -> LoadedDocument:
     blocks: list[str] = []
     headings: list[tuple[int, str]] = []
     title = (document.core_properties.title or "").strip()
+    numbering = ListNumbering(document)
     offset = 0
     for item in document.iter_inner_content():
         if isinstance(item, Paragraph):
+            marker = numbering.marker(item)  # counted even when the item is empty, as Word does
             line = item.text.strip()
+            line = f"{marker} {line}" if marker and line else line
             style = (item.style.name if item.style is not None else "") or ""
             if line and (style.startswith("Heading") or style == "Title"):
                 headings.append((offset, line))

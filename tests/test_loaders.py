@@ -352,3 +352,157 @@ def test_pdf_headings_come_from_its_outline_where_it_has_one(tmp_path: Path) -> 
     for (offset, heading), n in zip(doc.headings, (1, 2), strict=True):
         assert doc.text[offset:].startswith(f"{n}.1 {heading}\n\n")
     assert "removed at once.\n\n1.1 Uploads" in doc.text
+
+
+_W_NS = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
+
+
+def _numbered_docx(levels: str, nums: str, items: list[tuple[str, int, str]]) -> bytes:
+    """A DOCX whose numbering part holds abstractNum 70 with `levels` and the `nums` given, and
+    whose body is `items`: (numId, level, text); numId "" is a plain paragraph."""
+    import docx
+    from docx.oxml import parse_xml
+
+    document = docx.Document()
+    numbering = document.part.numbering_part.element
+    numbering.insert(
+        0, parse_xml(f'<w:abstractNum {_W_NS} w:abstractNumId="70">{levels}</w:abstractNum>')
+    )
+    for num in nums.split("|"):
+        numbering.append(parse_xml(num.replace("<w:num ", f"<w:num {_W_NS} ")))
+    for num_id, level, text in items:
+        paragraph = document.add_paragraph(text)
+        if num_id:
+            paragraph._p.get_or_add_pPr().append(
+                parse_xml(
+                    f'<w:numPr {_W_NS}><w:ilvl w:val="{level}"/><w:numId w:val="{num_id}"/></w:numPr>'
+                )
+            )
+    out = io.BytesIO()
+    document.save(out)
+    return out.getvalue()
+
+
+def _level(ilvl: int, fmt: str, text: str, extra: str = "") -> str:
+    return (
+        f'<w:lvl w:ilvl="{ilvl}"><w:start w:val="1"/><w:numFmt w:val="{fmt}"/>'
+        f'<w:lvlText w:val="{text}"/>{extra}</w:lvl>'
+    )
+
+
+def test_docx_list_items_keep_the_numbers_word_shows() -> None:
+    """Numbers are text a reader refers to ("as in 2.b above"): nested levels, letters, restarts."""
+    levels = (
+        _level(0, "decimal", "%1.")
+        + _level(1, "lowerLetter", "%1.%2)")
+        + _level(2, "lowerRoman", "(%3)")
+    )
+    nums = (
+        '<w:num w:numId="71"><w:abstractNumId w:val="70"/></w:num>'
+        '|<w:num w:numId="72"><w:abstractNumId w:val="70"/>'
+        '<w:lvlOverride w:ilvl="0"><w:startOverride w:val="1"/></w:lvlOverride></w:num>'
+        '|<w:num w:numId="73"><w:abstractNumId w:val="70"/></w:num>'
+    )
+    items = [
+        ("71", 0, "Report the incident."),
+        ("71", 1, "Call the desk."),
+        ("71", 1, "Write it down."),
+        ("71", 2, "Keep a copy."),
+        ("71", 0, "Close the ticket."),
+        ("71", 1, "Confirm with the user."),  # a lower level restarts after a higher one
+        ("", 0, "Then, a second procedure."),
+        ("72", 0, "Restarted by its override."),
+        ("73", 0, "Continues the abstract list, as Word does."),
+    ]
+    doc = load(Path("steps.docx"), _numbered_docx(levels, nums, items))
+    assert doc.text.split("\n\n") == [
+        "1. Report the incident.",
+        "1.a) Call the desk.",
+        "1.b) Write it down.",
+        "(i) Keep a copy.",
+        "2. Close the ticket.",
+        "2.a) Confirm with the user.",
+        "Then, a second procedure.",
+        "1. Restarted by its override.",
+        "2. Continues the abstract list, as Word does.",
+    ]
+
+
+def test_docx_list_levels_follow_legal_numbering_and_never_restart() -> None:
+    levels = (
+        _level(0, "upperRoman", "%1.")
+        + _level(1, "decimal", "%1.%2", '<w:isLgl/><w:lvlRestart w:val="0"/>')
+        + _level(2, "bullet", "\uf0b7")
+    )
+    nums = '<w:num w:numId="71"><w:abstractNumId w:val="70"/></w:num>'
+    items = [
+        ("71", 0, "Scope"),
+        ("71", 1, "Who it covers"),
+        ("71", 2, "Staff"),
+        ("71", 0, "Duties"),
+        ("71", 1, "Never restarted"),
+    ]
+    doc = load(Path("legal.docx"), _numbered_docx(levels, nums, items))
+    assert doc.text.split("\n\n") == [
+        "I. Scope",
+        "1.1 Who it covers",  # isLgl: the roman I reads as 1
+        "• Staff",  # a Symbol-font glyph is still a bullet
+        "II. Duties",
+        "2.2 Never restarted",
+    ]
+
+
+def test_docx_list_styles_number_through_the_style_and_quotes_leave_the_marker() -> None:
+    """Word's "List Number" and "List Bullet" styles carry their numbering in the style, not in the
+    paragraph; a quote of an item is its words, verbatim, without the number."""
+    import docx
+
+    from rag_server.grounding import sentence_spans
+
+    document = docx.Document()
+    document.add_paragraph("Laptops", style="Heading 1")
+    document.add_paragraph("Collect it from the IT desk on the ground floor.", style="List Number")
+    document.add_paragraph("Bring photo ID", style="List Bullet")
+    document.add_paragraph("Sign the asset register.", style="List Number")
+    out = io.BytesIO()
+    document.save(out)
+    doc = load(Path("laptops.docx"), out.getvalue())
+    assert doc.text.split("\n\n") == [
+        "Laptops",
+        "1. Collect it from the IT desk on the ground floor.",
+        "• Bring photo ID",
+        "2. Sign the asset register.",
+    ]
+    quotes = [doc.text[lo:hi] for lo, hi in sentence_spans(doc.text)]
+    assert quotes == [
+        "Laptops",
+        "Collect it from the IT desk on the ground floor.",
+        "Bring photo ID",
+        "Sign the asset register.",
+    ]
+
+
+def test_docx_list_numbers_resist_hostile_definitions() -> None:
+    """A start of a billion, a level out of range and a missing abstract list load, bounded."""
+    levels = '<w:lvl w:ilvl="0"><w:start w:val="999999999"/><w:numFmt w:val="upperRoman"/><w:lvlText w:val="%1."/></w:lvl>'
+    nums = (
+        '<w:num w:numId="71"><w:abstractNumId w:val="70"/></w:num>'
+        '|<w:num w:numId="74"><w:abstractNumId w:val="404"/></w:num>'
+    )
+    items = [("71", 0, "Big."), ("71", 12, "Deep."), ("74", 0, "Orphan."), ("99", 0, "Unknown.")]
+    doc = load(Path("hostile.docx"), _numbered_docx(levels, nums, items))
+    parts = doc.text.split("\n\n")
+    assert parts[0] == "999999999. Big."  # decimal: roman numerals that large run to pages
+    assert parts[1:] == ["Deep.", "Orphan.", "Unknown."]
+
+
+@pytest.mark.parametrize(
+    ("n", "fmt", "shown"),
+    [(27, "lowerLetter", "aa"), (28, "upperLetter", "BB"), (14, "lowerRoman", "xiv"),
+     (1994, "upperRoman", "MCMXCIV"), (7, "decimalZero", "07"), (3, "ordinalText", "3"),
+     (5000, "upperRoman", "5000"), (10_000, "lowerLetter", "10000")],
+)  # fmt: skip
+def test_word_number_formats(n: int, fmt: str, shown: str) -> None:
+    from ingest.docx_numbering import format_number
+
+    assert format_number(n, fmt) == shown
