@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from docx.document import Document
-    from docx.text.paragraph import Paragraph
 
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 _LEVELS = 9  # Word's lists have levels 0-8
@@ -86,7 +85,7 @@ class _Level:
 
 
 class ListNumbering:
-    """Each list paragraph's marker, counted in reading order: call `marker` once per body
+    """Each list paragraph's marker, counted in reading order: call `marker` once per
     paragraph, in document order (the numbers depend on every list item before it)."""
 
     def __init__(self, document: Document) -> None:
@@ -139,9 +138,9 @@ class ListNumbering:
                 )
         return levels
 
-    def _num_pr(self, paragraph: Paragraph) -> tuple[str, int] | None:
+    def _num_pr(self, p: Any) -> tuple[str, int] | None:
         """(numId, level) from the paragraph, else from its style chain; None: not a list item."""
-        p_pr = paragraph._p.pPr
+        p_pr = p.find(_W + "pPr")
         num_pr = p_pr.find(_W + "numPr") if p_pr is not None else None
         style_id = _val(p_pr, "pStyle") if p_pr is not None else None
         seen: set[str] = set()
@@ -174,9 +173,10 @@ class ListNumbering:
                 abstract = self._nums[linked][0]
         return abstract, starts, {**self._abstract.get(abstract, {}), **overrides}
 
-    def marker(self, paragraph: Paragraph) -> str:
-        """The number or bullet Word shows before `paragraph` ("3.", "b)", "•"), "" for none."""
-        located = self._num_pr(paragraph)
+    def marker(self, p: Any) -> str:
+        """The number or bullet Word shows before the paragraph `p` (a `w:p` element): "3.",
+        "b)", "•"; "" for none."""
+        located = self._num_pr(p)
         definition = self._definition(located[0]) if located else None
         if located is None or definition is None:
             return ""

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ingest import pdf_text
+from ingest import docx_text, pdf_text
 from ingest.docx_numbering import ListNumbering
+from ingest.docx_text import BodyText
 
 if TYPE_CHECKING:
     from pypdf import PdfReader
@@ -259,32 +260,27 @@ def _check_zip(data: bytes) -> None:
 def load_docx(path: Path, data: bytes) -> LoadedDocument:
     import docx
     from docx.table import Table
-    from docx.text.paragraph import Paragraph
 
     _check_zip(data)
     try:
         document = docx.Document(io.BytesIO(data))
     except Exception as exc:  # python-docx raises KeyError/ValueError/lxml errors on bad parts
         raise LoadError(f"corrupt DOCX: {type(exc).__name__}: {exc}") from None
+    styles = {s.style_id: s.name or "" for s in document.styles if s.style_id}
+    body = BodyText(ListNumbering(document))
     blocks: list[str] = []
     headings: list[tuple[int, str]] = []
     title = (document.core_properties.title or "").strip()
-    numbering = ListNumbering(document)
     offset = 0
-    for item in document.iter_inner_content():
-        if isinstance(item, Paragraph):
-            marker = numbering.marker(item)  # counted even when the item is empty, as Word does
-            line = item.text.strip()
-            line = f"{marker} {line}" if marker and line else line
-            style = (item.style.name if item.style is not None else "") or ""
+    for element in docx_text.blocks(document.element.body):
+        if element.tag == docx_text.P:
+            line = body.paragraph(element)
+            style = styles.get(element.style or "", "")
             if line and (style.startswith("Heading") or style == "Title"):
                 headings.append((offset, line))
                 title = title or (line if style == "Title" else "")
-        elif isinstance(item, Table):
-            rows = [" | ".join(cell.text.strip() for cell in row.cells) for row in item.rows]
-            line = "\n".join(rows).strip()
-        else:  # pragma: no cover - future python-docx content types
-            continue
+        else:
+            line = "\n".join(body.table_rows(Table(element, document))).strip()
         if line:
             blocks.append(line)
             offset += len(line) + 2

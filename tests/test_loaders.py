@@ -506,3 +506,70 @@ def test_word_number_formats(n: int, fmt: str, shown: str) -> None:
     from ingest.docx_numbering import format_number
 
     assert format_number(n, fmt) == shown
+
+
+def _docx_with_body(xml: str) -> bytes:
+    """A DOCX whose body holds `xml` (WordprocessingML, prefix w) and a table with merged cells."""
+    import docx
+    from docx.oxml import parse_xml
+
+    document = docx.Document()
+    holder = parse_xml(
+        f'<w:body {_W_NS} xmlns:mc="http://schemas.openxmlformats.org/markup-compatibility/2006">{xml}</w:body>'
+    )
+    section = document.element.body.sectPr
+    for element in list(holder):
+        section.addprevious(element)
+    table = document.add_table(rows=3, cols=3)
+    table.cell(0, 0).merge(table.cell(0, 2)).text = "Leave entitlements"
+    table.cell(1, 0).merge(table.cell(2, 0)).text = "Parental"
+    table.cell(1, 1).text, table.cell(1, 2).text = "Birth", "18 weeks"
+    table.cell(2, 1).text, table.cell(2, 2).text = "Adoption", "18 weeks"
+    out = io.BytesIO()
+    document.save(out)
+    return out.getvalue()
+
+
+def _run(text: str) -> str:
+    return f'<w:r><w:t xml:space="preserve">{text}</w:t></w:r>'
+
+
+def test_docx_reads_content_controls_tracked_insertions_and_fields() -> None:
+    """Text python-docx's `.text` drops and Word shows: template fields, whole sections in a
+    content control, an insertion under review, a field's result; merged cells once."""
+    body = (
+        # a template's field inside a paragraph
+        f"<w:p>{_run('Policy owner: ')}<w:sdt><w:sdtPr/><w:sdtContent>{_run('Dana Reyes')}"
+        f"</w:sdtContent></w:sdt>{_run('.')}</w:p>"
+        # a section of the body wrapped in a content control
+        f"<w:sdt><w:sdtPr/><w:sdtContent><w:p>{_run('Reviews happen every 12 months.')}</w:p>"
+        "</w:sdtContent></w:sdt>"
+        # tracked changes: an insertion counts, a deletion does not
+        f"<w:p>{_run('Approval rests with the CISO')}<w:ins w:id='1' w:author='a'>"
+        f"{_run(' and the DPO')}</w:ins><w:del w:id='2' w:author='a'><w:r><w:delText>"
+        f" and the CFO</w:delText></w:r></w:del>{_run('.')}</w:p>"
+        # a simple field's result, and a smart tag
+        f"<w:p>{_run('Version ')}<w:fldSimple w:instr='DOCPROPERTY Version'>{_run('4.2')}"
+        f"</w:fldSimple>{_run(' applies from ')}<w:smartTag w:uri='u' w:element='date'>"
+        f"{_run('1 May 2026')}</w:smartTag>{_run('.')}</w:p>"
+        # an empty field still showing its prompt, and a table of contents: neither is text
+        "<w:sdt><w:sdtPr><w:showingPlcHdr/></w:sdtPr><w:sdtContent>"
+        f"<w:p>{_run('Click or tap here to enter text.')}</w:p></w:sdtContent></w:sdt>"
+        "<w:sdt><w:sdtPr><w:docPartObj><w:docPartGallery w:val='Table of Contents'/>"
+        f"</w:docPartObj></w:sdtPr><w:sdtContent><w:p>{_run('Contents 3')}</w:p>"
+        "</w:sdtContent></w:sdt>"
+        # a text box in a paragraph is not part of its line
+        f"<w:p>{_run('Badges are collected at reception.')}<w:r><mc:AlternateContent>"
+        f"<mc:Choice Requires='wps'><w:drawing/></mc:Choice><mc:Fallback><w:pict><w:txbxContent>"
+        f"<w:p>{_run('SIDEBAR')}</w:p></w:txbxContent></w:pict></mc:Fallback>"
+        "</mc:AlternateContent></w:r></w:p>"
+    )
+    doc = load(Path("template.docx"), _docx_with_body(body))
+    assert doc.text.split("\n\n") == [
+        "Policy owner: Dana Reyes.",
+        "Reviews happen every 12 months.",
+        "Approval rests with the CISO and the DPO.",
+        "Version 4.2 applies from 1 May 2026.",
+        "Badges are collected at reception.",
+        "Leave entitlements\nParental | Birth | 18 weeks\nParental | Adoption | 18 weeks",
+    ]
