@@ -214,6 +214,28 @@ def test_a_quote_never_carries_the_next_heading_along() -> None:
     assert "Swarm Control" not in result.answer
 
 
+def test_a_word_processors_deeper_bullets_are_items_too() -> None:
+    """A PDF written by Word or LibreOffice sets second-level items with an en dash, third-level
+    ones with a square or circle: each is a sentence of its own, quoted without its marker.
+    Read as one sentence, the answer to "what is the minimum password length?" was the whole
+    list, and "the maximum password length" was answered from it (the HIPAA policies as PDF)."""
+    text = (
+        "Password configurations are set to require:\n"
+        "– a minimum length of 8 characters;\n"
+        "– a mix of upper case characters, lower case characters, and numbers;\n"
+        "◦ a 90-day password expiration;\n"
+        "▪ a 15-minute lockout after 5 failed attempts."
+    )
+    assert _sentences(text) == [
+        "Password configurations are set to require:",
+        "a minimum length of 8 characters;",
+        "a mix of upper case characters, lower case characters, and numbers;",
+        "a 90-day password expiration;",
+        "a 15-minute lockout after 5 failed attempts.",
+    ]
+    assert _sentences("Costs fell – as planned – in May.") == ["Costs fell – as planned – in May."]
+
+
 def test_a_bulleted_item_is_quoted_without_its_bullet_and_a_numbered_heading_is_not() -> None:
     """Policies give their facts in lists: a bulleted item needs no full stop to be quoted, and
     the quote is its words, not its marker. A numbered line without one is as often a PDF's
