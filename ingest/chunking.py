@@ -22,7 +22,8 @@ from ingest.loaders import LoadedDocument, LoadError
 # 6: PDF running headers of several lines and page numbers dropped, numbered PDF headings whatever
 # their type size, type size read through the text matrix, Word's "o"/"§" bullets as bullets;
 # 7: DOCX list items keep the number or bullet Word shows ("3.", "b)", "•"); DOCX text in content
-# controls, tracked insertions, fields and smart tags is read, and a merged table cell once.
+# controls, tracked insertions, fields and smart tags is read, and a merged table cell once; a PDF
+# heading wrapped onto two lines is one line.
 PIPELINE_VERSION = "7"
 
 # The splitter's time and memory grow with the text it is handed at once: it tokenizes all of it

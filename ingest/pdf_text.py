@@ -38,6 +38,12 @@ _SOFT_HYPHEN_BREAK = re.compile("\ufffe[ \t]*\n[ \t]*")
 _WORD_BULLET = re.compile(r"^([ \t]*)[o§](?=[ \t]+(\w))", re.M)
 _BULLET = re.compile(r"^\s*(?:[•◦▪‣*–-]|\(?\d{1,3}[.)]|\(?[a-z][.)])\s")
 _SENTENCE_END = (".", "!", "?", ":", ";")
+_FULL_STOP = re.compile(r"[.!?][\"'”’)\]]*(?:\s+|$)")
+# A sentence carried back over a page break: the page ends in a prose line of at least this
+# many words, and the continuation's full stop comes within this many characters.
+_CARRY_MIN_WORDS = 6
+_CARRY_CHARS = 400
+_ABBREVIATIONS = frozenset("e.g. i.e. etc. vs. cf. no. approx. fig. sec. e.g., i.e.,".split())
 # A heading's number: "2.1 ", "3. ", "IV. ", "A. " (a letter only with its full stop: "A Guide").
 _SECTION_NUMBER = re.compile(r"(?:(?:\d+(?:\.\d+)*\.?|[IVXLC]+\.|[A-Z]\.)[ \t]+)")
 _LEADING_NUMBER = re.compile(f"^{_SECTION_NUMBER.pattern}")
@@ -45,6 +51,9 @@ _RUNNING_MAX_CHARS = 100  # headers and footers are short lines
 _RUNNING_MIN_SHARE = 0.5  # a first/last line on at least half the pages is a running header/footer
 _RUNNING_LAYERS = 3  # a header or footer of up to 3 x 2 lines
 _HEADING_MAX_CHARS = 80  # a heading is one short line
+# A heading line at least this long may have wrapped onto the next: shorter ones ("Leave
+# Policy") end where they end, and the line after them is a subtitle or the text.
+_WRAPS_CHARS = 30
 # Set at least this much larger than the body text. Bold alone is not enough: running headers,
 # "CHAPTER" labels and emphasised lines are bold at the text's size too.
 _LARGER = 1.05
@@ -52,6 +61,10 @@ _STYLE_SAMPLE = 12  # characters of a line whose style is read
 # Bookmarks read at most (a 1,000-page manual has a few thousand): each is looked for on its page,
 # and a hostile outline must not make that search unbounded.
 _MAX_BOOKMARKS = 10_000
+
+
+# A line that could be a heading: (page index, its text, its type size, its line number).
+_Styled = tuple[int, str, float, int]
 
 
 @dataclass(frozen=True)
@@ -70,7 +83,7 @@ def page_texts(data: bytes, expected_pages: int) -> PdfText:
     try:
         outline = _outline(document)
         raw: list[str] = []
-        styled: list[tuple[int, str, float]] = []
+        styled: list[_Styled] = []
         body: Counter[float] = Counter()
         for index in range(len(document)):
             page = document[index]
@@ -94,10 +107,53 @@ def page_texts(data: bytes, expected_pages: int) -> PdfText:
     for index, heading in headings:
         if 0 <= index < len(pages):
             titles[index].add(_title(heading))
-    texts = [
-        _reflow(_drop_running(lines, running), t) for lines, t in zip(pages, titles, strict=True)
-    ]
+    texts = _carry_sentences(
+        [_reflow(_drop_running(lines, running), t) for lines, t in zip(pages, titles, strict=True)]
+    )
     return PdfText(texts, _placed(headings, texts))
+
+
+def _carry_sentences(texts: list[str]) -> list[str]:
+    """A sentence that runs over a page break, ended on the page where it began.
+
+    Passages never cross a page (so that a citation's page is the page of all its words), so
+    such a sentence was two fragments: one without a full stop, which is never quoted, and one
+    starting mid-sentence. Where a page ends in the middle of a prose line and the next begins
+    with its lower-case continuation, the continuation up to its first full stop (within the
+    next page's first paragraph and `_CARRY_CHARS`) moves to the end of the page before; the
+    sentence is cited on the page where it starts. Page numbers, contents lines and headings
+    at a page's edge end in digits or are short, and are left alone."""
+    out = list(texts)
+    for i in range(len(out) - 1):
+        last = out[i].rstrip().rsplit("\n", 1)[-1]
+        following = out[i + 1].lstrip()
+        paragraph = following.split("\n\n", 1)[0]
+        if (
+            len(last.split()) < _CARRY_MIN_WORDS
+            or last.endswith((*_SENTENCE_END, ","))
+            or last[-1:].isdigit()
+            or not following[:1].islower()
+            or len(paragraph.split("\n", 1)[0].split()) < 3
+        ):
+            continue
+        stop = _sentence_stop(paragraph[:_CARRY_CHARS])
+        if stop is None:
+            continue
+        head = out[i].rstrip()
+        joint = "" if head.endswith("-") else " "
+        out[i] = head + joint + following[:stop]
+        out[i + 1] = following[stop:].lstrip()
+    return out
+
+
+def _sentence_stop(text: str) -> int | None:
+    """Where the first sentence of `text` ends (after its full stop and closing quotes), not
+    at an abbreviation ("e.g.") or an initial; None if it does not end in `text`."""
+    for match in _FULL_STOP.finditer(text):
+        word = text[: match.start() + 1].rsplit(None, 1)[-1].lower()
+        if word not in _ABBREVIATIONS and len(word.strip("(.")) > 1:
+            return match.start() + len(match.group().rstrip())
+    return None
 
 
 def _placed(headings: list[tuple[int, str]], texts: list[str]) -> list[tuple[int, int, str]]:
@@ -139,9 +195,10 @@ def _outline(document: pdfium.PdfDocument) -> list[tuple[int, str]]:
 
 def _styled_lines(
     index: int, text: str, textpage: pdfium.PdfTextPage, body: Counter[float]
-) -> list[tuple[int, str, float]]:
-    """The page's short lines that could be headings, each with its type size; the sizes of the
-    first characters of its long lines are counted into `body`, the text's size."""
+) -> list[_Styled]:
+    """The page's short lines that could be headings, each with its type size and its line's
+    number on the page; the sizes of the first characters of its long lines are counted into
+    `body`, the text's size."""
     import pypdfium2.raw as pdfium_c
 
     matrix = pdfium_c.FS_MATRIX()
@@ -156,9 +213,9 @@ def _styled_lines(
 
     if len(text) != textpage.count_chars():
         return []  # characters outside the BMP: text offsets are not character indices
-    out: list[tuple[int, str, float]] = []
+    out: list[_Styled] = []
     start = 0
-    for line in re.split(r"\r\n|\r|\n", text):
+    for number, line in enumerate(re.split(r"\r\n|\r|\n", text)):
         stripped = line.strip()
         at = [start + i for i, c in enumerate(line) if not c.isspace()][:_STYLE_SAMPLE]
         start += len(line) + (2 if text.startswith("\r\n", start + len(line)) else 1)
@@ -168,7 +225,7 @@ def _styled_lines(
             body.update(style(i) for i in at)
         elif _could_be_heading(stripped):
             styles = Counter(style(i) for i in at)
-            out.append((index, " ".join(stripped.split()), styles.most_common(1)[0][0]))
+            out.append((index, " ".join(stripped.split()), styles.most_common(1)[0][0], number))
     return out
 
 
@@ -199,19 +256,33 @@ def _numbered_heading(line: str) -> bool:
 
 
 def _larger_than_body(
-    styled: list[tuple[int, str, float]], body: Counter[float], running: set[str]
+    styled: list[_Styled], body: Counter[float], running: set[str]
 ) -> list[tuple[int, str]]:
     """The short lines set larger than the body text, and the numbered ones whatever their
     type (standards set "4.3.3 Reauthentication" in bold a size smaller than the text); running
-    headers left out."""
+    headers left out. A long heading wrapped onto the next line, at the same size and without a
+    section number of its own, is one heading ("16.1.1 Applicable Standards from the HITRUST
+    Common" + "Security Framework")."""
     if not body:
         return []
     size = body.most_common(1)[0][0]
-    return [
-        (index, line)
-        for index, line, line_size in styled
-        if (line_size >= size * _LARGER or _numbered_heading(line)) and _key(line) not in running
-    ]
+    out: list[tuple[int, str]] = []
+    last: tuple[int, int, float] | None = None  # (page, line number, size) of a larger heading
+    for index, line, line_size, number in styled:
+        larger = line_size >= size * _LARGER
+        if not (larger or _numbered_heading(line)) or _key(line) in running:
+            continue
+        if (
+            larger
+            and last == (index, number - 1, line_size)
+            and len(out[-1][1]) >= _WRAPS_CHARS
+            and not _LEADING_NUMBER.match(line)
+        ):
+            out[-1] = (index, f"{out[-1][1]} {line}")
+        else:
+            out.append((index, line))
+        last = (index, number, line_size) if larger else None
+    return out
 
 
 def _lines(text: str) -> list[str]:
@@ -265,12 +336,34 @@ def _drop_running(lines: list[str], running: set[str]) -> list[str]:
         lines = kept
 
 
+def _join_wrapped(lines: list[str], headings: Collection[str]) -> list[str]:
+    """A heading wrapped onto a second line, joined back into one line: the outline (or the
+    type sizes) name "16.1.1 Applicable Standards from the HITRUST Common Security Framework",
+    the page sets it as two lines."""
+    out: list[str] = []
+    for line in lines:
+        if (
+            out
+            and line.strip()
+            and out[-1].strip()
+            and _title(out[-1]) not in headings
+            and _title(f"{out[-1]} {line}") in headings
+        ):
+            out[-1] = f"{out[-1].rstrip()} {line.strip()}"
+        else:
+            out.append(line)
+    return out
+
+
 def _reflow(lines: list[str], headings: Collection[str] = ()) -> str:
     """Join the lines of a paragraph with spaces; a short line ends its paragraph (headings,
     last lines), a bullet or numbered item starts a line of its own, and a line that is one of
     the page's `headings` is a paragraph of its own (a numbered one, "2.3 Registering as a
-    Debian member", would otherwise join the full line before it), as is any numbered heading
-    after a finished sentence ("…timeout. 4.3.4 Security Controls")."""
+    Debian member", would otherwise join the full line before it; a wrapped one is joined back
+    first), as is any numbered heading after a finished sentence ("…timeout. 4.3.4 Security
+    Controls")."""
+    if headings:
+        lines = _join_wrapped(lines, headings)
     lengths = [len(line.strip()) for line in lines if line.strip()]
     if not lengths:
         return ""

@@ -1,6 +1,7 @@
 """Each format's extraction: the facts come through, boilerplate and hostile content do not."""
 
 import io
+import itertools
 import logging
 import re
 import zipfile
@@ -352,6 +353,61 @@ def test_pdf_headings_come_from_its_outline_where_it_has_one(tmp_path: Path) -> 
     for (offset, heading), n in zip(doc.headings, (1, 2), strict=True):
         assert doc.text[offset:].startswith(f"{n}.1 {heading}\n\n")
     assert "removed at once.\n\n1.1 Uploads" in doc.text
+
+
+@pytest.mark.parametrize("outline", [True, False])
+def test_a_pdf_heading_wrapped_onto_two_lines_is_one_heading(tmp_path: Path, outline: bool) -> None:
+    """A long heading the page sets as two lines is one line of the text and one heading,
+    whether the outline names it or only its type size shows it (Word's export of a policy)."""
+    from fpdf import FPDF
+
+    heading = "16.1.1 Applicable Standards from the HITRUST Common Security Framework"
+    body = "Nessus is used to monitor all internal IP addresses on the company networks. " * 4
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.set_font("helvetica", size=11)
+    pdf.multi_cell(0, 6, body.strip(), new_x="LMARGIN", new_y="NEXT")
+    if outline:
+        pdf.start_section(heading)
+    pdf.set_font("helvetica", size=16)
+    pdf.multi_cell(120, 8, heading, new_x="LMARGIN", new_y="NEXT")  # wraps after "Common"
+    pdf.set_font("helvetica", size=11)
+    pdf.multi_cell(0, 6, "- 10.m - Control of Technical Vulnerabilities", new_x="LMARGIN")
+    pdf.multi_cell(0, 6, body.strip(), new_x="LMARGIN", new_y="NEXT")
+    path = tmp_path / "policy.pdf"
+    pdf.output(str(path))
+    doc = _load_path(path)
+    assert [h for _, h in doc.headings] == [heading]
+    assert doc.text[doc.headings[0][0] :].startswith(f"{heading}\n\n- 10.m - Control")
+
+
+def test_a_sentence_over_a_page_break_ends_on_the_page_where_it_began(tmp_path: Path) -> None:
+    """Passages never cross a page, so a sentence broken by one was two fragments that no quote
+    could use. Its continuation now ends it on its first page, and is cited there; a page that
+    ends in a finished sentence, a contents line or a short line keeps its text."""
+    pages = [
+        "Audit reports are shared with customers on a case by case basis, at the sole discretion "
+        "of the company and after a review of the request by the compliance team. "
+        * 3
+        + "All audit reports are shared under an explicit NDA in the agreed format",
+        "between the company and the party receiving them. Reports can be requested by email.",
+        "Contents\nAccess control ................ 4\nAuditing ................ 7",
+        "continues here with words. Nothing is carried onto a contents page.",
+        "The review ends here without a stop but it is short",
+        "Next page starts with a capital. It stays.",
+    ]
+    doc = _load_path(make_pdf(tmp_path / "reports.pdf", pages))
+    assert doc.page_starts is not None
+    starts = [*doc.page_starts, len(doc.text)]
+    by_page = [doc.text[a:b].strip() for a, b in itertools.pairwise(starts)]
+    assert by_page[0].endswith(
+        "All audit reports are shared under an explicit NDA in the agreed format between the "
+        "company and the party receiving them."
+    )
+    assert by_page[1] == "Reports can be requested by email."
+    assert by_page[3].startswith("continues here with words.")
+    assert by_page[4].endswith("without a stop but it is short")
+    assert by_page[5].startswith("Next page starts with a capital.")
 
 
 _W_NS = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
