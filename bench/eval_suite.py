@@ -6,7 +6,9 @@ per corpus and pooled accuracy, abstention by kind, page checks and latency.
 
 The corpora (eval/corpora.json) are ingested into their own collections under --data first
 (bench/grounding_suite.py uses the same directory, so a second run ingests nothing). Writes
-bench/results/NAME.json and NAME.md (default eval_suite). The writing path, for example:
+bench/results/NAME.json and NAME.md (default eval_suite). --spec eval/twins.json runs corpora
+read again in another format (the HIPAA policies as PDF) with their original questions. The
+writing path, for example:
 
     bench/eval_suite.py --name eval_suite_smollm2 --env RAG_GENERATOR__MODEL_PATH=.../SmolLM2.gguf \
         --env RAG_GROUNDING__ANSWER_MODE=generate
@@ -29,6 +31,12 @@ from rag_server.evaluation import Record, run_one, summarise
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpora", help="comma-separated names (default: all)")
+    parser.add_argument(
+        "--spec",
+        type=Path,
+        default=ROOT / "eval" / "corpora.json",
+        help="the corpora (eval/twins.json: corpora read again in another format)",
+    )
     parser.add_argument("--data", type=Path, default=ROOT / "bench" / ".data" / "suite")
     parser.add_argument("--port", type=int, default=8013)
     parser.add_argument("--env", action="append", default=[], help="extra RAG_X=Y for the server")
@@ -36,7 +44,7 @@ def main() -> None:
         "--name", default="eval_suite", help="results file name under bench/results"
     )
     args = parser.parse_args()
-    spec = json.loads((ROOT / "eval" / "corpora.json").read_text())
+    spec = json.loads(args.spec.read_text())
     names = args.corpora.split(",") if args.corpora else list(spec)
     env = {"RAG_DATA_DIR": str(args.data), "RAG_LIMITS__REQUESTS_PER_MINUTE": "100000"}
     env.update(dict(item.split("=", 1) for item in args.env))
@@ -51,7 +59,7 @@ def main() -> None:
     with running_server(env, args.port) as server, server.client() as client:
         for name in names:
             lines = (ROOT / spec[name]["questions"]).read_text().splitlines()
-            items = [json.loads(line) for line in lines if line.strip()]
+            items = [_as_twin(json.loads(line), spec[name]) for line in lines if line.strip()]
             records = [run_one(client, item, f"eval-{name}") for item in items]
             pooled += records
             results[name] = summarise(records)
@@ -60,6 +68,15 @@ def main() -> None:
     results["pooled"] = summarise(pooled)
     data = {"environment": environment(), "server_env": env, "peak_rss_mb": peak, **results}
     write_results(args.name, data, markdown(results, names))
+
+
+def _as_twin(item: dict[str, Any], corpus: dict[str, Any]) -> dict[str, Any]:
+    """A question of a corpus read again in another format names its source document with that
+    format's suffix ("source_suffix": ".pdf"), so that hit@5 finds it."""
+    suffix = corpus.get("source_suffix")
+    if suffix and item.get("source"):
+        item["source"] = str(Path(item["source"]).with_suffix(suffix))
+    return item
 
 
 def markdown(results: dict[str, Any], names: list[str]) -> str:

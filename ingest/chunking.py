@@ -23,7 +23,8 @@ from ingest.loaders import LoadedDocument, LoadError
 # their type size, type size read through the text matrix, Word's "o"/"§" bullets as bullets;
 # 7: DOCX list items keep the number or bullet Word shows ("3.", "b)", "•"); DOCX text in content
 # controls, tracked insertions, fields and smart tags is read, and a merged table cell once; a PDF
-# heading wrapped onto two lines is one line.
+# heading wrapped onto two lines is one line, a sentence over a page break ends on its first
+# page, and a hyphen at a PDF line's end is kept where it is the word's own.
 PIPELINE_VERSION = "7"
 
 # The splitter's time and memory grow with the text it is handed at once: it tokenizes all of it

@@ -27,10 +27,11 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ingest.pdf_hyphens import LineEndHyphens, hyphenates
+
 if TYPE_CHECKING:
     import pypdfium2 as pdfium
 
-_SOFT_HYPHEN_BREAK = re.compile("\ufffe[ \t]*\n[ \t]*")
 # Word's second- and third-level bullets are glyphs of Courier New ("o") and Wingdings ("§"),
 # which a text layer reports as those letters: at the start of a line, before a capitalised
 # word, they are bullets (not "§ 105", a section sign and its number, nor the article of a
@@ -81,6 +82,7 @@ def page_texts(data: bytes, expected_pages: int) -> PdfText:
 
     document = pdfium.PdfDocument(data)
     try:
+        typeset = hyphenates(_metadata(document))
         outline = _outline(document)
         raw: list[str] = []
         styled: list[_Styled] = []
@@ -100,7 +102,8 @@ def page_texts(data: bytes, expected_pages: int) -> PdfText:
         document.close()
     if len(raw) != expected_pages:
         raise ValueError(f"page count differs between readers ({len(raw)} vs {expected_pages})")
-    pages = [_lines(text) for text in raw]
+    hyphens = LineEndHyphens(raw, typeset)
+    pages = [_lines(hyphens.resolve(text)) for text in raw]
     running = _running_lines(pages)
     headings = outline or _larger_than_body(styled, body, running)
     titles: list[set[str]] = [set() for _ in pages]  # each page's headings, as lines compare
@@ -179,6 +182,15 @@ def _placed(headings: list[tuple[int, str]], texts: list[str]) -> list[tuple[int
 def _title(line: str) -> str:
     """A heading as compared with a line: no section number ("2.1"), case or spacing."""
     return " ".join(_LEADING_NUMBER.sub("", line.strip()).split()).casefold()
+
+
+def _metadata(document: pdfium.PdfDocument) -> dict[str, str]:
+    """The info dictionary's text fields; a damaged one reads as empty, never as a failure."""
+    try:
+        found = document.get_metadata_dict(skip_empty=True)
+        return {str(key): str(value) for key, value in found.items()}
+    except Exception:  # pdfium's decoding of a hostile info dictionary
+        return {}
 
 
 def _outline(document: pdfium.PdfDocument) -> list[tuple[int, str]]:
@@ -287,7 +299,6 @@ def _larger_than_body(
 
 def _lines(text: str) -> list[str]:
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    text = _SOFT_HYPHEN_BREAK.sub("", text).replace("\ufffe", "").replace("\x02", "")
     text = _WORD_BULLET.sub(lambda m: m[1] + "•" if m[2].isupper() else m[0], text)
     return [line.rstrip() for line in text.split("\n")]
 

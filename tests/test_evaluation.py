@@ -123,7 +123,12 @@ def test_rag_eval_waits_out_429_and_503_then_gives_up_after_its_attempts() -> No
     assert always.calls == 3
 
 
-SUITE = json.loads((Path(__file__).resolve().parent.parent / "eval" / "corpora.json").read_text())
+_EVAL = Path(__file__).resolve().parent.parent / "eval"
+# The suite's corpora, and the twins: a corpus read again in another format with its questions.
+SUITE = {
+    **json.loads((_EVAL / "corpora.json").read_text()),
+    **json.loads((_EVAL / "twins.json").read_text()),
+}
 COMMITTED = [name for name, spec in SUITE.items() if spec["paths"][0].startswith("eval/")]
 
 
@@ -153,10 +158,13 @@ def test_each_committed_corpus_has_a_question_set_whose_answers_are_in_its_docum
         assert bool(item["answers"]) == item["answerable"] == (item["source"] is not None)
         if not item["answerable"]:
             continue
-        if item["source"] not in loaded:
-            path = files[item["source"]]
-            loaded[item["source"]] = load(path, path.read_bytes())
-        doc = loaded[item["source"]]
+        source = item["source"]
+        if spec.get("source_suffix"):
+            source = str(Path(source).with_suffix(spec["source_suffix"]))
+        if source not in loaded:
+            path = files[source]
+            loaded[source] = load(path, path.read_bytes())
+        doc = loaded[source]
         text = doc.text  # type: ignore[attr-defined]
         if item.get("pages"):
             starts = [*doc.page_starts, len(text)]  # type: ignore[attr-defined]
