@@ -12,8 +12,9 @@ What it follows (ECMA-376 part 1, 17.9): a paragraph's `numPr` (its own, else it
 `lvlText` ("%1.%2."), `isLgl`, `lvlRestart`; a `num`'s `lvlOverride/startOverride`, applied at its
 first item (how pandoc and Word restart a list). Numbers count per abstract list, as Word's do, so
 two `num`s of one `abstractNum` continue each other unless one restarts. Bullets, whatever glyph
-their font draws, become "•". Not followed: numbered paragraphs inside table cells (a cell's text
-is read whole) and field-code numbering (SEQ, LISTNUM).
+their font draws, become "•". List items in table cells count in reading order too. Not
+followed: field-code numbering (SEQ, LISTNUM) and a style's list level named by the level's
+`pStyle` rather than the style's own `ilvl`.
 """
 
 from __future__ import annotations

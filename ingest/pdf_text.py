@@ -44,7 +44,7 @@ _FULL_STOP = re.compile(r"[.!?][\"'”’)\]]*(?:\s+|$)")
 # many words, and the continuation's full stop comes within this many characters.
 _CARRY_MIN_WORDS = 6
 _CARRY_CHARS = 400
-_ABBREVIATIONS = frozenset("e.g. i.e. etc. vs. cf. no. approx. fig. sec. e.g., i.e.,".split())
+_ABBREVIATIONS = frozenset("e.g. i.e. etc. vs. cf. no. approx. fig. sec.".split())
 # A heading's number: "2.1 ", "3. ", "IV. ", "A. " (a letter only with its full stop: "A Guide").
 _SECTION_NUMBER = re.compile(r"(?:(?:\d+(?:\.\d+)*\.?|[IVXLC]+\.|[A-Z]\.)[ \t]+)")
 _LEADING_NUMBER = re.compile(f"^{_SECTION_NUMBER.pattern}")
