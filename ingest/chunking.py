@@ -21,7 +21,7 @@ from ingest.loaders import LoadedDocument, LoadError
 # the outline or the heading type), a numbered PDF heading no longer joins the line before it;
 # 6: PDF running headers of several lines and page numbers dropped, numbered PDF headings whatever
 # their type size, type size read through the text matrix, Word's "o"/"§" bullets as bullets;
-# 7: DOCX list items keep the number or bullet Word shows ("3.", "b)", "•"); DOCX text in content
+# 7: DOCX and HTML list items keep the number or bullet shown ("3.", "b)", "•"); DOCX text in content
 # controls, tracked insertions, fields and smart tags is read, and a merged table cell once; a PDF
 # heading wrapped onto two lines is one line, a sentence over a page break ends on its first
 # page, and a hyphen at a PDF line's end is kept where it is the word's own.

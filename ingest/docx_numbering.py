@@ -22,21 +22,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ingest.list_markers import BULLET, format_number
+
 if TYPE_CHECKING:
     from docx.document import Document
 
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 _LEVELS = 9  # Word's lists have levels 0-8
-BULLET = "•"
-_ROMAN = (
-    (1000, "m"), (900, "cm"), (500, "d"), (400, "cd"), (100, "c"), (90, "xc"),
-    (50, "l"), (40, "xl"), (10, "x"), (9, "ix"), (5, "v"), (4, "iv"), (1, "i"),
-)  # fmt: skip
 _MAX_NUMBER = 10**9  # a start value is at most this
-# Beyond these, letters ("zzz…") and roman numerals ("mmm…") grow with the number: a hostile
-# start value would write a marker thousands of characters long, so larger numbers are decimal.
-_MAX_LETTERS = 26 * 30
-_MAX_ROMAN = 3999
 
 
 def _val(element: Any, tag: str) -> str | None:
@@ -50,30 +43,6 @@ def _int(value: str | None, default: int) -> int:
         return max(0, min(int(value), _MAX_NUMBER)) if value is not None else default
     except ValueError:
         return default
-
-
-def _roman(n: int) -> str:
-    out = []
-    for value, letters in _ROMAN:
-        count, n = divmod(n, value)
-        out.append(letters * count)
-    return "".join(out)
-
-
-def format_number(n: int, fmt: str) -> str:
-    """`n` as Word writes it in format `fmt`; formats not listed here fall back to decimal."""
-    if fmt in ("lowerLetter", "upperLetter") and n <= _MAX_LETTERS:
-        # Word goes a..z, then aa, bb, .. zz, then aaa: the letter repeated, not base 26.
-        letter = chr(ord("a") + (n - 1) % 26) * ((n - 1) // 26 + 1) if n > 0 else ""
-        return letter.upper() if fmt == "upperLetter" else letter
-    if fmt in ("lowerRoman", "upperRoman") and n <= _MAX_ROMAN:
-        numeral = _roman(n)
-        return numeral.upper() if fmt == "upperRoman" else numeral
-    if fmt == "decimalZero":
-        return f"{n:02d}"
-    if fmt == "none":
-        return ""
-    return str(n)
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,10 @@ from typing import TYPE_CHECKING
 from ingest import docx_text, pdf_text
 from ingest.docx_numbering import ListNumbering
 from ingest.docx_text import BodyText
+from ingest.list_markers import BULLET, HTML_TYPES, format_number
 
 if TYPE_CHECKING:
+    from bs4.element import Tag
     from pypdf import PdfReader
 
 
@@ -393,6 +395,7 @@ def load_html(path: Path, data: bytes) -> LoadedDocument:
     blocks: list[str] = []
     headings: list[tuple[int, str]] = []
     buffer: list[str] = []
+    marker: list[str] = []  # a list item's marker, waiting for the item's first line
     offset = 0
 
     def flush(heading: bool = False) -> None:
@@ -401,6 +404,8 @@ def load_html(path: Path, data: bytes) -> LoadedDocument:
         buffer.clear()
         if not line:
             return
+        if marker:
+            line = f"{marker.pop()} {line}"
         if heading:
             headings.append((offset, line))
         blocks.append(line)
@@ -416,8 +421,12 @@ def load_html(path: Path, data: bytes) -> LoadedDocument:
             elif isinstance(child, Tag):
                 if child.name in _HTML_BLOCK:
                     flush()
+                    if child.name == "li":
+                        marker[:] = [_html_item_marker(child)]
                     walk(child)
                     flush(heading=child.name in {"h1", "h2", "h3", "h4", "h5", "h6"})
+                    if child.name == "li":
+                        marker.clear()  # an empty item leaves no marker behind
                 else:
                     walk(child)
 
@@ -429,6 +438,33 @@ def load_html(path: Path, data: bytes) -> LoadedDocument:
     return LoadedDocument(
         text=text, title=page_title or first_h1 or _fallback_title(path), headings=headings
     )
+
+
+def _html_item_marker(item: Tag) -> str:
+    """The marker a browser shows before the list item `item`: "•" in a <ul>, else its number
+    in its <ol>, after the list's `start`, `reversed` and `type` and any item's `value`."""
+    from bs4.element import Tag
+
+    parent = item.parent
+    if not isinstance(parent, Tag) or parent.name != "ol":
+        return BULLET
+    items = [li for li in parent.find_all("li", recursive=False)]
+    step = -1 if parent.has_attr("reversed") else 1
+    number = _html_int(parent.get("start"), len(items) if step < 0 else 1)
+    for li in items:
+        number = _html_int(li.get("value"), number)
+        if li is item:
+            break
+        number += step
+    fmt = HTML_TYPES.get(str(item.get("type") or parent.get("type") or "1"), "decimal")
+    return f"{format_number(number, fmt)}."
+
+
+def _html_int(value: object, default: int) -> int:
+    try:
+        return max(-(10**9), min(int(str(value).strip()), 10**9)) if value is not None else default
+    except ValueError:
+        return default
 
 
 LOADERS: dict[str, Callable[[Path, bytes], LoadedDocument]] = {

@@ -46,6 +46,31 @@ def test_html_keeps_main_text_and_drops_navigation_scripts_and_styles() -> None:
     assert "{" not in doc.text  # no CSS or JavaScript leaked in
 
 
+def test_html_list_items_keep_the_marker_a_browser_shows() -> None:
+    """As in Markdown, DOCX and PDF: "•" before a bulleted item (so that one without a full stop
+    is still quoted as an item), and an ordered item's number after the list's start, type,
+    reversal and any item's own value."""
+    html = (
+        b"<html><body><main><p>You get:</p><ul><li>27 days of annual leave</li>"
+        b"<li><p>Public holidays off</p></li><li></li></ul>"
+        b"<ol start='3'><li>Ask your manager<ol type='a'><li>in writing</li>"
+        b"<li value='5'>by email</li><li>or by phone</li></ol></li><li>Book it</li></ol>"
+        b"<ol reversed><li>Two left</li><li>One left</li></ol></main></body></html>"
+    )
+    assert load(Path("leave.html"), html).text.split("\n\n") == [
+        "You get:",
+        "• 27 days of annual leave",
+        "• Public holidays off",
+        "3. Ask your manager",
+        "a. in writing",
+        "e. by email",
+        "f. or by phone",
+        "4. Book it",
+        "2. Two left",
+        "1. One left",
+    ]
+
+
 def test_html_hidden_elements_are_not_indexed() -> None:
     html = (
         b"<html><body><main><h1>Visible</h1><p>Shown text.</p>"
@@ -597,7 +622,7 @@ def test_docx_list_numbers_resist_hostile_definitions() -> None:
      (5000, "upperRoman", "5000"), (10_000, "lowerLetter", "10000")],
 )  # fmt: skip
 def test_word_number_formats(n: int, fmt: str, shown: str) -> None:
-    from ingest.docx_numbering import format_number
+    from ingest.list_markers import format_number
 
     assert format_number(n, fmt) == shown
 
