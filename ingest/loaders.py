@@ -412,6 +412,16 @@ def load_html(path: Path, data: bytes) -> LoadedDocument:
         offset += len(line) + 2
 
     skip = (Comment, Declaration, Doctype, ProcessingInstruction)
+    lists: dict[int, dict[int, str]] = {}  # each list's markers, by the list's id
+
+    def item_marker(item: Tag) -> str:
+        parent = item.parent
+        if parent is None:
+            return BULLET
+        if id(parent) not in lists:
+            items = [li for li in parent.children if isinstance(li, Tag) and li.name == "li"]
+            lists[id(parent)] = _html_list_markers(items, parent if parent.name == "ol" else None)
+        return lists[id(parent)].get(id(item), BULLET)
 
     def walk(node: Tag) -> None:
         for child in node.children:
@@ -422,7 +432,7 @@ def load_html(path: Path, data: bytes) -> LoadedDocument:
                 if child.name in _HTML_BLOCK:
                     flush()
                     if child.name == "li":
-                        marker[:] = [_html_item_marker(child)]
+                        marker[:] = [item_marker(child)]
                     walk(child)
                     flush(heading=child.name in {"h1", "h2", "h3", "h4", "h5", "h6"})
                     if child.name == "li":
@@ -440,24 +450,21 @@ def load_html(path: Path, data: bytes) -> LoadedDocument:
     )
 
 
-def _html_item_marker(item: Tag) -> str:
-    """The marker a browser shows before the list item `item`: "•" in a <ul>, else its number
-    in its <ol>, after the list's `start`, `reversed` and `type` and any item's `value`."""
-    from bs4.element import Tag
-
-    parent = item.parent
-    if not isinstance(parent, Tag) or parent.name != "ol":
-        return BULLET
-    items = [li for li in parent.find_all("li", recursive=False)]
-    step = -1 if parent.has_attr("reversed") else 1
-    number = _html_int(parent.get("start"), len(items) if step < 0 else 1)
+def _html_list_markers(items: list[Tag], ordered: Tag | None) -> dict[int, str]:
+    """The marker a browser shows before each list item (by `id`): "•" in a <ul>, else its
+    number in the <ol> `ordered`, after its `start`, `reversed` and `type` and any item's
+    `value`. Made once per list, so that a list of many items is read in linear time."""
+    if ordered is None:
+        return {id(li): BULLET for li in items}
+    step = -1 if ordered.has_attr("reversed") else 1
+    number = _html_int(ordered.get("start"), len(items) if step < 0 else 1)
+    markers = {}
     for li in items:
         number = _html_int(li.get("value"), number)
-        if li is item:
-            break
+        fmt = HTML_TYPES.get(str(li.get("type") or ordered.get("type") or "1"), "decimal")
+        markers[id(li)] = f"{format_number(number, fmt)}."
         number += step
-    fmt = HTML_TYPES.get(str(item.get("type") or parent.get("type") or "1"), "decimal")
-    return f"{format_number(number, fmt)}."
+    return markers
 
 
 def _html_int(value: object, default: int) -> int:
