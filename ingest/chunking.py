@@ -24,7 +24,8 @@ from ingest.loaders import LoadedDocument, LoadError
 # 7: DOCX and HTML list items keep the number or bullet shown ("3.", "b)", "•"); DOCX text in content
 # controls, tracked insertions, fields and smart tags is read, and a merged table cell once; a PDF
 # heading wrapped onto two lines is one line, a sentence over a page break ends on its first
-# page, and a hyphen at a PDF line's end is kept where it is the word's own.
+# page, and a hyphen at a PDF line's end is kept where it is the word's own; a chunk stores the
+# headings inside it.
 PIPELINE_VERSION = "7"
 
 # The splitter's time and memory grow with the text it is handed at once: it tokenizes all of it
@@ -51,6 +52,9 @@ class Span:
     text: str
     page: int | None
     section: str | None
+    # Headings that begin inside the chunk, after its start: (document offset, heading), so that
+    # a quote after one is cited under it, not under the section the chunk began in.
+    headings: tuple[tuple[int, str], ...] = ()
 
 
 def chunk_id(document_id: str, index: int, text: str, content_hash: str) -> str:
@@ -112,6 +116,7 @@ class Chunker:
                         text=text[start:end],
                         page=_page_at(document.page_starts, start),
                         section=_section_at(document.headings, heading_offsets, start),
+                        headings=_headings_within(document.headings, heading_offsets, start, end),
                     )
                 )
         return spans
@@ -231,3 +236,11 @@ def _section_at(headings: list[tuple[int, str]], offsets: list[int], position: i
     """The nearest heading at or before the chunk's start (a chunk may begin with its heading)."""
     i = bisect.bisect_right(offsets, position)
     return headings[i - 1][1] if i else None
+
+
+def _headings_within(
+    headings: list[tuple[int, str]], offsets: list[int], start: int, end: int
+) -> tuple[tuple[int, str], ...]:
+    """The headings that begin after the chunk's start and before its end."""
+    lo, hi = bisect.bisect_right(offsets, start), bisect.bisect_left(offsets, end)
+    return tuple(headings[lo:hi])

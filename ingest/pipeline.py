@@ -367,6 +367,7 @@ class Pipeline:
                 page=span.page,
                 section=span.section,
                 groups=source.groups,
+                headings=span.headings,
             )
             for span in spans
         ]

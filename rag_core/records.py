@@ -7,6 +7,7 @@ the store's reads and writes: ingestion writes records, the server reads them, b
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,6 +38,15 @@ class Chunk:
     page: int | None = None
     section: str | None = None
     groups: tuple[str, ...] = ()  # empty: public to every key of the collection
+    # Headings that begin inside the chunk: (document offset, heading), in order.
+    headings: tuple[tuple[int, str], ...] = ()
+
+    def section_at(self, offset: int) -> str | None:
+        """The section a quote starting at document offset `offset` stands in: the last heading
+        inside the chunk before it, else the section the chunk began in. A chunk may run on
+        past a heading ("…report it at once. Devices and Workstations. Screens lock…")."""
+        inside = [heading for at, heading in self.headings if at <= offset]
+        return inside[-1] if inside else self.section
 
     def metadata(self, revoked: Iterable[str] = ()) -> dict[str, str | int | bool]:
         """Chroma metadata: scalar values only, and no None (Chroma rejects it). Chroma merges
@@ -57,6 +67,8 @@ class Chunk:
             meta["page"] = self.page
         if self.section is not None:
             meta["section"] = self.section
+        if self.headings:
+            meta["headings"] = json.dumps([[at, heading] for at, heading in self.headings])
         meta[ACL_PUBLIC] = not self.groups
         meta["groups"] = ",".join(self.groups)
         meta.update({ACL_GROUP_PREFIX + g: False for g in revoked})
@@ -83,7 +95,18 @@ class Chunk:
             page=int(page) if page is not None else None,
             section=str(section) if section is not None else None,
             groups=tuple(g for g in str(meta.get("groups", "")).split(",") if g),
+            headings=_headings(meta.get("headings")),
         )
+
+
+def _headings(stored: Any) -> tuple[tuple[int, str], ...]:
+    """The `headings` metadata back as pairs; absent (chunks of an older pipeline) or malformed,
+    none: the chunk's own section then stands for all of it, as before."""
+    try:
+        pairs = json.loads(stored) if isinstance(stored, str) else []
+        return tuple((int(at), str(heading)) for at, heading in pairs)
+    except (ValueError, TypeError):
+        return ()
 
 
 EPOCH = datetime.min.replace(tzinfo=UTC)  # sorts before every real ingested_at

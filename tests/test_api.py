@@ -367,6 +367,22 @@ def test_a_stream_is_refused_before_it_starts_when_the_queue_is_full(
     assert refused.headers["content-type"].startswith("application/problem+json")
 
 
+def test_a_citation_names_the_section_its_quote_stands_in(
+    examples: Settings, client_for: ClientFor
+) -> None:
+    """A passage may begin in one section and run on into the next: the quote is cited under
+    the heading above it ("Devices and Workstations"), not the one its passage began under
+    ("Phishing and Incident Reporting")."""
+    client = client_for(examples, ScriptedGenerator(["never asked"], style="base"))
+    body = client.post(
+        "/v1/ask", json={"question": "How long until my screen locks automatically?"}
+    ).json()
+    assert "5 minutes" in body["answer"], body
+    assert [(c["source"], c["section"]) for c in body["citations"]] == [
+        ("it-security.html", "Devices and Workstations")
+    ]
+
+
 def test_a_pdf_citation_names_its_page_and_section(
     examples: Settings, client_for: ClientFor
 ) -> None:

@@ -59,6 +59,29 @@ def test_every_format_is_ingested_with_full_chunk_records(
     assert next(c for c in pdf if "€68" in c.text).page == 3
     assert any(c.section for c in chunks if c.document_id == "onboarding.md")
     assert all(c.page is None for c in chunks if c.document_id != "expenses-policy.pdf")
+    # A heading inside a chunk is stored with it, read back from the store, and names the
+    # section of what follows it.
+    inside = [c for c in chunks if c.headings]
+    assert inside
+    for c in inside:
+        for at, heading in c.headings:
+            assert c.start < at < c.end
+            assert c.text[at - c.start :].lstrip("# ").startswith(heading)  # Markdown's "## "
+            assert c.section_at(at) == heading and c.section_at(c.start) == c.section
+
+
+def test_a_chunk_record_without_readable_headings_keeps_its_section() -> None:
+    """Chunks of an older pipeline have no `headings`; a damaged value reads as none."""
+    chunk = Chunk(
+        chunk_id="c", document_id="d", source="d", title="T", text="x", start=0, end=1,
+        chunk_index=0, chunk_count=1, content_hash="h", pipeline="p", ingested_at="t",
+        section="Scope", headings=((40, "Duties"),),
+    )  # fmt: skip
+    meta = chunk.metadata()
+    assert Chunk.from_record("c", "x", meta) == chunk
+    for damaged in ("[[1", '[["x", 1]]', 7):
+        back = Chunk.from_record("c", "x", {**meta, "headings": damaged})
+        assert back.headings == () and back.section_at(50) == "Scope"
 
 
 def test_reingesting_unchanged_files_writes_nothing(

@@ -86,6 +86,8 @@ def _passage(hit: Hit) -> _Passage:
 
 
 def citation_out(quote: Quote) -> CitationOut:
-    return CitationOut(
-        **_passage(quote.hit), n=quote.n, quote=quote.text, start=quote.start, end=quote.end
-    )
+    """A quote's citation, under the section the quote stands in (not always the section its
+    passage began in)."""
+    passage = _passage(quote.hit)
+    passage["section"] = quote.hit.chunk.section_at(quote.start)
+    return CitationOut(**passage, n=quote.n, quote=quote.text, start=quote.start, end=quote.end)
