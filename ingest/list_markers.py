@@ -6,6 +6,10 @@ source format (the grounding's list markers, `rag_server/grounding.py`)."""
 from __future__ import annotations
 
 BULLET = "•"
+# Every bullet a loader writes or keeps at a line's start: its own "•", Markdown's "-" and "*",
+# and the dashes, circles and squares word processors set at deeper levels, as PDF text shows
+# them. The PDF reader starts an item's line at one; the grounding quotes an item without it.
+BULLETS = "•◦▪‣*–-"
 _ROMAN = (
     (1000, "m"), (900, "cm"), (500, "d"), (400, "cd"), (100, "c"), (90, "xc"),
     (50, "l"), (40, "xl"), (10, "x"), (9, "ix"), (5, "v"), (4, "iv"), (1, "i"),

@@ -27,6 +27,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ingest.list_markers import BULLETS
 from ingest.pdf_hyphens import LineEndHyphens, hyphenates
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 # word, they are bullets (not "§ 105", a section sign and its number, nor the article of a
 # Portuguese line, "o carro").
 _WORD_BULLET = re.compile(r"^([ \t]*)[o§](?=[ \t]+(\w))", re.M)
-_BULLET = re.compile(r"^\s*(?:[•◦▪‣*–-]|\(?\d{1,3}[.)]|\(?[a-z][.)])\s")
+_BULLET = re.compile(rf"^\s*(?:[{re.escape(BULLETS)}]|\(?\d{{1,3}}[.)]|\(?[a-z][.)])\s")
 _SENTENCE_END = (".", "!", "?", ":", ";")
 _FULL_STOP = re.compile(r"[.!?][\"'”’)\]]*(?:\s+|$)")
 # A sentence carried back over a page break: the page ends in a prose line of at least this

@@ -15,14 +15,16 @@ from functools import cache
 from itertools import pairwise
 from typing import Literal
 
+from ingest.list_markers import BULLETS
 from rag_core.store import Hit
 
 _CITATION = re.compile(r"\s*\[(\d{1,3})\]")
 # Runs of letters/digits joined by . , : / - _ ' (so 0.31, 09:30, 1,000, Standards-Version stay whole).
 _TOKEN = re.compile(r"/?[^\W_](?:[\w]|[.,:/'’-](?=[^\W_]))*")
-# A list item's marker at the start of a line: a bullet ("- ", "* ", "• ", and the dashes, circles
-# and squares word processors set at deeper levels, "– ", "◦ ", "▪ ") or a number ("1. ").
-_BULLET = r"[-*•–◦▪‣]"
+# A list item's marker at the start of a line: a bullet the loaders write or keep ("- ", "* ",
+# "• ", and the dashes, circles and squares word processors set at deeper levels, "– ", "◦ ",
+# "▪ ") or a number ("1. ").
+_BULLET = rf"[{re.escape(BULLETS)}]"
 _NUMBER = r"\d+[.)]"
 _ITEM = rf"(?:{_BULLET}|{_NUMBER})"
 _SENTENCE_END = re.compile(
