@@ -22,12 +22,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from docx.oxml.ns import nsmap
+
 from ingest.list_markers import BULLET, format_number
 
 if TYPE_CHECKING:
     from docx.document import Document
 
-_W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+_W = "{" + nsmap["w"] + "}"
 _LEVELS = 9  # Word's lists have levels 0-8
 _MAX_NUMBER = 10**9  # a start value is at most this
 

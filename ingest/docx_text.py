@@ -23,15 +23,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from docx.oxml.ns import nsmap
 from docx.table import Table, _Cell
 from lxml import etree
 
 from ingest.docx_numbering import ListNumbering
 
-_NS = {
-    "w": "http://schemas.openxmlformats.org/wordprocessingml/2006/main",
-    "mc": "http://schemas.openxmlformats.org/markup-compatibility/2006",
-}
+_NS = {"w": nsmap["w"], "mc": "http://schemas.openxmlformats.org/markup-compatibility/2006"}
 _W = "{" + _NS["w"] + "}"
 P, TBL = _W + "p", _W + "tbl"
 _SDT, _CUSTOM_XML = _W + "sdt", _W + "customXml"

@@ -17,9 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ingest import docx_text, pdf_text
-from ingest.docx_numbering import ListNumbering
-from ingest.docx_text import BodyText
+from ingest import pdf_text
 from ingest.list_markers import BULLET, HTML_TYPES, format_number
 
 if TYPE_CHECKING:
@@ -263,13 +261,16 @@ def load_docx(path: Path, data: bytes) -> LoadedDocument:
     import docx
     from docx.table import Table
 
+    from ingest import docx_text  # python-docx, like each format's library, loads on first use
+    from ingest.docx_numbering import ListNumbering
+
     _check_zip(data)
     try:
         document = docx.Document(io.BytesIO(data))
     except Exception as exc:  # python-docx raises KeyError/ValueError/lxml errors on bad parts
         raise LoadError(f"corrupt DOCX: {type(exc).__name__}: {exc}") from None
     styles = {s.style_id: s.name or "" for s in document.styles if s.style_id}
-    body = BodyText(ListNumbering(document))
+    body = docx_text.BodyText(ListNumbering(document))
     blocks: list[str] = []
     headings: list[tuple[int, str]] = []
     title = (document.core_properties.title or "").strip()
