@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Sequence
+from functools import cached_property
 
 # A hyphen PDFium marked at a line's end, with the broken word's two parts around it.
 SOFT_HYPHEN = re.compile(r"([^\s\ufffe\x02]*)[\ufffe\x02](?:[ \t]*\r?\n[ \t]*)?([^\s\ufffe\x02]*)")
@@ -41,10 +42,18 @@ class LineEndHyphens:
     """Resolves the line-end hyphens of one document's pages, with that document's spelling as
     the evidence (see the module's docstring)."""
 
-    def __init__(self, pages: Iterable[str], typeset: bool) -> None:
+    def __init__(self, pages: Sequence[str], typeset: bool) -> None:
+        self.pages = pages
         self.typeset = typeset
-        self.spelling = Counter(
-            word.casefold() for text in pages for word in _WORD.findall(SOFT_HYPHEN.sub(" ", text))
+
+    @cached_property
+    def spelling(self) -> Counter[str]:
+        """How often the document writes each word, read only once a hyphen needs it (most
+        PDFs a word processor made have no marked hyphen at all)."""
+        return Counter(
+            word.casefold()
+            for text in self.pages
+            for word in _WORD.findall(SOFT_HYPHEN.sub(" ", text))
         )
 
     def resolve(self, text: str) -> str:
