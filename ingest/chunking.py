@@ -25,8 +25,9 @@ from ingest.loaders import LoadedDocument, LoadError
 # controls, tracked insertions, fields and smart tags is read, and a merged table cell once; a PDF
 # heading wrapped onto two lines is one line, a sentence over a page break ends on its first
 # page, and a hyphen at a PDF line's end is kept where it is the word's own; a chunk stores the
-# headings inside it.
-PIPELINE_VERSION = "7"
+# headings inside it; 8: a web address broken at a PDF line's end is one word again, and a
+# sentence carried over a page break does not end at "U.S.".
+PIPELINE_VERSION = "8"
 
 # The splitter's time and memory grow with the text it is handed at once: it tokenizes all of it
 # before splitting, and punkt scans a whole paragraph under a 5 s regex timeout (a 20 MB paragraph

@@ -27,6 +27,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ingest.abbreviations import ends_no_sentence
 from ingest.list_markers import BULLETS
 from ingest.pdf_hyphens import LineEndHyphens, hyphenates
 
@@ -45,7 +46,12 @@ _FULL_STOP = re.compile(r"[.!?][\"'”’)\]]*(?:\s+|$)")
 # many words, and the continuation's full stop comes within this many characters.
 _CARRY_MIN_WORDS = 6
 _CARRY_CHARS = 400
-_ABBREVIATIONS = frozenset("e.g. i.e. etc. vs. cf. no. approx. fig. sec.".split())
+# A line ending inside a web address, after a character typesetters break addresses at (LaTeX's
+# url package, Word and LibreOffice alike): the address may go on in the next line's first word.
+_ADDRESS_AT_END = re.compile(r"(?:https?://|www\.)\S*[-/._?=&#~%]$")
+# A word that can only be part of an address: a separator inside it ("replacing_keys.html",
+# "security/faq#contact") or a capital after its first letter (a wiki page, "DebianMaintainer").
+_ADDRESS_PART = re.compile(r"\S*(?:\w[/._#?=&%~]\w|[a-z][A-Z])\S*")
 # A heading's number: "2.1 ", "3. ", "IV. ", "A. " (a letter only with its full stop: "A Guide").
 _SECTION_NUMBER = re.compile(r"(?:(?:\d+(?:\.\d+)*\.?|[IVXLC]+\.|[A-Z]\.)[ \t]+)")
 _LEADING_NUMBER = re.compile(f"^{_SECTION_NUMBER.pattern}")
@@ -144,8 +150,7 @@ def _carry_sentences(texts: list[str]) -> list[str]:
         if stop is None:
             continue
         head = out[i].rstrip()
-        joint = "" if head.endswith("-") else " "
-        out[i] = head + joint + following[:stop]
+        out[i] = head + _joint(head, following) + following[:stop]
         out[i + 1] = following[stop:].lstrip()
     return out
 
@@ -154,8 +159,7 @@ def _sentence_stop(text: str) -> int | None:
     """Where the first sentence of `text` ends (after its full stop and closing quotes), not
     at an abbreviation ("e.g.") or an initial; None if it does not end in `text`."""
     for match in _FULL_STOP.finditer(text):
-        word = text[: match.start() + 1].rsplit(None, 1)[-1].lower()
-        if word not in _ABBREVIATIONS and len(word.strip("(.")) > 1:
+        if not ends_no_sentence(text[: match.start() + 1].rsplit(None, 1)[-1]):
             return match.start() + len(match.group().rstrip())
     return None
 
@@ -367,6 +371,26 @@ def _join_wrapped(lines: list[str], headings: Collection[str]) -> list[str]:
     return out
 
 
+def _joint(line: str, following: str) -> str:
+    """What joins a line to the next line of its paragraph: nothing inside a word broken at a
+    hyphen, or inside a web address broken at the line's end; a space otherwise."""
+    if line.endswith("-") and following[:1].islower():
+        return ""
+    if not (_ADDRESS_AT_END.search(line) and following[:1].isalnum()):
+        return " "
+    if not line.endswith(("/", ".")):  # "…pkgreport.cgi?" "users=…", "…IEC_2382-" "37_2017.zip"
+        return ""
+    # "…debian.org/" "replacing_keys.html.", "…/NIST." "SP.800-63a.", not "…/MailingLists/" "for".
+    word = following.split(None, 1)[0]
+    if line.endswith("/"):
+        return "" if _ADDRESS_PART.fullmatch(word) else " "
+    # "https://sso.debian." "org.": after a full stop, the text goes on with a capital ("…org/."
+    # "You") or a section number ("…/MemberBenefits." "4.11. Retiring").
+    if word[:1].isdigit():
+        return " "
+    return "" if word[:1].islower() or _ADDRESS_PART.fullmatch(word) else " "
+
+
 def _reflow(lines: list[str], headings: Collection[str] = ()) -> str:
     """Join the lines of a paragraph with spaces; a short line ends its paragraph (headings,
     last lines), a bullet or numbered item starts a line of its own, and a line that is one of
@@ -400,7 +424,7 @@ def _reflow(lines: list[str], headings: Collection[str] = ()) -> str:
                 not previous.endswith(_SENTENCE_END)
                 or not (text[:1].isupper() or _numbered_heading(text))
             ):
-                out.append("" if previous.endswith("-") and text[:1].islower() else " ")
+                out.append(_joint(previous, text))
             else:
                 out.append("\n\n")
         out.append(text)

@@ -15,6 +15,7 @@ from functools import cache
 from itertools import pairwise
 from typing import Literal
 
+from ingest.abbreviations import ends_no_sentence
 from ingest.list_markers import BULLETS
 from rag_core.store import Hit
 
@@ -38,9 +39,6 @@ _BULLETED = re.compile(rf"[ \t]*{_BULLET}[ \t]+")
 # A contents line's leaders: "Usertags . . . . . 86" (LaTeX), "Reauthentication ........ 10" (Word).
 _DOT_LEADERS = re.compile(r"\.(?: \.){3}|\.{5}")
 _CLOSERS = "\"'”’)]*_"
-_ABBREVIATIONS = frozenset(
-    """e.g i.e etc ltd inc co no vs cf approx dept fig st mr mrs ms dr prof sec ch art para""".split()
-)
 STOPWORDS = frozenset(
     """a about above after again against all also am an and any are as at be because been
     before being below between both but by can could did do does doing done down during each
@@ -115,8 +113,7 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     start = 0
     for match in _SENTENCE_END.finditer(text):
         before = text[start : match.start()]
-        last = before.rsplit(None, 1)[-1].rstrip(".").lower() if before.split() else ""
-        if last in _ABBREVIATIONS or (len(last) == 1 and last.isalpha()):
+        if before.split() and ends_no_sentence(before.rsplit(None, 1)[-1]):
             continue
         if _NUMBERED.fullmatch(before.strip()):  # "1." opens a numbered item, it ends nothing
             continue

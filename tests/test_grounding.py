@@ -66,6 +66,18 @@ def test_sentences_split_on_ends_not_on_decimals_or_abbreviations() -> None:
     ]
 
 
+def test_initialisms_end_no_sentence() -> None:
+    """A full stop in "U.S." or "a.m." before a capital ended a sentence there: "…follow the
+    U.S." was a quote of its own."""
+    text = (
+        "Claims follow the U.S. Department of Labor rules. Offices open at 9 a.m. Monday to Friday."
+    )
+    assert _sentences(text) == [
+        "Claims follow the U.S. Department of Labor rules.",
+        "Offices open at 9 a.m. Monday to Friday.",
+    ]
+
+
 def test_numbers_identifiers_and_names_are_critical() -> None:
     critical = critical_tokens("Submit within 30 days through Ledgerly to /usr/share/doc at 09:30.")
     assert {"30", "ledgerly", "/usr/share/doc", "09:30"} <= critical

@@ -419,7 +419,7 @@ def test_a_sentence_over_a_page_break_ends_on_the_page_where_it_began(tmp_path: 
         "of the company and after a review of the request by the compliance team. "
         * 3
         + "All audit reports are shared under an explicit NDA in the agreed format",
-        "between the company and the party receiving them. Reports can be requested by email.",
+        "between the company and the U.S. Department of Health. Reports go by email.",
         "Contents\nAccess control ................ 4\nAuditing ................ 7",
         "continues here with words. Nothing is carried onto a contents page.",
         "The review ends here without a stop but it is short",
@@ -431,9 +431,9 @@ def test_a_sentence_over_a_page_break_ends_on_the_page_where_it_began(tmp_path: 
     by_page = [doc.text[a:b].strip() for a, b in itertools.pairwise(starts)]
     assert by_page[0].endswith(
         "All audit reports are shared under an explicit NDA in the agreed format between the "
-        "company and the party receiving them."
+        "company and the U.S. Department of Health."  # not at "U.S."
     )
-    assert by_page[1] == "Reports can be requested by email."
+    assert by_page[1] == "Reports go by email."
     assert by_page[3].startswith("continues here with words.")
     assert by_page[4].endswith("without a stop but it is short")
     assert by_page[5].startswith("Next page starts with a capital.")
@@ -471,6 +471,48 @@ def test_a_hyphen_at_a_pdf_lines_end_is_kept_where_it_is_the_words_own(
     assert "password-reset@example.com" in text  # an address
     assert f"the {broken} team" in text
     assert "Out-of-band codes" in text and "Time-Based codes" in text  # a hyphen, a capital
+
+
+def test_a_web_address_broken_at_a_pdf_lines_end_is_one_address_again(tmp_path: Path) -> None:
+    """Typesetters break a long address after "/", ".", "-", "?" with no hyphen, and the lines
+    were joined with a space: "https://keyring.debian.org/ replacing_keys.html" (the Developer's
+    Reference), "https://sso.debian. org". An address ending a line before an ordinary word
+    ("…/mirror/" "for each country") keeps its space."""
+    from fpdf import FPDF
+
+    lines = [
+        "Developers who lose their key ask for a new one as the keyring team explains at "
+        "https://keyring.debian.org/",
+        "replacing_keys.html, and sign in to the services through the single sign-on site "
+        "https://sso.debian.",
+        "org. The mirrors of the archive, one or more in each country, are listed at "
+        "https://www.debian.org/mirror/",
+        "for each country, and a user's tagged bugs are shown at "
+        "https://bugs.debian.org/cgi-bin/pkgreport.cgi?",
+        "users=email-addr&tag=tag-name as a query. What maintainers may do is described at "
+        "https://wiki.debian.org/",
+        "DebianMaintainer in full, and the two standards that the guidance cites are at "
+        "https://standards.iso.org/c066693_ISO_IEC_2382-",
+        "37_2017.zip for anyone who needs them, with the rest of the list at the end.",
+    ]
+    pdf = FPDF()
+    pdf.set_producer("Microsoft Word")
+    pdf.set_font("helvetica", size=9)
+    pdf.add_page()
+    pdf.multi_cell(0, 5, "\n".join(lines))
+    path = tmp_path / "addresses.pdf"
+    pdf.output(str(path))
+    text = _load_path(path).text
+    assert "\n" not in text  # one paragraph, so every line was joined
+    for address in (
+        "https://keyring.debian.org/replacing_keys.html,",
+        "https://sso.debian.org.",
+        "https://bugs.debian.org/cgi-bin/pkgreport.cgi?users=email-addr&tag=tag-name as",
+        "https://wiki.debian.org/DebianMaintainer in",
+        "https://standards.iso.org/c066693_ISO_IEC_2382-37_2017.zip for",
+    ):
+        assert f" {address}" in text
+    assert "https://www.debian.org/mirror/ for each country" in text
 
 
 _W_NS = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
