@@ -25,7 +25,7 @@ from typing import Any
 
 from benchlib import BIN, ROOT, environment, running_server, write_results
 
-from rag_server.evaluation import Record, run_one, summarise
+from rag_server.evaluation import Record, run_one, source_in, summarise
 
 
 def main() -> None:
@@ -59,7 +59,9 @@ def main() -> None:
     with running_server(env, args.port) as server, server.client() as client:
         for name in names:
             lines = (ROOT / spec[name]["questions"]).read_text().splitlines()
-            items = [_as_twin(json.loads(line), spec[name]) for line in lines if line.strip()]
+            items = [json.loads(line) for line in lines if line.strip()]
+            for item in items:  # a twin names its sources with its own format's suffix
+                item["source"] = item["source"] and source_in(spec[name], item["source"])
             records = [run_one(client, item, f"eval-{name}") for item in items]
             pooled += records
             results[name] = summarise(records)
@@ -68,15 +70,6 @@ def main() -> None:
     results["pooled"] = summarise(pooled)
     data = {"environment": environment(), "server_env": env, "peak_rss_mb": peak, **results}
     write_results(args.name, data, markdown(results, names))
-
-
-def _as_twin(item: dict[str, Any], corpus: dict[str, Any]) -> dict[str, Any]:
-    """A question of a corpus read again in another format names its source document with that
-    format's suffix ("source_suffix": ".pdf"), so that hit@5 finds it."""
-    suffix = corpus.get("source_suffix")
-    if suffix and item.get("source"):
-        item["source"] = str(Path(item["source"]).with_suffix(suffix))
-    return item
 
 
 def markdown(results: dict[str, Any], names: list[str]) -> str:

@@ -60,6 +60,14 @@ def is_correct(answer: str, gold: list[str]) -> bool:
     return any(f" {normalise(g)} " in said for g in gold if normalise(g))
 
 
+def source_in(corpus: dict[str, Any], source: str) -> str:
+    """A question's source document in `corpus`: a corpus read again in another format (a twin,
+    eval/twins.json: "source_suffix": ".pdf") names it with that format's suffix, so that hit@5
+    and the gold-text checks find it."""
+    suffix = corpus.get("source_suffix")
+    return str(Path(source).with_suffix(suffix)) if suffix else source
+
+
 def _sentences(answer: str) -> int:
     return len([s for s in re.split(r"(?<=[.!?])\s+", answer.strip()) if s])
 

@@ -140,7 +140,7 @@ def test_each_committed_corpus_has_a_question_set_whose_answers_are_in_its_docum
     adversarial); every gold answer is in the text the loader extracts from its source (on one
     of its gold pages, for a PDF)."""
     from ingest.loaders import load
-    from rag_server.evaluation import normalise
+    from rag_server.evaluation import normalise, source_in
 
     root = Path(__file__).resolve().parent.parent
     spec = SUITE[name]
@@ -158,9 +158,7 @@ def test_each_committed_corpus_has_a_question_set_whose_answers_are_in_its_docum
         assert bool(item["answers"]) == item["answerable"] == (item["source"] is not None)
         if not item["answerable"]:
             continue
-        source = item["source"]
-        if spec.get("source_suffix"):
-            source = str(Path(source).with_suffix(spec["source_suffix"]))
+        source = source_in(spec, item["source"])
         if source not in loaded:
             path = files[source]
             loaded[source] = load(path, path.read_bytes())
