@@ -25,8 +25,9 @@ from ingest.loaders import LoadedDocument, LoadError
 # controls, tracked insertions, fields and smart tags is read, and a merged table cell once; a PDF
 # heading wrapped onto two lines is one line, a sentence over a page break ends on its first
 # page, and a hyphen at a PDF line's end is kept where it is the word's own; a chunk stores the
-# headings inside it; 8: a web address broken at a PDF line's end is one word again, and a
-# sentence carried over a page break does not end at "U.S.".
+# headings inside it; 8: a web address broken at a PDF line's end is one word again, a sentence
+# carried over a page break does not end at "U.S.", and where a PDF spaces its paragraphs, the
+# spacing says where they end.
 PIPELINE_VERSION = "8"
 
 # The splitter's time and memory grow with the text it is handed at once: it tokenizes all of it

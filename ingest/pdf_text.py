@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 from ingest.abbreviations import ends_no_sentence
 from ingest.list_markers import BULLETS
 from ingest.pdf_hyphens import LineEndHyphens, hyphenates
+from ingest.pdf_paragraphs import Break, mark_paragraph_ends, page_breaks, paragraph_spacing
 
 if TYPE_CHECKING:
     import pypdfium2 as pdfium
@@ -92,6 +93,7 @@ def page_texts(data: bytes, expected_pages: int) -> PdfText:
         typeset = hyphenates(_metadata(document))
         outline = _outline(document)
         raw: list[str] = []
+        breaks: list[list[Break]] = []
         styled: list[_Styled] = []
         body: Counter[float] = Counter()
         for index in range(len(document)):
@@ -100,6 +102,7 @@ def page_texts(data: bytes, expected_pages: int) -> PdfText:
             try:
                 text = textpage.get_text_range()
                 raw.append(text)
+                breaks.append(page_breaks(text, textpage))
                 if not outline:
                     styled += _styled_lines(index, text, textpage, body)
             finally:
@@ -109,6 +112,9 @@ def page_texts(data: bytes, expected_pages: int) -> PdfText:
         document.close()
     if len(raw) != expected_pages:
         raise ValueError(f"page count differs between readers ({len(raw)} vs {expected_pages})")
+    wide = paragraph_spacing(breaks)
+    if wide is not None:
+        raw = [mark_paragraph_ends(text, b, wide) for text, b in zip(raw, breaks, strict=True)]
     hyphens = LineEndHyphens(raw, typeset)
     pages = [_lines(hyphens.resolve(text)) for text in raw]
     running = _running_lines(pages)
@@ -118,7 +124,10 @@ def page_texts(data: bytes, expected_pages: int) -> PdfText:
         if 0 <= index < len(pages):
             titles[index].add(_title(heading))
     texts = _carry_sentences(
-        [_reflow(_drop_running(lines, running), t) for lines, t in zip(pages, titles, strict=True)]
+        [
+            _reflow(_drop_running(lines, running), t, spaced=wide is not None)
+            for lines, t in zip(pages, titles, strict=True)
+        ]
     )
     return PdfText(texts, _placed(headings, texts))
 
@@ -391,13 +400,15 @@ def _joint(line: str, following: str) -> str:
     return "" if word[:1].islower() or _ADDRESS_PART.fullmatch(word) else " "
 
 
-def _reflow(lines: list[str], headings: Collection[str] = ()) -> str:
+def _reflow(lines: list[str], headings: Collection[str] = (), spaced: bool = False) -> str:
     """Join the lines of a paragraph with spaces; a short line ends its paragraph (headings,
     last lines), a bullet or numbered item starts a line of its own, and a line that is one of
     the page's `headings` is a paragraph of its own (a numbered one, "2.3 Registering as a
     Debian member", would otherwise join the full line before it; a wrapped one is joined back
     first), as is any numbered heading after a finished sentence ("…timeout. 4.3.4 Security
-    Controls")."""
+    Controls"). A full line that ends a sentence ends its paragraph when the next begins with
+    a capital, unless the document is `spaced`: its paragraph ends are then the empty lines
+    `mark_paragraph_ends` wrote (`ingest/pdf_paragraphs.py`)."""
     if headings:
         lines = _join_wrapped(lines, headings)
     lengths = [len(line.strip()) for line in lines if line.strip()]
@@ -422,7 +433,7 @@ def _reflow(lines: list[str], headings: Collection[str] = ()) -> str:
                 out.append("\n")
             elif len(previous) >= 0.75 * full and (
                 not previous.endswith(_SENTENCE_END)
-                or not (text[:1].isupper() or _numbered_heading(text))
+                or (not _numbered_heading(text) and (spaced or not text[:1].isupper()))
             ):
                 out.append(_joint(previous, text))
             else:
