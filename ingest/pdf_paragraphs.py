@@ -29,7 +29,8 @@ if TYPE_CHECKING:
     import pypdfium2 as pdfium
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
-_SENTENCE_END = (".", "!", "?", ":", ";")
+# What ends a line that may end a paragraph (the reader's rule, `ingest/pdf_text.py`).
+SENTENCE_END = (".", "!", "?", ":", ";")
 # Wider than the usual distance between lines by this much: a paragraph's spacing (Word's 8 pt
 # after 11 pt text at 1.08 spacing makes 1.6 times; LibreOffice's Text Body 1.5).
 _WIDE = 1.25
@@ -123,7 +124,7 @@ def mark_paragraph_ends(text: str, breaks: Sequence[Break], wide: float) -> str:
     lines = _LINE_BREAK.split(text)
     out = [lines[0]]
     for line, step in zip(lines[1:], breaks, strict=True):
-        ends = step.before.endswith(_SENTENCE_END) and (
+        ends = step.before.endswith(SENTENCE_END) and (
             step.distance is None or not 0 < step.distance <= wide
         )
         out.append("\n\n" if ends else "\n")

@@ -30,7 +30,13 @@ from typing import TYPE_CHECKING
 from ingest.abbreviations import ends_no_sentence
 from ingest.list_markers import BULLETS
 from ingest.pdf_hyphens import LineEndHyphens, hyphenates
-from ingest.pdf_paragraphs import Break, mark_paragraph_ends, page_breaks, paragraph_spacing
+from ingest.pdf_paragraphs import (
+    SENTENCE_END,
+    Break,
+    mark_paragraph_ends,
+    page_breaks,
+    paragraph_spacing,
+)
 
 if TYPE_CHECKING:
     import pypdfium2 as pdfium
@@ -41,7 +47,6 @@ if TYPE_CHECKING:
 # Portuguese line, "o carro").
 _WORD_BULLET = re.compile(r"^([ \t]*)[o§](?=[ \t]+(\w))", re.M)
 _BULLET = re.compile(rf"^\s*(?:[{re.escape(BULLETS)}]|\(?\d{{1,3}}[.)]|\(?[a-z][.)])\s")
-_SENTENCE_END = (".", "!", "?", ":", ";")
 _FULL_STOP = re.compile(r"[.!?][\"'”’)\]]*(?:\s+|$)")
 # A sentence carried back over a page break: the page ends in a prose line of at least this
 # many words, and the continuation's full stop comes within this many characters.
@@ -149,7 +154,7 @@ def _carry_sentences(texts: list[str]) -> list[str]:
         paragraph = following.split("\n\n", 1)[0]
         if (
             len(last.split()) < _CARRY_MIN_WORDS
-            or last.endswith((*_SENTENCE_END, ","))
+            or last.endswith((*SENTENCE_END, ","))
             or last[-1:].isdigit()
             or not following[:1].islower()
             or len(paragraph.split("\n", 1)[0].split()) < 3
@@ -261,7 +266,7 @@ def _could_be_heading(line: str) -> bool:
     return (
         (line[:1].isupper() or line[:1].isdigit())
         and any(c.isalpha() for c in line)
-        and not line.endswith((*_SENTENCE_END, ","))
+        and not line.endswith((*SENTENCE_END, ","))
         and not _BULLET.match(line)
         and not re.search(r"(?:\s|\.)\d+$", line)
     )
@@ -432,7 +437,7 @@ def _reflow(lines: list[str], headings: Collection[str] = (), spaced: bool = Fal
             elif _BULLET.match(text):
                 out.append("\n")
             elif len(previous) >= 0.75 * full and (
-                not previous.endswith(_SENTENCE_END)
+                not previous.endswith(SENTENCE_END)
                 or (not _numbered_heading(text) and (spaced or not text[:1].isupper()))
             ):
                 out.append(_joint(previous, text))
