@@ -39,7 +39,7 @@ from benchlib import NoModel  # noqa: E402
 from rag_core.access import UNRESTRICTED  # noqa: E402
 from rag_core.embedding import Embedder  # noqa: E402
 from rag_core.store import Hit  # noqa: E402
-from rag_server.answerability import Answerability  # noqa: E402
+from rag_server.answerability import Answerability, can_answer, question_type  # noqa: E402
 from rag_server.evaluation import interval, is_correct, mean_interval, percent  # noqa: E402
 from rag_server.grounding import (  # noqa: E402
     STOPWORDS,
@@ -439,14 +439,19 @@ def fit(qs: list[Question], columns: Sequence[int]) -> tuple[list[float], float]
 
 
 def apply(qs: list[Question], columns: Sequence[int], weights: list[float], bias: float) -> None:
+    """Each candidate's probability as the service computes it (`Answerability.probabilities`):
+    the logistic model on `columns`, and 0 where the sentence cannot hold the answer asked for."""
     for q in qs:
         q.cache = {k: v for k, v in q.cache.items() if k[0] == "similarity"}
+        kind = question_type(q.asked)
         q.scores = {
             s: 1.0
             / (
                 1.0
                 + math.exp(-(bias + sum(w * f[c] for w, c in zip(weights, columns, strict=True))))
             )
+            if can_answer(kind, s)
+            else 0.0
             for s, f in zip(q.sentences, q.features, strict=True)
         }
 

@@ -98,6 +98,19 @@ def type_match(kind: str | None, sentence: str) -> float:
     return 1.0 if _HAS_TYPE[kind].search(sentence.lower()) else -1.0
 
 
+# A question that asks how many, how much or how long is answered by a number: a sentence that
+# states none ("The CSP MAY set a time limit after which…" for "After how many days…?") cannot
+# answer it, however close its words (docs/evaluation.md, "A question that asks for a number").
+_QUANTITIES = frozenset({"duration", "count", "amount"})
+_ANY_NUMBER = re.compile(_NUMBER)
+
+
+def can_answer(kind: str | None, sentence: str) -> bool:
+    """False where the question asks for a quantity (`question_type`) and the sentence states no
+    number at all, in digits or in words; the answer-type feature only weighs against it."""
+    return kind not in _QUANTITIES or _ANY_NUMBER.search(sentence.lower()) is not None
+
+
 def coverage(question: str, sentence: str) -> float:
     """Share of the question's content words (stemmed) the sentence contains; unweighted, so it
     depends on nothing but the two texts."""
@@ -214,4 +227,11 @@ class Answerability:
     def probabilities(
         self, question: str, sentences: Sequence[str], passages: Sequence[tuple[float, str]]
     ) -> list[float]:
-        return [self.combiner.probability(f) for f in self.features(question, sentences, passages)]
+        """The probability that each sentence answers the question: the combiner's, or 0 where
+        the sentence cannot hold the kind of answer asked for (`can_answer`)."""
+        kind = question_type(question)
+        features = self.features(question, sentences, passages)
+        return [
+            self.combiner.probability(f) if can_answer(kind, sentence) else 0.0
+            for sentence, f in zip(sentences, features, strict=True)
+        ]

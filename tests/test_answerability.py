@@ -17,6 +17,7 @@ from rag_server.answerability import (
     FEATURES,
     Answerability,
     Combiner,
+    can_answer,
     coverage,
     names_in,
     question_type,
@@ -205,6 +206,29 @@ def test_the_model_prefers_the_sentence_that_answers_over_one_about_the_topic(
     combined = judge.probabilities(question, sentences, [passage, passage])
     threshold = load_settings().grounding.answer_threshold
     assert combined[0] >= threshold > combined[1], combined
+
+
+def test_a_question_asking_for_a_number_is_never_answered_by_a_sentence_without_one(
+    embedder: Embedder,
+) -> None:
+    """NIST's adversarial "After how many days…?" was answered with the sentence that says a
+    limit may be set (p 0.70): its words match, and the answer-type feature only weighs against
+    it. A sentence with no number, in digits or words, cannot answer how many, how much or how
+    long; one with a number is scored as before, and other questions are not affected."""
+    judge = Answerability.load(embedder)
+    question = "After how many days can a suspended authenticator no longer be reactivated?"
+    vague = (
+        "The CSP MAY set a time limit after which a suspended authenticator can no longer be "
+        "reactivated."
+    )
+    stated = "A suspended authenticator can no longer be reactivated after thirty days."
+    passage = (0.6, f"{vague} {stated}")
+    p_vague, p_stated = judge.probabilities(question, [vague, stated], [passage, passage])
+    assert p_vague == 0.0 < p_stated
+    open_question = "Who may set a time limit for reactivating a suspended authenticator?"
+    assert judge.probabilities(open_question, [vague], [passage])[0] > 0.0
+    assert can_answer("amount", "It costs €20.") and can_answer("count", "Two spaces are free.")
+    assert not can_answer("duration", "Claims are paid promptly.") and can_answer(None, "Yes.")
 
 
 def test_cheap_features_read_what_the_question_asks_for() -> None:
