@@ -518,6 +518,21 @@ def test_a_pdf_paragraph_whose_lines_end_sentences_is_one_paragraph_where_spacin
         assert paragraphs == [line for lines in _SPACED_PARAGRAPHS for line in lines]
 
 
+def test_lines_that_cannot_be_placed_keep_the_text_only_rule() -> None:
+    """Where PDFium cannot place a page's characters (text outside the BMP: its offsets are not
+    character indices), no break has a distance: the document counts as unspaced, and a page
+    marked anyway keeps an empty line after every sentence-ending line, the old rule's breaks."""
+    from ingest.pdf_paragraphs import Break, mark_paragraph_ends, paragraph_spacing
+
+    long = "A line long enough to fill the measure of the page, ending a sentence here."
+    unplaced = [Break(long, "Next", None), Break("Short one.", long, None)] * 3
+    assert paragraph_spacing([unplaced]) is None
+    assert paragraph_spacing([]) is None
+    text = f"{long}\nNext\nShort one.\n{long}"
+    breaks = [Break(long, "Next", None), Break("Next", "Short one.", None), unplaced[1]]
+    assert mark_paragraph_ends(text, breaks, 14.0) == f"{long}\n\nNext\nShort one.\n\n{long}"
+
+
 def test_a_web_address_broken_at_a_pdf_lines_end_is_one_address_again(tmp_path: Path) -> None:
     """Typesetters break a long address after "/", ".", "-", "?" with no hyphen, and the lines
     were joined with a space: "https://keyring.debian.org/ replacing_keys.html" (the Developer's
