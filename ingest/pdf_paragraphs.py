@@ -18,6 +18,7 @@ paragraph ends are not wider, the reader keeps its guess.
 from __future__ import annotations
 
 import ctypes
+import itertools
 import re
 import statistics
 from collections import Counter
@@ -51,28 +52,52 @@ class Break:
     distance: float | None
 
 
+def lines_at(text: str) -> list[tuple[int, str]]:
+    """Each line of a page's text (as `get_text_range` gives it, "\r\n" between lines) with the
+    offset of its first character, which is PDFium's index of that character where the page is
+    `placed`."""
+    out = []
+    start = 0
+    for line in _LINE_BREAK.split(text):
+        out.append((start, line))
+        start += len(line)
+        start += 2 if text.startswith("\r\n", start) else 1
+    return out
+
+
+def placed(text: str, textpage: pdfium.PdfTextPage) -> bool:
+    """Whether offsets in the page's text are PDFium's character indices: not where it holds
+    characters outside the BMP, which the text writes as two units each."""
+    return len(text) == int(textpage.count_chars())
+
+
+def full_length(lengths: Sequence[int]) -> float:
+    """A page's full line length, from its lines' lengths (at least one): the 90th percentile,
+    so that a few overlong lines do not make every other line short."""
+    return statistics.quantiles(lengths, n=10)[-1] if len(lengths) >= 2 else lengths[0]
+
+
 def page_breaks(text: str, textpage: pdfium.PdfTextPage) -> list[Break]:
-    """Each line break of a page's text (as `get_text_range` gives it), with the distance
-    between the baselines of the lines it separates, read at their first characters."""
+    """Each line break of a page's text, with the distance between the baselines of the lines
+    it separates, read at their first characters."""
     import pypdfium2.raw as pdfium_c
 
-    lines = _LINE_BREAK.split(text)
-    placed = len(text) == textpage.count_chars()  # else offsets are not character indices
+    lines = lines_at(text)
+    known = placed(text, textpage)
     x, y = ctypes.c_double(), ctypes.c_double()
     baselines: list[float | None] = []
-    start = 0
-    for line in lines:
+    for start, line in lines:
         first = next((start + i for i, c in enumerate(line) if not c.isspace()), None)
-        found = placed and first is not None
+        found = known and first is not None
         if found and pdfium_c.FPDFText_GetCharOrigin(textpage.raw, first, x, y):
             baselines.append(y.value)
         else:
             baselines.append(None)
-        start += len(line)
-        start += 2 if text.startswith("\r\n", start) else 1
     return [
-        Break(lines[k].strip(), lines[k + 1].strip(), _distance(baselines[k], baselines[k + 1]))
-        for k in range(len(lines) - 1)
+        Break(before.strip(), after.strip(), _distance(above, below))
+        for ((_, before), above), ((_, after), below) in itertools.pairwise(
+            zip(lines, baselines, strict=True)
+        )
     ]
 
 
@@ -106,7 +131,7 @@ def _plain_ends(breaks: Sequence[Break]) -> list[Break]:
     lengths = [len(b.before) for b in breaks if b.before]
     if len(lengths) < 2:
         return []
-    full = statistics.quantiles(lengths, n=10)[-1]
+    full = full_length(lengths)
     return [
         b
         for b in breaks

@@ -21,7 +21,6 @@ import ctypes
 import itertools
 import math
 import re
-import statistics
 from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -33,9 +32,12 @@ from ingest.pdf_hyphens import LineEndHyphens, hyphenates
 from ingest.pdf_paragraphs import (
     SENTENCE_END,
     Break,
+    full_length,
+    lines_at,
     mark_paragraph_ends,
     page_breaks,
     paragraph_spacing,
+    placed,
 )
 
 if TYPE_CHECKING:
@@ -242,14 +244,12 @@ def _styled_lines(
             size *= math.hypot(matrix.c, matrix.d)
         return round(size, 1)
 
-    if len(text) != textpage.count_chars():
-        return []  # characters outside the BMP: text offsets are not character indices
+    if not placed(text, textpage):
+        return []
     out: list[_Styled] = []
-    start = 0
-    for number, line in enumerate(re.split(r"\r\n|\r|\n", text)):
+    for number, (start, line) in enumerate(lines_at(text)):
         stripped = line.strip()
         at = [start + i for i, c in enumerate(line) if not c.isspace()][:_STYLE_SAMPLE]
-        start += len(line) + (2 if text.startswith("\r\n", start + len(line)) else 1)
         if not at:
             continue
         if len(stripped) > _HEADING_MAX_CHARS:
@@ -419,7 +419,7 @@ def _reflow(lines: list[str], headings: Collection[str] = (), spaced: bool = Fal
     lengths = [len(line.strip()) for line in lines if line.strip()]
     if not lengths:
         return ""
-    full = statistics.quantiles(lengths, n=10)[-1] if len(lengths) >= 2 else lengths[0]
+    full = full_length(lengths)
     out: list[str] = []
     previous = ""
     was_heading = False
