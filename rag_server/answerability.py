@@ -102,13 +102,12 @@ def type_match(kind: str | None, sentence: str) -> float:
 # states none ("The CSP MAY set a time limit after which…" for "After how many days…?") cannot
 # answer it, however close its words (docs/evaluation.md, "A question that asks for a number").
 _QUANTITIES = frozenset({"duration", "count", "amount"})
-_ANY_NUMBER = re.compile(_NUMBER)
 
 
 def can_answer(kind: str | None, sentence: str) -> bool:
     """False where the question asks for a quantity (`question_type`) and the sentence states no
     number at all, in digits or in words; the answer-type feature only weighs against it."""
-    return kind not in _QUANTITIES or _ANY_NUMBER.search(sentence.lower()) is not None
+    return kind not in _QUANTITIES or _HAS_TYPE["count"].search(sentence.lower()) is not None
 
 
 def coverage(question: str, sentence: str) -> float:
