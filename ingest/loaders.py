@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from ingest import pdf_text
 from ingest.list_markers import BULLET, HTML_TYPES, format_number
+from ingest.text_headings import text_headings
 
 if TYPE_CHECKING:
     from bs4.element import Tag
@@ -71,7 +72,7 @@ def load_text(path: Path, data: bytes) -> LoadedDocument:
     text = _decode_text(data)
     first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
     title = first if 0 < len(first) <= 120 else _fallback_title(path)
-    return LoadedDocument(text=text, title=title)
+    return LoadedDocument(text=text, title=title, headings=text_headings(text))
 
 
 def load_markdown(path: Path, data: bytes) -> LoadedDocument:

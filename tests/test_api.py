@@ -383,6 +383,19 @@ def test_a_citation_names_the_section_its_quote_stands_in(
     ]
 
 
+def test_a_plain_text_citation_names_the_line_that_heads_its_section(
+    examples: Settings, client_for: ClientFor
+) -> None:
+    """A .txt has no markup either: its headings are the short lines standing alone above a
+    paragraph ("Opening Hours and Access")."""
+    client = client_for(examples, ScriptedGenerator(["never asked"], style="base"))
+    body = client.post("/v1/ask", json={"question": "What time does the office open?"}).json()
+    assert "07:00" in body["answer"], body
+    assert [(c["source"], c["section"]) for c in body["citations"]] == [
+        ("office-facilities.txt", "Opening Hours and Access")
+    ]
+
+
 def test_a_pdf_citation_names_its_page_and_section(
     examples: Settings, client_for: ClientFor
 ) -> None:

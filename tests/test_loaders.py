@@ -129,6 +129,31 @@ def test_plain_text_title_is_its_first_line() -> None:
     assert _load("office-facilities.txt").title == "Office Facilities and Conduct"
 
 
+def test_plain_text_headings_are_the_short_lines_above_a_paragraph() -> None:
+    doc = _load("office-facilities.txt")
+    names = [h for _, h in doc.headings]
+    assert names[:3] == [
+        "Office Facilities and Conduct",
+        "About This Document",
+        "Opening Hours and Access",
+    ]
+    assert "Gifts and Hospitality" in names and "Questions" in names
+    for offset, heading in doc.headings:
+        assert doc.text[offset : offset + len(heading)] == heading
+
+
+def test_plain_text_lists_lead_ins_and_last_lines_are_no_headings() -> None:
+    text = (
+        "Travel Guide\n============\n\nBook early.\n\n"
+        "  Hotels\n\nRooms cost at most 165 euros a night.\n\n"
+        "Bring the following:\n\n- a passport\n\n"
+        "Pens\n\nPaper\n\nStaplers\n\nAll from the office store.\n\n"
+        "Ask reception if unsure.\n\nThe end\n"
+    )
+    doc = load(Path("guide.txt"), text.encode())
+    assert doc.headings == [(0, "Travel Guide"), (text.index("Hotels"), "Hotels")]
+
+
 @pytest.mark.parametrize(
     ("name", "data", "reason"),
     [

@@ -18,6 +18,7 @@ from ingest.build import build_pipeline
 from ingest.chunking import Chunker, chunk_id
 from ingest.loaders import LoadedDocument
 from ingest.pipeline import Pipeline
+from ingest.text_headings import text_headings
 from rag_core.embedding import Embedder
 from rag_core.settings import load_settings
 from rag_core.store import Chunk, Hit
@@ -62,6 +63,31 @@ def documents(draw: st.DrawFn) -> LoadedDocument:
             text += heading + "\n\n"
         text += paragraph
     return LoadedDocument(text, "generated", page_starts or None, headings)
+
+
+LINE = st.one_of(
+    PARAGRAPH,
+    st.lists(WORD, min_size=1, max_size=8).map(" ".join),
+    st.sampled_from(["===", "- a", "---"]),
+)
+
+
+@st.composite
+def plain_texts(draw: st.DrawFn) -> str:
+    """Lines and paragraphs, short and long, joined by any mix of line breaks and spaces."""
+    parts = draw(st.lists(LINE, min_size=1, max_size=12))
+    return "".join(part + draw(SEPARATOR) for part in parts)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=plain_texts())
+def test_plain_text_headings_are_whole_lines_of_the_text_in_order(text: str) -> None:
+    headings = text_headings(text)
+    assert [off for off, _ in headings] == sorted({off for off, _ in headings})
+    for offset, heading in headings:
+        assert heading and heading == heading.strip() and "\n" not in heading
+        assert text[offset : offset + len(heading)] == heading
+        assert not text[text.rfind("\n", 0, offset) + 1 : offset].strip()  # the line's start
 
 
 @pytest.fixture(scope="module")
