@@ -12,8 +12,10 @@ sentence holds, in its place:
 - a WordNet antonym of it ("public"/"private", "best"/"worst", "more"/"less"; the pairs in
   `models/opposites.txt`, matched after stripping a plain English inflection);
 - its negation by prefix ("consistent"/"inconsistent", "able"/"unable");
-- another ordinal ("eighth"/"fourth");
+- another ordinal or rank ("eighth"/"fourth", "tertiary"/"secondary");
 - the same identifier with other digits ("AAL1"/"AAL2"), or another year.
+Each part of a hyphenated word counts as a word too: "single-precision" against "double
+precision".
 
 The answer model's logit is lowered by a penalty where this fires (rag_server.answerability);
 its size was chosen leaving one corpus out (bench/grounding_suite.py).
@@ -30,7 +32,8 @@ from rag_server.grounding import content_words
 OPPOSITES = Path(__file__).parent / "models" / "opposites.txt"
 _WORD = re.compile(r"[a-z0-9]+(?:['.-][a-z0-9]+)*")
 _ORDINALS = frozenset(
-    "first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth".split()
+    "first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth "
+    "primary secondary tertiary quaternary".split()
 )
 _NEGATING = ("un", "in", "im", "il", "ir", "non", "dis")
 _INFLECTIONS = ("s", "es", "ed", "d", "ing", "er", "est", "ly")
@@ -68,7 +71,10 @@ def _forms(word: str) -> set[str]:
 
 
 def _words(text: str) -> set[str]:
-    return set(_WORD.findall(text.lower()))
+    """The text's words, and each part of a hyphenated one ("single-precision": single,
+    precision), so that "double precision" can contradict it."""
+    words = set(_WORD.findall(text.lower()))
+    return words | {part for word in words if "-" in word for part in word.split("-") if part}
 
 
 def contradicts(question: str, sentence: str, opposites: Opposites) -> bool:

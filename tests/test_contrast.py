@@ -38,6 +38,17 @@ WORDNET = Opposites.load()
             "Who returned for his eighth appearance as James Bond?",
             "Daniel Craig returned for his fourth appearance as James Bond.",
         ),
+        # a rank among primary, secondary, tertiary, as among ordinals
+        (
+            "Which variable in the sys module defines the tertiary prompt?",
+            "The variables sys.ps1 and sys.ps2 define the strings used as primary and secondary "
+            "prompts.",
+        ),
+        # one part of a hyphenated word: "single-precision" against "double precision"
+        (
+            "How many bits of precision does an IEEE-754 single-precision float contain?",
+            "IEEE-754 doubles contain 53 bits of precision, as double precision floats do.",
+        ),
         # the same identifier with other digits, another year
         (
             "Which FIPS 140 level applies at AAL1?",
@@ -78,6 +89,11 @@ def test_a_sentence_stating_the_opposite_contradicts_the_question(
         (
             "Is the commit hash present in the field?",
             "The field holds the commit hash, presented in full; future versions may add more.",
+        ),
+        # a hyphenated word stated whole, or its parts apart, is not missing
+        (
+            "Which single-user mode does the installer offer?",
+            "The installer offers a single user mode, not a multi-user one.",
         ),
         # same digits in another identifier's place is no contrast: AAL2 is asked and stated
         ("Which FIPS 140 level applies at AAL2?", "Verifiers at AAL2 SHALL use FIPS 140 Level 1."),
