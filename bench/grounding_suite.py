@@ -39,7 +39,12 @@ from benchlib import NoModel  # noqa: E402
 from rag_core.access import UNRESTRICTED  # noqa: E402
 from rag_core.embedding import Embedder  # noqa: E402
 from rag_core.store import Hit  # noqa: E402
-from rag_server.answerability import Answerability, can_answer, question_type  # noqa: E402
+from rag_server.answerability import (  # noqa: E402
+    Answerability,
+    Combiner,
+    can_answer,
+    question_type,
+)
 from rag_server.evaluation import interval, is_correct, mean_interval, percent  # noqa: E402
 from rag_server.grounding import (  # noqa: E402
     STOPWORDS,
@@ -155,7 +160,7 @@ class Reader:
 def judge_for(embedder: Embedder) -> Answerability:
     """The answer model with a zero combiner: features are collected, the combiner fitted later."""
     from rag_server.answer_scorer import AnswerScorer
-    from rag_server.answerability import FEATURES, Answerability, Combiner
+    from rag_server.answerability import FEATURES
 
     return Answerability(AnswerScorer.load(), embedder, Combiner((0.0,) * len(FEATURES), 0.0))
 
@@ -440,18 +445,14 @@ def fit(qs: list[Question], columns: Sequence[int]) -> tuple[list[float], float]
 
 def apply(qs: list[Question], columns: Sequence[int], weights: list[float], bias: float) -> None:
     """Each candidate's probability as the service computes it (`Answerability.probabilities`):
-    the logistic model on `columns`, and 0 where the sentence cannot hold the answer asked for."""
+    the logistic model on `columns` (the service's `Combiner`), and 0 where the sentence cannot
+    hold the answer asked for."""
+    combiner = Combiner(tuple(weights), bias)
     for q in qs:
         q.cache = {k: v for k, v in q.cache.items() if k[0] == "similarity"}
         kind = question_type(q.asked)
         q.scores = {
-            s: 1.0
-            / (
-                1.0
-                + math.exp(-(bias + sum(w * f[c] for w, c in zip(weights, columns, strict=True))))
-            )
-            if can_answer(kind, s)
-            else 0.0
+            s: combiner.probability([f[c] for c in columns]) if can_answer(kind, s) else 0.0
             for s, f in zip(q.sentences, q.features, strict=True)
         }
 
@@ -546,8 +547,6 @@ def fit_gate(qs: list[Question]) -> tuple[list[float], float]:
 
 
 def gate_chances(qs: list[Question], weights: list[float], bias: float) -> dict[str, float | None]:
-    from rag_server.answerability import Combiner
-
     gate = Combiner(tuple(weights), bias)
     return {question_id(q): None if (r := gate_row(q)) is None else gate.probability(r) for q in qs}
 
