@@ -367,33 +367,35 @@ def test_a_stream_is_refused_before_it_starts_when_the_queue_is_full(
     assert refused.headers["content-type"].startswith("application/problem+json")
 
 
+@pytest.mark.parametrize(
+    ("question", "fact", "source", "section"),
+    [
+        # A passage may begin in one section and run on into the next: the quote is cited under
+        # the heading above it, not the one its passage began under ("Phishing and Incident
+        # Reporting").
+        (
+            "How long until my screen locks automatically?",
+            "5 minutes",
+            "it-security.html",
+            "Devices and Workstations",
+        ),
+        # A .txt has no markup: its headings are the short lines standing alone above a
+        # paragraph.
+        (
+            "What time does the office open?",
+            "07:00",
+            "office-facilities.txt",
+            "Opening Hours and Access",
+        ),
+    ],
+)
 def test_a_citation_names_the_section_its_quote_stands_in(
-    examples: Settings, client_for: ClientFor
+    examples: Settings, client_for: ClientFor, question: str, fact: str, source: str, section: str
 ) -> None:
-    """A passage may begin in one section and run on into the next: the quote is cited under
-    the heading above it ("Devices and Workstations"), not the one its passage began under
-    ("Phishing and Incident Reporting")."""
     client = client_for(examples, ScriptedGenerator(["never asked"], style="base"))
-    body = client.post(
-        "/v1/ask", json={"question": "How long until my screen locks automatically?"}
-    ).json()
-    assert "5 minutes" in body["answer"], body
-    assert [(c["source"], c["section"]) for c in body["citations"]] == [
-        ("it-security.html", "Devices and Workstations")
-    ]
-
-
-def test_a_plain_text_citation_names_the_line_that_heads_its_section(
-    examples: Settings, client_for: ClientFor
-) -> None:
-    """A .txt has no markup either: its headings are the short lines standing alone above a
-    paragraph ("Opening Hours and Access")."""
-    client = client_for(examples, ScriptedGenerator(["never asked"], style="base"))
-    body = client.post("/v1/ask", json={"question": "What time does the office open?"}).json()
-    assert "07:00" in body["answer"], body
-    assert [(c["source"], c["section"]) for c in body["citations"]] == [
-        ("office-facilities.txt", "Opening Hours and Access")
-    ]
+    body = client.post("/v1/ask", json={"question": question}).json()
+    assert fact in body["answer"], body
+    assert [(c["source"], c["section"]) for c in body["citations"]] == [(source, section)]
 
 
 def test_a_pdf_citation_names_its_page_and_section(
