@@ -5,11 +5,24 @@ source format (the grounding's list markers, `rag_server/grounding.py`)."""
 
 from __future__ import annotations
 
+import re
+
 BULLET = "•"
 # Every bullet a loader writes or keeps at a line's start: its own "•", Markdown's "-" and "*",
 # and the dashes, circles and squares word processors set at deeper levels, as PDF text shows
 # them. The PDF reader starts an item's line at one; the grounding quotes an item without it.
 BULLETS = "•◦▪‣*–-"
+
+
+def item_marker(extra_bullets: str = "") -> re.Pattern[str]:
+    """A list item's marker at the start of a line, for readers that must tell an item from a
+    heading or a paragraph's line: a bullet, or a number or letter before "." or ")" ("3.",
+    "(b)"). Numbers stop at three digits, so a line that opens with a year ("2024. The…") is
+    no item. `extra_bullets`: what one format also sets before an item (plain text's "+")."""
+    bullets = re.escape(BULLETS + extra_bullets)
+    return re.compile(rf"\s*(?:[{bullets}]|\(?\d{{1,3}}[.)]|\(?[a-z][.)])\s")
+
+
 _ROMAN = (
     (1000, "m"), (900, "cm"), (500, "d"), (400, "cd"), (100, "c"), (90, "xc"),
     (50, "l"), (40, "xl"), (10, "x"), (9, "ix"), (5, "v"), (4, "iv"), (1, "i"),

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ingest.abbreviations import ends_no_sentence
-from ingest.list_markers import BULLETS
+from ingest.list_markers import item_marker
 from ingest.pdf_hyphens import LineEndHyphens, hyphenates
 from ingest.pdf_paragraphs import (
     SENTENCE_END,
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 # word, they are bullets (not "§ 105", a section sign and its number, nor the article of a
 # Portuguese line, "o carro").
 _WORD_BULLET = re.compile(r"^([ \t]*)[o§](?=[ \t]+(\w))", re.M)
-_BULLET = re.compile(rf"^\s*(?:[{re.escape(BULLETS)}]|\(?\d{{1,3}}[.)]|\(?[a-z][.)])\s")
+_BULLET = item_marker()
 _FULL_STOP = re.compile(r"[.!?][\"'”’)\]]*(?:\s+|$)")
 # A sentence carried back over a page break: the page ends in a prose line of at least this
 # many words, and the continuation's full stop comes within this many characters.

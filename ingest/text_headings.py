@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import re
 
-from ingest.list_markers import BULLETS
+from ingest.list_markers import item_marker
 from ingest.pdf_paragraphs import SENTENCE_END
 
 # A run of non-blank lines: one paragraph, as a reader sees it.
 _BLOCK = re.compile(r"(?:^[ \t]*\S[^\n]*(?:\n|\Z))+", re.MULTILINE)
 _UNDERLINE = re.compile(r"[ \t]*(?:={3,}|-{3,})[ \t\r]*")
 # The loaders' bullets, and the "+" and "·" plain text also sets before an item.
-_LIST_ITEM = re.compile(rf"(?:[{re.escape(BULLETS + '+·')}]|\(?\d+[.)]|\(?[a-z][.)])\s")
+_LIST_ITEM = item_marker("+·")
 _ENDS_NO_HEADING = (*SENTENCE_END, ",")  # a sentence's or a list lead-in's end
 _MAX_WORDS = 12
 _MAX_CHARS = 80

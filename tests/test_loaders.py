@@ -754,6 +754,21 @@ def test_word_number_formats(n: int, fmt: str, shown: str) -> None:
     assert format_number(n, fmt) == shown
 
 
+@pytest.mark.parametrize(
+    ("line", "extra", "item"),
+    [("• Hotel stays", "", True), ("(b) a receipt", "", True), ("3) Sign the form", "", True),
+     ("  – a deeper item", "", True), ("+ Parking", "+", True), ("+ Parking", "", False),
+     ("2024. The year in review", "", False), ("Opening Hours", "", False)],
+)  # fmt: skip
+def test_a_list_items_marker_is_one_rule_for_every_reader(
+    line: str, extra: str, item: bool
+) -> None:
+    """The PDF reader and the plain-text headings ask the same question of a line's start."""
+    from ingest.list_markers import item_marker
+
+    assert (item_marker(extra).match(line) is not None) is item
+
+
 def _docx_with_body(xml: str) -> bytes:
     """A DOCX whose body holds `xml` (WordprocessingML, prefix w) and a table with merged cells."""
     import docx
