@@ -14,7 +14,7 @@ from msgspec import Struct
 
 from rag_core.access import parse_groups
 from rag_core.errors import InvalidInputError
-from rag_server.api.deps import DEPENDENCIES, CollectionParam, collection_for
+from rag_server.api.deps import DEPENDENCIES, CollectionParam, collection_for, readable
 from rag_server.api.problems import responses
 from rag_server.api.schemas import DocumentList, DocumentOut, UploadOut
 from rag_server.api.security import admin_only
@@ -110,11 +110,7 @@ class DocumentsController(Controller):
         self, document_id: str, rag: Rag, key: ApiKey, collection: CollectionParam = None
     ) -> DocumentOut:
         """One document's record (not its text: search and ask return passages)."""
-        name = collection_for(key, collection, rag)
-        corpus = await rag.service.corpus(name)
-        doc_id = document_id.lstrip("/")
-        doc, _ = await anyio.to_thread.run_sync(corpus.readable, doc_id, key.access)
-        return _out(doc)
+        return _out((await readable(rag, key, collection, document_id)).document)
 
     @delete(
         "/{document_id:path}",

@@ -12,7 +12,7 @@ from litestar import Controller, Response, get
 
 from rag_core.errors import NotFoundError
 from rag_core.store import Chunk
-from rag_server.api.deps import DEPENDENCIES, CollectionParam, collection_for
+from rag_server.api.deps import DEPENDENCIES, CollectionParam, readable
 from rag_server.api.problems import responses
 from rag_server.auth import ApiKey
 from rag_server.rag import Rag
@@ -89,16 +89,13 @@ class WebApiController(Controller):
         self, document_id: str, rag: Rag, key: ApiKey, collection: CollectionParam = None
     ) -> DocumentText:
         """A document's extracted text as the citations' offsets count it, with page starts."""
-        name = collection_for(key, collection, rag)
-        corpus = await rag.service.corpus(name)
-        doc_id = document_id.lstrip("/")
-        _, chunks = await anyio.to_thread.run_sync(corpus.readable, doc_id, key.access)
-        text, pages = assemble_text(chunks)
-        first = chunks[0]
+        found = await readable(rag, key, collection, document_id)
+        text, pages = assemble_text(found.chunks)
+        first = found.chunks[0]
         has_file = await anyio.to_thread.run_sync(
-            rag.documents.has_original, corpus, doc_id, first.content_hash
+            rag.documents.has_original, found.corpus, found.document_id, first.content_hash
         )
-        return DocumentText(doc_id, first.title, first.source, text, pages, has_file)
+        return DocumentText(found.document_id, first.title, first.source, text, pages, has_file)
 
     @get(
         "/document-file/{document_id:path}",
@@ -110,15 +107,14 @@ class WebApiController(Controller):
     ) -> Response[bytes]:
         """The original file of an uploaded document, as an attachment (documents ingested with
         `rag-ingest` are read from a folder the server does not keep: 404)."""
-        name = collection_for(key, collection, rag)
-        corpus = await rag.service.corpus(name)
-        doc_id = document_id.lstrip("/")
-        _, chunks = await anyio.to_thread.run_sync(corpus.readable, doc_id, key.access)
+        found = await readable(rag, key, collection, document_id)
         kept = await anyio.to_thread.run_sync(
-            rag.documents.original, corpus, doc_id, chunks[0].content_hash
+            rag.documents.original, found.corpus, found.document_id, found.chunks[0].content_hash
         )
         if kept is None:
-            raise NotFoundError(f"the original file of '{doc_id}' is not kept on this server")
+            raise NotFoundError(
+                f"the original file of '{found.document_id}' is not kept on this server"
+            )
         media = mimetypes.guess_type(kept.name)[0] or "application/octet-stream"
         # An attachment in a sandbox: an uploaded HTML file never runs as our origin.
         headers = {
