@@ -77,27 +77,45 @@ def full_length(lengths: Sequence[int]) -> float:
     return statistics.quantiles(lengths, n=10)[-1] if len(lengths) >= 2 else lengths[0]
 
 
-def page_breaks(text: str, textpage: pdfium.PdfTextPage) -> list[Break]:
-    """Each line break of a page's text, with the distance between the baselines of the lines
-    it separates, read at their first characters."""
+@dataclass(frozen=True)
+class PlacedLine:
+    """A line of a page's text and where it stands: the baselines of its first and last line
+    (the same for a line of the page; a table row read as one line spans several), read at
+    the first character, and that character's left edge. None where it cannot be placed."""
+
+    text: str
+    start: int | None  # PDFium's index of the line's first character, where the page is placed
+    x: float | None
+    top: float | None
+    bottom: float | None
+    row: bool = False  # a table's row, its cells joined (`ingest/pdf_tables.py`)
+
+
+def placed_lines(text: str, textpage: pdfium.PdfTextPage) -> list[PlacedLine]:
+    """Each line of a page's text with the place of its first character."""
     import pypdfium2.raw as pdfium_c
 
-    lines = lines_at(text)
     known = placed(text, textpage)
     x, y = ctypes.c_double(), ctypes.c_double()
-    baselines: list[float | None] = []
-    for start, line in lines:
+    out = []
+    for start, line in lines_at(text):
         first = next((start + i for i, c in enumerate(line) if not c.isspace()), None)
-        found = known and first is not None
-        if found and pdfium_c.FPDFText_GetCharOrigin(textpage.raw, first, x, y):
-            baselines.append(y.value)
+        if (
+            known
+            and first is not None
+            and pdfium_c.FPDFText_GetCharOrigin(textpage.raw, first, x, y)
+        ):
+            out.append(PlacedLine(line, start, x.value, y.value, y.value))
         else:
-            baselines.append(None)
+            out.append(PlacedLine(line, start if known else None, None, None, None))
+    return out
+
+
+def page_breaks(lines: Sequence[PlacedLine]) -> list[Break]:
+    """Each line break of a page, with the distance from the baseline above it to the one below."""
     return [
-        Break(before.strip(), after.strip(), _distance(above, below))
-        for ((_, before), above), ((_, after), below) in itertools.pairwise(
-            zip(lines, baselines, strict=True)
-        )
+        Break(above.text.strip(), below.text.strip(), _distance(above.bottom, below.top))
+        for above, below in itertools.pairwise(lines)
     ]
 
 

@@ -38,7 +38,9 @@ from ingest.pdf_paragraphs import (
     page_breaks,
     paragraph_spacing,
     placed,
+    placed_lines,
 )
+from ingest.pdf_tables import table_rows
 
 if TYPE_CHECKING:
     import pypdfium2 as pdfium
@@ -100,6 +102,7 @@ def page_texts(data: bytes, expected_pages: int) -> PdfText:
         typeset = hyphenates(_metadata(document))
         outline = _outline(document)
         raw: list[str] = []
+        rows: list[set[str]] = []  # each page's table rows, as lines
         breaks: list[list[Break]] = []
         styled: list[_Styled] = []
         body: Counter[float] = Counter()
@@ -108,10 +111,12 @@ def page_texts(data: bytes, expected_pages: int) -> PdfText:
             textpage = page.get_textpage()
             try:
                 text = textpage.get_text_range()
-                raw.append(text)
-                breaks.append(page_breaks(text, textpage))
                 if not outline:
                     styled += _styled_lines(index, text, textpage, body)
+                lines = table_rows(placed_lines(text, textpage), textpage)
+                raw.append("\n".join(line.text for line in lines))
+                rows.append({line.text.strip() for line in lines if line.row})
+                breaks.append(page_breaks(lines))
             finally:
                 textpage.close()
                 page.close()
@@ -132,8 +137,8 @@ def page_texts(data: bytes, expected_pages: int) -> PdfText:
             titles[index].add(_title(heading))
     texts = _carry_sentences(
         [
-            _reflow(_drop_running(lines, running), t, spaced=wide is not None)
-            for lines, t in zip(pages, titles, strict=True)
+            _reflow(_drop_running(lines, running), t, spaced=wide is not None, rows=r)
+            for lines, t, r in zip(pages, titles, rows, strict=True)
         ]
     )
     return PdfText(texts, _placed(headings, texts))
@@ -405,7 +410,12 @@ def _joint(line: str, following: str) -> str:
     return "" if word[:1].islower() or _ADDRESS_PART.fullmatch(word) else " "
 
 
-def _reflow(lines: list[str], headings: Collection[str] = (), spaced: bool = False) -> str:
+def _reflow(
+    lines: list[str],
+    headings: Collection[str] = (),
+    spaced: bool = False,
+    rows: Collection[str] = (),
+) -> str:
     """Join the lines of a paragraph with spaces; a short line ends its paragraph (headings,
     last lines), a bullet or numbered item starts a line of its own, and a line that is one of
     the page's `headings` is a paragraph of its own (a numbered one, "2.3 Registering as a
@@ -413,13 +423,17 @@ def _reflow(lines: list[str], headings: Collection[str] = (), spaced: bool = Fal
     first), as is any numbered heading after a finished sentence ("…timeout. 4.3.4 Security
     Controls"). A full line that ends a sentence ends its paragraph when the next begins with
     a capital, unless the document is `spaced`: its paragraph ends are then the empty lines
-    `mark_paragraph_ends` wrote (`ingest/pdf_paragraphs.py`)."""
+    `mark_paragraph_ends` wrote (`ingest/pdf_paragraphs.py`). A table's `rows` each stand on
+    a line of their own, one after another (`ingest/pdf_tables.py`)."""
     if headings:
         lines = _join_wrapped(lines, headings)
     lengths = [len(line.strip()) for line in lines if line.strip()]
     if not lengths:
         return ""
-    full = full_length(lengths)
+    # A table's rows are as long as their cells together: they say nothing of how long the
+    # page's full lines are.
+    prose = [len(line.strip()) for line in lines if line.strip() and line.strip() not in rows]
+    full = full_length(prose or lengths)
     out: list[str] = []
     previous = ""
     was_heading = False
@@ -434,8 +448,8 @@ def _reflow(lines: list[str], headings: Collection[str] = (), spaced: bool = Fal
         if previous:
             if heading or was_heading:
                 out.append("\n\n")
-            elif _BULLET.match(text):
-                out.append("\n")
+            elif _BULLET.match(text) or (previous in rows and text in rows):
+                out.append("\n")  # an item, or a table's next row (`ingest/pdf_tables.py`)
             elif len(previous) >= 0.75 * full and (
                 not previous.endswith(SENTENCE_END)
                 or (not _numbered_heading(text) and (spaced or not text[:1].isupper()))
