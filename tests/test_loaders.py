@@ -867,7 +867,9 @@ def _table_pdf(path: Path, two_columns: bool = False) -> Path:
             for i, line in enumerate(lines):
                 pdf.text(x, top + 5 * i, line)
         top += 5 * max(len(lines) for lines in row) + 4
-    pdf.text(20, top + 6, "Requests for leave go through the leave system at least two weeks ahead.")
+    pdf.text(
+        20, top + 6, "Requests for leave go through the leave system at least two weeks ahead."
+    )
     pdf.output(str(path))
     return path
 
