@@ -1,5 +1,5 @@
-"""A table a PDF sets without rules, read a row at a time, its cells joined by " | " as the DOCX
-reader writes a row (`ingest/docx_text.py`).
+"""A PDF table, read a row at a time, its cells joined by " | " as the DOCX reader writes a row
+(`ingest/docx_text.py`). Rules or none: the reading goes by where the text stands.
 
 Why: Word and LibreOffice write a table cell by cell, so PDFium gives each cell's lines in turn,
 and the reader joined them into one run of words: the HIPAA policies' inheritance table read
@@ -54,7 +54,7 @@ class _Row:
 
 
 def table_rows(lines: Sequence[PlacedLine], textpage: pdfium.PdfTextPage) -> list[PlacedLine]:
-    """The page's lines, with each row of a table without rules made one line of its cells."""
+    """The page's lines, with each row of a table made one line of its cells."""
     if not any(_next_cell(above, below) for above, below in itertools.pairwise(lines)):
         return list(lines)  # no line goes back up and right: prose (most pages), read as it is
     grouped = _rows(lines, textpage)

@@ -874,7 +874,7 @@ def _table_pdf(path: Path, two_columns: bool = False) -> Path:
     return path
 
 
-def test_a_pdf_table_without_rules_reads_a_row_a_line_as_docx_does(tmp_path: Path) -> None:
+def test_a_pdf_table_written_cell_by_cell_reads_a_row_a_line_as_docx_does(tmp_path: Path) -> None:
     """Cells written one after another read as one run of words ("…Annual leave 27 days per
     year, up to 5 carried over Line manager Parental leave…"): each row is now a line of its
     cells joined by " | ", as the DOCX reader writes it, and the text around stays apart."""
