@@ -13,8 +13,9 @@ The layout tells the cells apart. A cell's lines go down the page at one left ed
 cell of the same row starts back up, at the row's first baseline, further right. A table is
 taken where a page shows at least two such rows, and their cells' left edges are its columns.
 PDFium reads cells that share a baseline as one line ("Roles Policy Partially"): those lines,
-and the table's rows of one line each (its header), are cut where a word starts at a column's
-left edge. A page without two such rows is left exactly as it was, so prose, lists and
+and the table's rows of one line each, are cut where a word starts at a column's left edge; a
+header whose first cell wraps above such a line ("Administrative" over "Controls HIPAA Rule
+Datica Control Inherited") is one row with it. A page without two such rows is left exactly as it was, so prose, lists and
 two-column pages (whose columns do not come back up to a row's baseline) read as before.
 """
 
@@ -64,13 +65,14 @@ def table_rows(lines: Sequence[PlacedLine], textpage: pdfium.PdfTextPage) -> lis
         return list(lines)
     # Outside the rows of several cells, each line stands alone: a heading above a table, or a
     # row of one line each (the header), never joins the lines below it into one cell.
+    pitch = _cell_pitch(whole)
     rows = [
         single
         for row in grouped
         for single in (
             [row]
             if row in whole or _merged_row(row, columns, textpage)
-            else [_Row([ln], [[ln]]) for ln in row.lines]
+            else _header_rows(row, columns, pitch, textpage)
         )
     ]
     out: list[PlacedLine] = []
@@ -193,6 +195,52 @@ def _merged_row(row: _Row, columns: Sequence[float], textpage: pdfium.PdfTextPag
         and len(row.lines) <= _MAX_CELL_LINES
         and all(line.x is not None and line.x > columns[0] + _SAME for line in row.lines[1:])
     )
+
+
+def _cell_pitch(rows: Sequence[_Row]) -> float | None:
+    """The distance between two lines of one cell, as the table's rows set them."""
+    steps = sorted(
+        a.top - b.top
+        for row in rows
+        for cell in row.cells
+        for a, b in itertools.pairwise(cell)
+        if a.top is not None and b.top is not None
+    )
+    return steps[len(steps) // 2] if steps else None
+
+
+def _header_rows(
+    row: _Row, columns: Sequence[float], pitch: float | None, textpage: pdfium.PdfTextPage
+) -> list[_Row]:
+    """The lines of a group of one cell, each a row of its own, but where a line holds several
+    cells (a header row PDFium read as one line, "Controls HIPAA Rule Datica Control Inherited")
+    below lines of the first column set a cell's line apart ("Administrative"): those lines are
+    the wrapped start of its first cell, and one row with it. A heading above the table stands
+    further apart and stays a line of its own."""
+    out: list[_Row] = []
+    lines = row.lines
+    begun = 0
+    for index, line in enumerate(lines):
+        pieces = _cut(line, columns, textpage)
+        if pieces is None or len(pieces) < 2 or pitch is None:
+            continue
+        first = index
+        while first > begun and _wraps_into(lines[first - 1], lines[first], columns, pitch):
+            first -= 1
+        out.extend(_Row([ln], [[ln]]) for ln in lines[begun:first])
+        out.append(_Row(lines[first : index + 1], [lines[first : index + 1]]))
+        begun = index + 1
+    out.extend(_Row([ln], [[ln]]) for ln in lines[begun:])
+    return out
+
+
+def _wraps_into(
+    above: PlacedLine, below: PlacedLine, columns: Sequence[float], pitch: float
+) -> bool:
+    """`above` is the line before `below` in one cell of the first column."""
+    if above.top is None or below.top is None or above.x is None:
+        return False
+    return abs(above.x - columns[0]) <= _SAME and abs(above.top - below.top - pitch) <= _SAME / 2
 
 
 def _row_start(row: _Row, line: PlacedLine) -> int | None:
