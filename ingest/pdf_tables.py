@@ -40,7 +40,7 @@ _MAX_CELL_STEP = 2.0  # a cell's next line is at most this many of the page's li
 _MAX_CELL_LINES = 12
 
 
-@dataclass
+@dataclass(eq=False)  # a row is itself: `in` asks whether it is that group of lines
 class _Row:
     """Lines read as one table row (or, with one cell, as they were)."""
 
@@ -83,7 +83,7 @@ def table_rows(lines: Sequence[PlacedLine], textpage: pdfium.PdfTextPage) -> lis
         is_row = cells is not None and (
             len(row.cells) >= 2
             or in_table
-            or any(len(r.cells) >= 2 for r in rows[index + 1 : index + 2])
+            or (index + 1 < len(rows) and len(rows[index + 1].cells) >= 2)
         )
         if cells is None or not is_row:
             if in_table:
