@@ -28,8 +28,8 @@ from ingest.loaders import LoadedDocument, LoadError
 # headings inside it; 8: a web address broken at a PDF line's end is one word again, a sentence
 # carried over a page break does not end at "U.S.", and where a PDF spaces its paragraphs, the
 # spacing says where they end; 9: a plain-text file's headings are the short lines standing
-# alone above a paragraph, or underlined; 10: a PDF table reads a row a line, its cells joined
-# by " | ".
+# alone above a paragraph, or underlined; 10: a PDF table, and an HTML data table, read a row a
+# line, its cells joined by " | ".
 PIPELINE_VERSION = "10"
 
 # The splitter's time and memory grow with the text it is handed at once: it tokenizes all of it

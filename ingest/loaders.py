@@ -331,6 +331,8 @@ _HTML_BLOCK = frozenset(
         "summary",
     ]
 )
+# Content a data table's cell does not hold: a table holding it lays out a page.
+_LAYOUT_CONTENT = ["table", "ul", "ol", "dl", "pre", "h1", "h2", "h3", "h4", "h5", "h6"]
 _CSS_COMMENT = re.compile(r"/\*.*?\*/", re.DOTALL)
 # 0, 0px, 0.0em, .0pt, 0%: a length or number that is zero, whatever its unit.
 _CSS_ZERO = re.compile(r"[+-]?(?:0+(?:\.0*)?|\.0+)(?:[a-z]+|%)?")
@@ -368,11 +370,7 @@ def load_html(path: Path, data: bytes) -> LoadedDocument:
     """Main text only: boilerplate, scripts and hidden elements are dropped, not indexed."""
     from bs4 import BeautifulSoup
     from bs4.element import (
-        Comment,
-        Declaration,
-        Doctype,
         NavigableString,
-        ProcessingInstruction,
         Tag,
     )
 
@@ -401,19 +399,22 @@ def load_html(path: Path, data: bytes) -> LoadedDocument:
     offset = 0
 
     def flush(heading: bool = False) -> None:
-        nonlocal offset
         line = " ".join("".join(buffer).split())
         buffer.clear()
         if not line:
             return
         if marker:
             line = f"{marker.pop()} {line}"
-        if heading:
-            headings.append((offset, line))
-        blocks.append(line)
-        offset += len(line) + 2
+        emit(line, heading)
 
-    skip = (Comment, Declaration, Doctype, ProcessingInstruction)
+    def emit(block: str, heading: bool = False) -> None:
+        nonlocal offset
+        if heading:
+            headings.append((offset, block))
+        blocks.append(block)
+        offset += len(block) + 2
+
+    skip = _markup_strings()
     lists: dict[int, dict[int, str]] = {}  # each list's markers, by the list's id
 
     def item_marker(item: Tag) -> str:
@@ -431,7 +432,14 @@ def load_html(path: Path, data: bytes) -> LoadedDocument:
                 if not isinstance(child, skip):
                     buffer.append(str(child))
             elif isinstance(child, Tag):
-                if child.name in _HTML_BLOCK:
+                if child.name == "table" and not _layout_table(child):
+                    flush()
+                    for caption in child.find_all("caption", recursive=False):
+                        buffer.append(caption.get_text(" "))
+                        flush()
+                    if rows := _html_table_rows(child):
+                        emit("\n".join(rows))
+                elif child.name in _HTML_BLOCK:
                     flush()
                     if child.name == "li":
                         marker[:] = [item_marker(child)]
@@ -450,6 +458,55 @@ def load_html(path: Path, data: bytes) -> LoadedDocument:
     return LoadedDocument(
         text=text, title=page_title or first_h1 or _fallback_title(path), headings=headings
     )
+
+
+def _layout_table(table: Tag) -> bool:
+    """A table that lays out a page rather than holding data (a Sphinx index's columns of lists,
+    a table of tables, role="presentation"): its content is read as blocks, as before."""
+    role = str(table.get("role", "")).lower()
+    return role in ("presentation", "none") or table.find(_LAYOUT_CONTENT) is not None
+
+
+def _html_table_rows(table: Tag) -> list[str]:
+    """One line per row of an HTML table, its cells joined by " | " as the DOCX and PDF readers
+    write a row, so a row reads whole whatever the format ("Annual leave | 27 days"), where each
+    cell stood as a paragraph of its own. A nested table's rows are its cell's text."""
+    rows = []
+    for row in table.find_all("tr"):
+        if row.find_parent("table") is not table:
+            continue
+        cells = [
+            " ".join(_inline_text(cell).split())
+            for cell in row.find_all(["td", "th"], recursive=False)
+        ]
+        if any(cells):
+            rows.append(" | ".join(cells))
+    return rows
+
+
+def _markup_strings() -> tuple[type, ...]:
+    """The strings of an HTML tree that are markup, not text: comments, declarations, doctypes,
+    processing instructions."""
+    from bs4.element import Comment, Declaration, Doctype, ProcessingInstruction
+
+    return (Comment, Declaration, Doctype, ProcessingInstruction)
+
+
+def _inline_text(node: Tag) -> str:
+    """A cell's text as a browser runs it together: inline elements joined as they stand
+    ("<code>true</code>" in quotes stays "true" in quotes), a space where a block (a paragraph,
+    a line break) begins or ends; comments left out."""
+    from bs4.element import NavigableString, Tag
+
+    parts: list[str] = []
+    for child in node.children:
+        if isinstance(child, NavigableString):
+            if not isinstance(child, _markup_strings()):
+                parts.append(str(child))
+        elif isinstance(child, Tag):
+            block = child.name in _HTML_BLOCK
+            parts.extend((" " if block else "", _inline_text(child), " " if block else ""))
+    return "".join(parts)
 
 
 def _html_list_markers(items: list[Tag], ordered: Tag | None) -> dict[int, str]:

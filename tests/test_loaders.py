@@ -912,3 +912,30 @@ def test_the_hipaa_inheritance_table_as_libreoffice_set_it_reads_its_docx_rows()
     assert [row for row in rows if spaced(row) not in lines] == []
     assert "Contingency Plan - 164.308(a)(7)(i) | Disaster Recovery Policy | Yes" in lines
     assert "Administrative Controls HIPAA Rule | Datica Control | Inherited" in lines
+
+
+def test_an_html_data_table_reads_a_row_a_line_and_a_layout_table_as_before() -> None:
+    """Each cell of an HTML table was a paragraph of its own ("Annual leave", "27 days"): a
+    data table's row is now one line of its cells joined by " | ", as the DOCX and PDF readers
+    write one. A table that lays a page out (lists in its cells, as a Sphinx index sets them)
+    is read as blocks, as before."""
+    html = b"""<html><body><main><h1>Leave policy</h1><p>The table below
+      summarises the entitlements.</p>
+    <table><caption>Entitlements</caption>
+      <thead><tr><th>Leave type</th><th>Entitlement</th></tr></thead>
+      <tbody><tr><td>Annual <!-- draft -->leave</td><td><p>27 days</p><p>(5 carried over)</p></td></tr>
+      <tr><td></td><td></td></tr>
+      <tr><td>Sick leave</td><td>Note after "<code>3</code>" days</td></tr></tbody></table>
+    <table><tr><td><ul><li>reboot</li><li>signaling</li></ul></td><td><ul><li>tmp</li></ul></td></tr></table>
+    <h2>Sick leave</h2><p>Tell your manager.</p></main></body></html>"""
+    document = load(Path("leave.html"), html)
+    assert document.text == (
+        "Leave policy\n\nThe table below summarises the entitlements.\n\nEntitlements\n\n"
+        "Leave type | Entitlement\nAnnual leave | 27 days (5 carried over)\n"
+        'Sick leave | Note after "3" days\n\n• reboot\n\n• signaling\n\n• tmp\n\n'
+        "Sick leave\n\nTell your manager."
+    )
+    assert [document.text[o : o + len(h)] for o, h in document.headings] == [
+        "Leave policy",
+        "Sick leave",
+    ]
