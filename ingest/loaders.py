@@ -6,6 +6,7 @@ checked against it. Loaders raise LoadError with a reason a person can act on.
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import re
@@ -435,7 +436,7 @@ def load_html(path: Path, data: bytes) -> LoadedDocument:
                 if child.name == "table" and not _layout_table(child):
                     flush()
                     for caption in child.find_all("caption", recursive=False):
-                        buffer.append(caption.get_text(" "))
+                        buffer.append(_inline_text(caption))
                         flush()
                     if rows := _html_table_rows(child):
                         emit("\n".join(rows))
@@ -484,6 +485,7 @@ def _html_table_rows(table: Tag) -> list[str]:
     return rows
 
 
+@functools.cache
 def _markup_strings() -> tuple[type, ...]:
     """The strings of an HTML tree that are markup, not text: comments, declarations, doctypes,
     processing instructions."""
