@@ -370,10 +370,7 @@ def _font_size(shorthand: str) -> str:
 def load_html(path: Path, data: bytes) -> LoadedDocument:
     """Main text only: boilerplate, scripts and hidden elements are dropped, not indexed."""
     from bs4 import BeautifulSoup
-    from bs4.element import (
-        NavigableString,
-        Tag,
-    )
+    from bs4.element import NavigableString, Tag
 
     soup = BeautifulSoup(_decode_text(data), "html.parser")
     page_title = soup.title.get_text(" ", strip=True) if soup.title else ""

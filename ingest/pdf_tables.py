@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import ctypes
 import itertools
+import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from ingest.pdf_paragraphs import PlacedLine
@@ -42,10 +43,14 @@ _MAX_CELL_LINES = 12
 
 @dataclass(eq=False)  # a row is itself: `in` asks whether it is that group of lines
 class _Row:
-    """Lines read as one table row (or, with one cell, as they were)."""
+    """Lines read as one table row, cell by cell (or, with one cell, as they were)."""
 
-    lines: list[PlacedLine]
-    cells: list[list[PlacedLine]] = field(default_factory=list)
+    cells: list[list[PlacedLine]]
+
+    @property
+    def lines(self) -> list[PlacedLine]:
+        """The row's lines in the page's order: its cells' lines, one cell after another."""
+        return [line for cell in self.cells for line in cell]
 
     @property
     def top(self) -> float:
@@ -115,12 +120,12 @@ def _blank(near: PlacedLine) -> PlacedLine:
 
 def _pitch(lines: Sequence[PlacedLine]) -> float | None:
     """The page's usual distance between one line and the next."""
-    steps = sorted(
+    steps = [
         round(a.top - b.top, 1)
         for a, b in itertools.pairwise(lines)
         if a.top is not None and b.top is not None and a.top > b.top
-    )
-    return steps[len(steps) // 2] if steps else None
+    ]
+    return statistics.median_high(steps) if steps else None
 
 
 def _rows(lines: Sequence[PlacedLine], textpage: pdfium.PdfTextPage) -> list[_Row]:
@@ -134,7 +139,7 @@ def _rows(lines: Sequence[PlacedLine], textpage: pdfium.PdfTextPage) -> list[_Ro
     for line in lines:
         row = rows[-1] if rows else None
         if line.x is None or line.top is None or pitch is None:
-            rows.append(_Row([line], [[line]]))
+            rows.append(_Row([[line]]))
             previous = None
             continue
         if row is not None and previous is not None and previous.top is not None:
@@ -150,19 +155,17 @@ def _rows(lines: Sequence[PlacedLine], textpage: pdfium.PdfTextPage) -> list[_Ro
             )
             if back_up:
                 if start:  # the lines above the row's first baseline are text before the table
-                    rows[-1] = _Row(row.lines[:start], [row.lines[:start]])
-                    row = _Row(row.lines[start:], [row.lines[start:]])
+                    rows[-1] = _Row([row.lines[:start]])
+                    row = _Row([row.lines[start:]])
                     rows.append(row)
-                row.lines.append(line)
                 row.cells.append([line])
                 previous = line
                 continue
             if below:
-                row.lines.append(line)
                 row.cells[-1].append(line)
                 previous = line
                 continue
-        rows.append(_Row([line], [[line]]))
+        rows.append(_Row([[line]]))
         previous = line
     return rows
 
@@ -199,14 +202,14 @@ def _merged_row(row: _Row, columns: Sequence[float], textpage: pdfium.PdfTextPag
 
 def _cell_pitch(rows: Sequence[_Row]) -> float | None:
     """The distance between two lines of one cell, as the table's rows set them."""
-    steps = sorted(
+    steps = [
         a.top - b.top
         for row in rows
         for cell in row.cells
         for a, b in itertools.pairwise(cell)
         if a.top is not None and b.top is not None
-    )
-    return steps[len(steps) // 2] if steps else None
+    ]
+    return statistics.median_high(steps) if steps else None
 
 
 def _header_rows(
@@ -227,10 +230,10 @@ def _header_rows(
         first = index
         while first > begun and _wraps_into(lines[first - 1], lines[first], columns, pitch):
             first -= 1
-        out.extend(_Row([ln], [[ln]]) for ln in lines[begun:first])
-        out.append(_Row(lines[first : index + 1], [lines[first : index + 1]]))
+        out.extend(_Row([[ln]]) for ln in lines[begun:first])
+        out.append(_Row([lines[first : index + 1]]))
         begun = index + 1
-    out.extend(_Row([ln], [[ln]]) for ln in lines[begun:])
+    out.extend(_Row([[ln]]) for ln in lines[begun:])
     return out
 
 
