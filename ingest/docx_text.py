@@ -28,6 +28,7 @@ from docx.table import Table, _Cell
 from lxml import etree
 
 from ingest.docx_numbering import ListNumbering
+from ingest.table_rows import row_line
 
 _NS = {"w": nsmap["w"], "mc": "http://schemas.openxmlformats.org/markup-compatibility/2006"}
 _W = "{" + _NS["w"] + "}"
@@ -71,7 +72,7 @@ class BodyText:
                 if cell is not previous:  # python-docx lists a spanning cell once per column
                     cells.append("\n".join(self._cell_lines(cell)))
                 previous = cell
-            rows.append(" | ".join(cells))
+            rows.append(row_line(cells))
         return rows
 
     def _cell_lines(self, cell: _Cell) -> list[str]:

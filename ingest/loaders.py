@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING
 
 from ingest import pdf_text
 from ingest.list_markers import BULLET, HTML_TYPES, format_number
+from ingest.markdown_tables import table_rows
+from ingest.table_rows import row_line
 from ingest.text_headings import text_headings
 
 if TYPE_CHECKING:
@@ -86,6 +88,7 @@ def load_markdown(path: Path, data: bytes) -> LoadedDocument:
         found = _MD_FRONT_TITLE.search(front.group(1))
         meta_title = found.group(1).strip() if found and found.group(1).strip() else None
         text = text[front.end() :]
+    text = table_rows(text)
     fenced = [(m.start(), m.end()) for m in _MD_FENCE.finditer(text)]
     headings = [
         (m.start(), m.group(2).strip())
@@ -478,7 +481,7 @@ def _html_table_rows(table: Tag) -> list[str]:
             for cell in row.find_all(["td", "th"], recursive=False)
         ]
         if any(cells):
-            rows.append(" | ".join(cells))
+            rows.append(row_line(cells))
     return rows
 
 

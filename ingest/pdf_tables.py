@@ -1,5 +1,5 @@
-"""A PDF table, read a row at a time, its cells joined by " | " as the DOCX reader writes a row
-(`ingest/docx_text.py`). Rules or none: the reading goes by where the text stands.
+"""A PDF table, read a row at a time, its cells joined by " | " as every reader writes a row
+(`ingest/table_rows.py`). Rules or none: the reading goes by where the text stands.
 
 Why: Word and LibreOffice write a table cell by cell, so PDFium gives each cell's lines in turn,
 and the reader joined them into one run of words: the HIPAA policies' inheritance table read
@@ -29,11 +29,11 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from ingest.pdf_paragraphs import PlacedLine
+from ingest.table_rows import row_line
 
 if TYPE_CHECKING:
     import pypdfium2 as pdfium
 
-CELL_SEPARATOR = " | "  # as the DOCX reader joins a row's cells
 _SAME = 2.0  # points: two baselines or left edges this close are the same
 _MIN_ROWS = 2  # rows of several cells that make a table
 _MAX_CELL_STEP = 2.0  # a cell's next line is at most this many of the page's line pitches below
@@ -98,7 +98,7 @@ def table_rows(lines: Sequence[PlacedLine], textpage: pdfium.PdfTextPage) -> lis
             continue
         if not in_table and out:
             out.append(_blank(row.lines[0]))
-        text = CELL_SEPARATOR.join(cells)
+        text = row_line(cells)
         bottoms = [line.bottom for line in row.lines if line.bottom is not None]
         out.append(replace(row.lines[0], text=text, bottom=min(bottoms, default=row.top), row=True))
         in_table = True

@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from ingest.chunking import Chunker
 from ingest.loaders import LoadError, load
+from rag_core.embedding import Embedder
+from rag_core.settings import load_settings
 from tests.conftest import EXAMPLES, make_pdf
 
 
@@ -199,6 +202,56 @@ def test_markdown_front_matter_is_not_indexed_and_gives_the_title() -> None:
     assert doc.text.startswith("\nStaff earn 8 hours") or doc.text.startswith("Staff earn")
     assert "layout:" not in doc.text and "title:" not in doc.text
     assert doc.title == "Leave and holidays"
+
+
+def test_a_markdown_table_reads_a_row_a_line() -> None:
+    """As the DOCX, PDF and HTML readers write a row; no cell lost, the delimiter row gone."""
+    text = (
+        "# Dates\n\n"
+        "| Date            | Item \\| note |\n"
+        "| :-------------- | " + "-" * 120 + ": |\n"
+        "| October 1, 2024 | FY25 cycle begins |\n"
+        "|                 |                   |\n"
+        "| May 28 | Supervisor signs | late |\n\n"
+        "```\n| a | b |\n|---|---|\n```\n\n"
+        "> | Quoted | table |\n> |---|---|\n> | 1 | 2 |\n\n"
+        "## After\n\nEnd.\n"
+    )
+    doc = load(Path("dates.md"), text.encode())
+    assert doc.text.split("\n")[2:5] == [
+        "Date | Item \\| note",
+        "October 1, 2024 | FY25 cycle begins",
+        "May 28 | Supervisor signs | late",  # a cell beyond the header's count is kept
+    ]
+    assert "-----" not in doc.text
+    assert "```\n| a | b |\n|---|---|\n```" in doc.text  # code stays as written
+    assert "> Quoted | table\n> 1 | 2\n" in doc.text
+    assert [h for _, h in doc.headings] == ["Dates", "After"]
+    for offset, heading in doc.headings:
+        assert doc.text[offset:].lstrip("# ").startswith(heading)
+
+
+def test_markdown_table_chunks_hold_rows_not_hyphens(embedder: Embedder) -> None:
+    """The 18F handbook's dates page pads its delimiter rows to the widest cell, and every hyphen
+    is a word piece: two of its chunks of 192 held 165 and 178 of them, and rows were cut
+    between chunks. Read a row a line, a chunk holds rows, and a date the start of its item."""
+    path = CORPORA / "handbook" / "dates.md"
+    doc = _load_path(path)
+    settings = load_settings()
+    chunker = Chunker(
+        embedder.tokenize,
+        min(settings.ingest.chunk_size, embedder.max_tokens - 2),
+        settings.ingest.chunk_overlap,
+    )
+    spans = chunker.split(doc)
+    for span in spans:
+        pieces = embedder.tokenize(span.text)
+        assert sum(p in {"-", "|", ":"} for p in pieces) < len(pieces) / 4, span.text[:200]
+    rows = [line for line in doc.text.splitlines() if " | " in line]
+    assert len(rows) == 19 and "October 1, 2024 | FY25 performance cycle begins" in rows
+    for row in rows:  # a date stays with what happens on it (a long item may go on elsewhere)
+        start = row[: row.index(" | ") + 40]
+        assert any(start in span.text for span in spans), row
 
 
 CORPORA = Path(__file__).resolve().parent.parent / "eval" / "corpora"  # the evaluation's documents
