@@ -62,6 +62,16 @@ _ADDRESS_AT_END = re.compile(r"(?:https?://|www\.)\S*[-/._?=&#~%]$")
 # A word that can only be part of an address: a separator inside it ("replacing_keys.html",
 # "security/faq#contact") or a capital after its first letter (a wiki page, "DebianMaintainer").
 _ADDRESS_PART = re.compile(r"\S*(?:\w[/._#?=&%~]\w|[a-z][A-Z])\S*")
+# A table of contents' line: a title, dot leaders and a page number ("9.8.1 debian-policy . . . .
+# 104", LaTeX; "A.2 Length.......67", Word). Navigation, not content: the headings it lists are read
+# where they stand, and its leaders are word pieces, each one (the Developer's Reference had 75
+# chunks of 192 word pieces that were four fifths dots, one of them in the five passages
+# retrieved for a quarter of its questions). So it is left out of the text. Such a line is short;
+# a longer one is not tried (the pattern backtracks over a run of dots).
+_CONTENTS_MAX_CHARS = 300
+_CONTENTS_LINE = re.compile(
+    r"^[ \t]*\S.*?(?:[ \t]?\.){4,}[ \t]*(?:\d{1,4}|[ivxlcdm]{1,8})[ \t]*$", re.I
+)
 # A heading's number: "2.1 ", "3. ", "IV. ", "A. " (a letter only with its full stop: "A Guide").
 _SECTION_NUMBER = re.compile(r"(?:(?:\d+(?:\.\d+)*\.?|[IVXLC]+\.|[A-Z]\.)[ \t]+)")
 _LEADING_NUMBER = re.compile(f"^{_SECTION_NUMBER.pattern}")
@@ -113,7 +123,8 @@ def page_texts(data: bytes, expected_pages: int) -> PdfText:
                 text = textpage.get_text_range()
                 if not outline:
                     styled += _styled_lines(index, text, textpage, body)
-                lines = table_rows(placed_lines(text, textpage), textpage)
+                found = table_rows(placed_lines(text, textpage), textpage)
+                lines = [line for line in found if not _contents_line(line.text)]
                 raw.append("\n".join(line.text for line in lines))
                 rows.append({line.text.strip() for line in lines if line.row})
                 breaks.append(page_breaks(lines))
@@ -142,6 +153,10 @@ def page_texts(data: bytes, expected_pages: int) -> PdfText:
         ]
     )
     return PdfText(texts, _placed(headings, texts))
+
+
+def _contents_line(line: str) -> bool:
+    return len(line) <= _CONTENTS_MAX_CHARS and _CONTENTS_LINE.match(line) is not None
 
 
 def _carry_sentences(texts: list[str]) -> list[str]:

@@ -269,6 +269,27 @@ def test_a_justified_tex_pdf_keeps_the_spaces_between_words() -> None:
     assert doc.page_starts is not None and len(doc.page_starts) == 114
 
 
+def test_a_pdfs_contents_lines_are_left_out(tmp_path: Path) -> None:
+    """A contents line's dot leaders are word pieces, one a dot: the Developer's Reference had 75
+    chunks that were four fifths dots. Its contents, LaTeX's and Word's leaders alike, are
+    navigation; the sections they list are read where they stand."""
+    contents = "Contents\n" + "\n".join(
+        [
+            "1 Purpose " + ". " * 30 + "2",
+            "2.1 Annual leave " + "." * 60 + "3",
+            "Index " + ". " * 30 + "iv",
+        ]
+    )
+    body = "2.1 Annual leave\nStaff earn 27 days of leave a year. See page 3 . . . for more."
+    doc = _load_path(make_pdf(tmp_path / "toc.pdf", [contents, body]))
+    assert "Purpose" not in doc.text and "...." not in doc.text and ". . . . ." not in doc.text
+    assert "Contents" in doc.text
+    assert "Staff earn 27 days of leave a year. See page 3 . . . for more." in doc.text
+    manual = _load_path(REFERENCE_PDF / "developers-reference.pdf")
+    assert not re.search(r"(?: ?\.){5}", manual.text)
+    assert "2.1 Getting started" in manual.text  # the section itself
+
+
 def test_a_manuals_outline_gives_its_sections_and_numbered_headings_stand_alone() -> None:
     """The Developer's Reference (Sphinx, LaTeX) has 281 bookmarks: each is placed where
     their heading line stands ("SCOPE OF THIS DOCUMENT", "2.1 Getting started"), and a numbered
