@@ -29,8 +29,9 @@ from ingest.loaders import LoadedDocument, LoadError
 # carried over a page break does not end at "U.S.", and where a PDF spaces its paragraphs, the
 # spacing says where they end; 9: a plain-text file's headings are the short lines standing
 # alone above a paragraph, or underlined; 10: a PDF table, and an HTML data table, read a row a
-# line, its cells joined by " | "; 11: a Markdown table too, without its delimiter row and padding,
-# and a PDF's contents lines (dot leaders and a page number) are left out.
+# line, its cells joined by " | "; 11: a Markdown file reads as its rendered page (a link as its
+# text, a table a row a line), an HTML <pre> block line by line, and a PDF's contents lines (dot
+# leaders and a page number) are left out.
 PIPELINE_VERSION = "11"
 
 # The splitter's time and memory grow with the text it is handed at once: it tokenizes all of it

@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING
 
 from ingest import pdf_text
 from ingest.list_markers import BULLET, HTML_TYPES, format_number
-from ingest.markdown_tables import table_rows
 from ingest.table_rows import row_line
 from ingest.text_headings import text_headings
 
 if TYPE_CHECKING:
     from bs4.element import Tag
+    from markdown_it import MarkdownIt
     from pypdf import PdfReader
 
 
@@ -44,12 +44,12 @@ class LoadedDocument:
     headings: list[tuple[int, str]] = field(default_factory=list)  # (offset, heading), sorted
 
 
-_MD_HEADING = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
 _MD_FRONT_MATTER = re.compile(
     r"\A---[ \t]*\r?\n(.*?)^(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.M | re.S
 )
 _MD_FRONT_TITLE = re.compile(r"^title:[ \t]*[\"']?(.*?)[\"']?[ \t]*$", re.MULTILINE)
-_MD_FENCE = re.compile(r"^ {0,3}(```|~~~).*?^ {0,3}\1", re.MULTILINE | re.DOTALL)
+_MD_MAX_NESTING = 40  # block levels (a list item is two): nineteen lists deep
+_MD_LIQUID_TARGET = re.compile(r"\]\([ \t]*\{%[^%\n]*%\}[ \t]*\)")
 # A DOCX is a zip: refuse ones that inflate absurdly before python-docx reads them.
 _MAX_DOCX_INFLATED = 200 * 1024 * 1024
 _MAX_DOCX_RATIO = 200
@@ -79,6 +79,11 @@ def load_text(path: Path, data: bytes) -> LoadedDocument:
 
 
 def load_markdown(path: Path, data: bytes) -> LoadedDocument:
+    """A Markdown file read as its rendered page, by the HTML reader: a link reads as its text
+    (its target was 30% of the 18F handbook's word pieces, and a quote showed
+    "[acknowledged]({% page "/performance-management/…" %})"), a table a row a line, a list item
+    with its marker, emphasis without its asterisks. CommonMark with GFM tables, by markdown-it-py
+    (the parser `rich` already installs)."""
     text = _decode_text(data)
     # YAML front matter (site generators' metadata) is not prose: never indexed or quoted; its
     # title serves when the page has no level-1 heading.
@@ -88,17 +93,23 @@ def load_markdown(path: Path, data: bytes) -> LoadedDocument:
         found = _MD_FRONT_TITLE.search(front.group(1))
         meta_title = found.group(1).strip() if found and found.group(1).strip() else None
         text = text[front.end() :]
-    text = table_rows(text)
-    fenced = [(m.start(), m.end()) for m in _MD_FENCE.finditer(text)]
-    headings = [
-        (m.start(), m.group(2).strip())
-        for m in _MD_HEADING.finditer(text)
-        if not any(lo <= m.start() < hi for lo, hi in fenced)
-    ]
-    title = next((h for (off, h) in headings if text[off:].lstrip().startswith("# ")), None)
-    return LoadedDocument(
-        text=text, title=title or meta_title or _fallback_title(path), headings=headings
-    )
+    # A link to another page of a Jekyll site names it by a Liquid tag ("({% page "/x/" %})"),
+    # which is no link target CommonMark reads: the link reads as its text, as the site shows it.
+    text = _MD_LIQUID_TARGET.sub("](#)", text)
+    parser = _markdown()
+    tokens = parser.parse(text)
+    # Past its nesting limit markdown-it stops reading, and the rest of the file would be lost
+    # without a word: refuse the file instead.
+    if max((token.level for token in tokens), default=0) >= _MD_MAX_NESTING - 1:
+        raise LoadError(f"lists or quotes nested more than {_MD_MAX_NESTING} levels deep")
+    return _html_document(path, parser.renderer.render(tokens, parser.options, {}), meta_title)
+
+
+@functools.cache
+def _markdown() -> MarkdownIt:
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"maxNesting": _MD_MAX_NESTING}).enable("table")
 
 
 class _PypdfWarnings(logging.Handler):
@@ -372,10 +383,16 @@ def _font_size(shorthand: str) -> str:
 
 def load_html(path: Path, data: bytes) -> LoadedDocument:
     """Main text only: boilerplate, scripts and hidden elements are dropped, not indexed."""
+    return _html_document(path, _decode_text(data))
+
+
+def _html_document(path: Path, html: str, meta_title: str | None = None) -> LoadedDocument:
+    """An HTML page's text, headings and title: its <title>, else its first <h1>, else
+    `meta_title` (a Markdown file's front matter), else its first heading, else the file name."""
     from bs4 import BeautifulSoup
     from bs4.element import NavigableString, Tag
 
-    soup = BeautifulSoup(_decode_text(data), "html.parser")
+    soup = BeautifulSoup(html, "html.parser")
     page_title = soup.title.get_text(" ", strip=True) if soup.title else ""
     for tag in soup.find_all(_HTML_DROP):
         tag.decompose()
@@ -417,6 +434,7 @@ def load_html(path: Path, data: bytes) -> LoadedDocument:
 
     skip = _markup_strings()
     lists: dict[int, dict[int, str]] = {}  # each list's markers, by the list's id
+    h1s: list[str] = []
 
     def item_marker(item: Tag) -> str:
         parent = item.parent
@@ -440,12 +458,19 @@ def load_html(path: Path, data: bytes) -> LoadedDocument:
                         flush()
                     if rows := _html_table_rows(child):
                         emit("\n".join(rows))
+                elif child.name == "pre":
+                    flush()
+                    if code := _preformatted(child):
+                        emit(code)
                 elif child.name in _HTML_BLOCK:
                     flush()
                     if child.name == "li":
                         marker[:] = [item_marker(child)]
                     walk(child)
+                    count = len(headings)
                     flush(heading=child.name in {"h1", "h2", "h3", "h4", "h5", "h6"})
+                    if child.name == "h1" and len(headings) > count:
+                        h1s.append(headings[-1][1])
                     if child.name == "li":
                         marker.clear()  # an empty item leaves no marker behind
                 else:
@@ -455,10 +480,9 @@ def load_html(path: Path, data: bytes) -> LoadedDocument:
     walk(root)
     flush()
     text = "\n\n".join(blocks)
-    first_h1 = next((h for off, h in headings), "")
-    return LoadedDocument(
-        text=text, title=page_title or first_h1 or _fallback_title(path), headings=headings
-    )
+    first = next((h for _, h in headings), "")
+    title = page_title or next(iter(h1s), "") or meta_title or first or _fallback_title(path)
+    return LoadedDocument(text=text, title=title, headings=headings)
 
 
 def _layout_table(table: Tag) -> bool:
@@ -483,6 +507,20 @@ def _html_table_rows(table: Tag) -> list[str]:
         if any(cells):
             rows.append(row_line(cells))
     return rows
+
+
+def _preformatted(pre: Tag) -> str:
+    """A <pre> block's text line by line, as a browser shows it (a program, a shell session, a
+    file's contents), where a paragraph's lines are run together; trailing blanks and the blank
+    lines around it left out."""
+    from bs4.element import NavigableString
+
+    text = "".join(
+        str(s)
+        for s in pre.descendants
+        if isinstance(s, NavigableString) and not isinstance(s, _markup_strings())
+    )
+    return "\n".join(line.rstrip() for line in text.splitlines()).strip("\n")
 
 
 @functools.cache
@@ -570,7 +608,10 @@ def load(path: Path, data: bytes) -> LoadedDocument:
     if not data:
         raise LoadError("empty file")
     sniff(path, data)
-    document = loader(path, data)
+    try:
+        document = loader(path, data)
+    except RecursionError:  # the HTML reader walks the tree by recursion
+        raise LoadError("elements nested too deeply to read") from None
     if not document.text.strip():
         raise LoadError("no text could be extracted")
     return document

@@ -17,6 +17,7 @@ from typing import Literal
 
 from ingest.abbreviations import ends_no_sentence
 from ingest.list_markers import BULLETS
+from ingest.table_rows import CELL_SEPARATOR
 from rag_core.store import Hit
 
 _CITATION = re.compile(r"\s*\[(\d{1,3})\]")
@@ -123,7 +124,7 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
         start = match.end()
     spans.append((start, len(text)))
     trimmed = []
-    for lo, hi in spans:
+    for lo, hi in (piece for span in spans for piece in _rows_apart(text, *span)):
         segment = text[lo:hi]
         stripped = segment.strip()
         if stripped:
@@ -134,6 +135,25 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
                 left = marker.end()
             trimmed.append((left, right))
     return trimmed
+
+
+def _rows_apart(text: str, lo: int, hi: int) -> list[tuple[int, int]]:
+    """A table row (a line of cells joined by " | ", as every reader writes one) is a sentence
+    of its own: a header row never runs into the first row, nor a row into the next."""
+    if CELL_SEPARATOR not in text[lo:hi]:
+        return [(lo, hi)]
+    pieces = []
+    start = lo
+    line_start = lo
+    while (cut := text.find("\n", line_start, hi)) != -1:
+        following = text.find("\n", cut + 1, hi)
+        line, after = text[line_start:cut], text[cut + 1 : hi if following == -1 else following]
+        if CELL_SEPARATOR in line or CELL_SEPARATOR in after:
+            pieces.append((start, cut))
+            start = cut + 1
+        line_start = cut + 1
+    pieces.append((start, hi))
+    return pieces
 
 
 def _line_before(text: str, position: int) -> str:
@@ -312,14 +332,24 @@ def extractive(
     candidates: list[tuple[int, int, int, int]] = []  # (source, start, end, quote end) in chunk
     for i, hit in enumerate(sources):
         if relevance[i] >= policy.min_relevance:
+            heads = _headings_in(hit)
+            # A heading, even one that asks ("Who decides?"), answers nothing; nor does a table
+            # row, which the answer model never learnt to read (rows as candidates cost 4 points
+            # of accuracy held out, docs/evaluation.md).
             spans = sentence_spans(hit.chunk.text)
+            kept = [
+                span not in heads and CELL_SEPARATOR not in hit.chunk.text[span[0] : span[1]]
+                for span in spans
+            ]
             for k, (lo, hi) in enumerate(spans):
+                if not kept[k]:
+                    continue
                 bullet = _BULLETED.fullmatch(_line_before(hit.chunk.text, lo)) is not None
                 if _is_statement(without_images(hit.chunk.text[lo:hi]), policy, bullet):
                     # The sentence most like the question often announces the answer ("... set to
                     # this value:") and the next one gives it: quote both when they are short.
                     end = hi
-                    if k + 1 < len(spans) and not bullet:  # an item stands alone
+                    if k + 1 < len(spans) and kept[k + 1] and not bullet:
                         nxt = hit.chunk.text[spans[k + 1][0] : spans[k + 1][1]]
                         # Never a heading (no full stop: "## Swarm Control") or a long run.
                         joined = len(hit.chunk.text[lo : spans[k + 1][1]].split())
@@ -349,6 +379,18 @@ def extractive(
     # The citation's quote stays verbatim; the answer drops image markup the passage carried.
     answer = " ".join(f"{without_images(q.text)} [{q.n}]" for q in quotes)
     return Verified(answer, "extractive", quotes, 0, score=scores[best])
+
+
+def _headings_in(hit: Hit) -> set[tuple[int, int]]:
+    """The (start, end) in the chunk's text of each heading that stands in it (the loaders
+    record where each begins)."""
+    chunk = hit.chunk
+    found = set()
+    for at, heading in chunk.headings:
+        lo = at - chunk.start
+        if chunk.text.startswith(heading, lo):
+            found.add((lo, lo + len(heading)))
+    return found
 
 
 def _quote(sources: Sequence[Hit], candidate: tuple[int, int, int, int], n: int) -> Quote:

@@ -303,3 +303,37 @@ def test_a_sentence_in_bold_or_quotes_is_its_own_sentence_with_its_closing_marks
     ranks = lambda _q, ss: [1.0 if "two weeks" in s else 0.0 for s in ss]  # noqa: E731
     result = extractive("When do I start?", [hit], [0.8], POLICY, ranks, 0.5)
     assert result.citations[0].text.startswith(got[1])
+
+
+def test_a_heading_that_asks_is_never_a_quote_nor_carried_along() -> None:
+    """A rendered Markdown or HTML heading is a line like any other, and one may ask a question:
+    "Who is involved in the reasonable accommodation process?" was quoted for "Who decides on
+    my accommodation request?". The loaders record where each heading begins."""
+    text = (
+        "Requests are logged by the HR team.\n\nWho is involved in the process?\n\n"
+        "Your supervisor and the Reasonable Accommodation Coordinator decide together."
+    )
+    start = 500
+    at = start + text.index("Who is involved")
+    chunk = Chunk(
+        chunk_id="c", document_id="ra.md", source="ra.md", title="RA", text=text,
+        start=start, end=start + len(text), chunk_index=0, chunk_count=1, content_hash="h",
+        pipeline="p", ingested_at="t", headings=((at, "Who is involved in the process?"),),
+    )  # fmt: skip
+    hit = Hit(chunk, 0.8)
+    asks = lambda _q, ss: [1.0 if "involved" in s else 0.6 if "logged" in s else 0.1 for s in ss]  # noqa: E731
+    result = extractive("Who is involved?", [hit], [0.8], POLICY, asks, 0.5)
+    assert result.citations[0].text == "Requests are logged by the HR team."  # no heading after
+    assert "Who is involved" not in result.answer
+
+
+def test_a_table_row_is_a_sentence_of_its_own() -> None:
+    """Rows are lines of cells joined by " | " (every reader writes them so): a header row never
+    runs into the first row, nor a row into the prose after the table."""
+    text = "Location | Address\nChicago | 230 S Dearborn St.\nDenver | Building 41.\nCall first."
+    assert _sentences(text) == [
+        "Location | Address",
+        "Chicago | 230 S Dearborn St.",
+        "Denver | Building 41.",
+        "Call first.",
+    ]
