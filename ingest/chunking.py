@@ -30,8 +30,8 @@ from ingest.loaders import LoadedDocument, LoadError
 # spacing says where they end; 9: a plain-text file's headings are the short lines standing
 # alone above a paragraph, or underlined; 10: a PDF table, and an HTML data table, read a row a
 # line, its cells joined by " | "; 11: a Markdown file reads as its rendered page (a link as its
-# text, a table a row a line), an HTML <pre> block line by line, and a PDF's contents lines (dot
-# leaders and a page number) are left out.
+# text, a table a row a line), and a PDF's contents lines (dot leaders and a page number) are left
+# out.
 PIPELINE_VERSION = "11"
 
 # The splitter's time and memory grow with the text it is handed at once: it tokenizes all of it

@@ -458,10 +458,6 @@ def _html_document(path: Path, html: str, meta_title: str | None = None) -> Load
                         flush()
                     if rows := _html_table_rows(child):
                         emit("\n".join(rows))
-                elif child.name == "pre":
-                    flush()
-                    if code := _preformatted(child):
-                        emit(code)
                 elif child.name in _HTML_BLOCK:
                     flush()
                     if child.name == "li":
@@ -507,20 +503,6 @@ def _html_table_rows(table: Tag) -> list[str]:
         if any(cells):
             rows.append(row_line(cells))
     return rows
-
-
-def _preformatted(pre: Tag) -> str:
-    """A <pre> block's text line by line, as a browser shows it (a program, a shell session, a
-    file's contents), where a paragraph's lines are run together; trailing blanks and the blank
-    lines around it left out."""
-    from bs4.element import NavigableString
-
-    text = "".join(
-        str(s)
-        for s in pre.descendants
-        if isinstance(s, NavigableString) and not isinstance(s, _markup_strings())
-    )
-    return "\n".join(line.rstrip() for line in text.splitlines()).strip("\n")
 
 
 @functools.cache
