@@ -349,7 +349,7 @@ def extractive(
                     # The sentence most like the question often announces the answer ("... set to
                     # this value:") and the next one gives it: quote both when they are short.
                     end = hi
-                    if k + 1 < len(spans) and kept[k + 1] and not bullet:
+                    if k + 1 < len(spans) and kept[k + 1] and not bullet:  # an item stands alone
                         nxt = hit.chunk.text[spans[k + 1][0] : spans[k + 1][1]]
                         # Never a heading (no full stop: "## Swarm Control") or a long run.
                         joined = len(hit.chunk.text[lo : spans[k + 1][1]].split())
