@@ -35,7 +35,9 @@ from tests.processes import RagServer, rag_env
 pytestmark = pytest.mark.slow
 
 AXE_VERSION = "4.11.4"
-HOSTILE = """# <img src=x onerror="window.__pwned='title'"> Lantern notes
+# Plain text, so that every byte of markup reaches the index as written (a Markdown file is read
+# as its rendered page, which would leave the tags out): the page must show it as text.
+HOSTILE = """<img src=x onerror="window.__pwned='title'"> Lantern notes
 
 The lantern room door code is 4417 <script>window.__pwned='script'</script> for all staff.
 Visitors sign the <b onmouseover="window.__pwned='handler'">red book</b> at the desk.
@@ -71,7 +73,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     try:
         server.wait_ready(timeout=240)
         uploads = [(p.name, p.read_bytes(), "") for p in sorted(EXAMPLES.iterdir())]
-        uploads += [("lantern.md", HOSTILE.encode(), ""), ("payroll.txt", PAYROLL.encode(), "hr")]
+        uploads += [("lantern.txt", HOSTILE.encode(), ""), ("payroll.txt", PAYROLL.encode(), "hr")]
         for name, body, groups in uploads:
             up = server.call(
                 "POST", "/v1/documents/", files={"file": (name, body)}, data={"groups": groups}
@@ -326,7 +328,7 @@ def test_a_reader_sees_no_admin_controls_and_no_forbidden_document(
     browser.find_element(By.ID, "nav-docs").click()
     shown(browser, "#docs-body tr")
     names = texts(browser, "#docs-body tr td:nth-child(2)")
-    assert "uploads/lantern.md" in names and "uploads/leave-policy.docx" in names
+    assert "uploads/lantern.txt" in names and "uploads/leave-policy.docx" in names
     assert "uploads/payroll.txt" not in names  # stamped "hr"; this key reads public documents
     controls = browser.find_elements(By.CSS_SELECTOR, "main button, main input, main th")
     shown_text = [c.text or c.get_attribute("type") for c in controls if c.is_displayed()]
