@@ -63,6 +63,12 @@ _URL = re.compile(
 _SENTENCE_STARTERS = frozenset(
     """the a an this that these those it they we you if when in on for""".split()
 )
+# A sentence that opens by pointing back ("It replaces the domestic meal allowance…", "These
+# must be…") says what it says of the sentence before it: a quote of it alone leaves its reader
+# asking what "it" is.
+_POINTS_BACK = re.compile(
+    r"[\"'“‘(]*(?:It|Its|They|Their|Them|This|These|That|Those|Such|He|She|His|Her)\b"
+)
 
 
 def tokens(text: str) -> list[str]:
@@ -250,6 +256,8 @@ def best_quote(n: int, hit: Hit, claim: str) -> Quote:
         return len(wanted & _claim_terms(text[lo:hi])), -(hi - lo)  # most covered, then shortest
 
     lo, hi = max(windows, key=rank)
+    k = [start for start, _ in spans].index(lo)  # every window begins where a sentence does
+    lo = _antecedent(text, spans, [True] * len(spans), k, hi, Policy.max_quote_words)
     return Quote(n, hit, hit.chunk.start + lo, hit.chunk.start + hi, text[lo:hi])
 
 
@@ -329,7 +337,8 @@ def extractive(
     similarity); by default, the share of the question's content words each sentence contains.
     Below `min_score`, the best sentence does not answer the question: refuse instead.
     """
-    candidates: list[tuple[int, int, int, int]] = []  # (source, start, end, quote end) in chunk
+    # (source, start, end, quote start, quote end) in the chunk's text
+    candidates: list[tuple[int, int, int, int, int]] = []
     for i, hit in enumerate(sources):
         if relevance[i] >= policy.min_relevance:
             heads = _headings_in(hit)
@@ -348,15 +357,19 @@ def extractive(
                 if _is_statement(without_images(hit.chunk.text[lo:hi]), policy, bullet):
                     # The sentence most like the question often announces the answer ("... set to
                     # this value:") and the next one gives it: quote both when they are short.
-                    end = hi
+                    begin, end = lo, hi
                     if k + 1 < len(spans) and kept[k + 1] and not bullet:  # an item stands alone
                         nxt = hit.chunk.text[spans[k + 1][0] : spans[k + 1][1]]
                         # Never a heading (no full stop: "## Swarm Control") or a long run.
                         joined = len(hit.chunk.text[lo : spans[k + 1][1]].split())
                         if _ends_like_a_sentence(nxt) and joined <= policy.max_quote_words:
                             end = spans[k + 1][1]
-                    candidates.append((i, lo, hi, end))
-    texts = [sources[i].chunk.text[lo:hi] for i, lo, hi, _ in candidates]
+                    if not bullet:
+                        begin = _antecedent(
+                            hit.chunk.text, spans, kept, k, end, policy.max_quote_words
+                        )
+                    candidates.append((i, lo, hi, begin, end))
+    texts = [sources[i].chunk.text[lo:hi] for i, lo, hi, _, _ in candidates]
     if not texts:
         return Verified(policy.refusal, "insufficient_evidence")
     scores = (score or overlap_scores)(question, texts)
@@ -381,6 +394,33 @@ def extractive(
     return Verified(answer, "extractive", quotes, 0, score=scores[best])
 
 
+def _antecedent(
+    text: str,
+    spans: Sequence[tuple[int, int]],
+    kept: Sequence[bool],
+    k: int,
+    end: int,
+    max_words: int,
+) -> int:
+    """Where the quote of sentence k, which opens by pointing back ("It", "These"), begins: at
+    the sentence before it, and so on while that one points back too ("The per diem is €68. It
+    covers meals. It replaces…"), as long as each is a statement of the same paragraph and the
+    quote stays short. Where the chain cannot reach the sentence that names the subject, the
+    quote still begins as far back as it can: what it adds is context the reader needs."""
+    while k > 0 and _POINTS_BACK.match(text, spans[k][0]):
+        before_lo, before_hi = spans[k - 1]
+        if (
+            not kept[k - 1]
+            or "\n\n" in text[before_hi : spans[k][0]]
+            or _BULLETED.fullmatch(_line_before(text, before_lo)) is not None
+            or not _ends_like_a_sentence(text[before_lo:before_hi], (".", "!", "?", ":", ";"))
+            or len(text[before_lo:end].split()) > max_words
+        ):
+            break
+        k -= 1
+    return spans[k][0]
+
+
 def _headings_in(hit: Hit) -> set[tuple[int, int]]:
     """The (start, end) in the chunk's text of each heading that stands in it (the loaders
     record where each begins)."""
@@ -393,12 +433,12 @@ def _headings_in(hit: Hit) -> set[tuple[int, int]]:
     return found
 
 
-def _quote(sources: Sequence[Hit], candidate: tuple[int, int, int, int], n: int) -> Quote:
+def _quote(sources: Sequence[Hit], candidate: tuple[int, int, int, int, int], n: int) -> Quote:
     """Quotes are numbered in the order the answer gives them, so two quotes of one passage
     are still [1] and [2]."""
-    i, lo, _, end = candidate
+    i, _, _, begin, end = candidate
     hit = sources[i]
-    return Quote(n, hit, hit.chunk.start + lo, hit.chunk.start + end, hit.chunk.text[lo:end])
+    return Quote(n, hit, hit.chunk.start + begin, hit.chunk.start + end, hit.chunk.text[begin:end])
 
 
 def _overlap(a: Quote, b: Quote) -> bool:

@@ -54,6 +54,9 @@ ANSWERED = [
     ("how many dayz of paid anual leave do i get per yeer?", "27 days"),
     (LONG, "18 weeks"),  # the real question at the end of 200 words
     ("How long is the probation period?", "6 months"),
+    # Its best sentence is "It replaces the domestic meal allowance while the employee is
+    # abroad…": the quote goes back to the sentence that names the per diem and its amount.
+    ("What is the meal allowance abroad?", "€68"),
 ]
 # Paraphrases the answer model reads less surely: answered, or refused with the passage that
 # answers shown first among the closest ones (a refusal that points to the answer).

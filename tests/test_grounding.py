@@ -7,6 +7,7 @@ import pytest
 from rag_core.store import Chunk, Hit
 from rag_server.grounding import (
     Policy,
+    best_quote,
     critical_tokens,
     extractive,
     sentence_spans,
@@ -337,3 +338,40 @@ def test_a_table_row_is_a_sentence_of_its_own() -> None:
         "Denver | Building 41.",
         "Call first.",
     ]
+
+
+def test_a_sentence_that_points_back_is_quoted_with_the_sentence_before_it() -> None:
+    """The bundled examples answered "What is the meal allowance abroad?" with "It replaces the
+    domestic meal allowance…", and left out the amount two sentences before it give."""
+    filler = "Long words follow here, " * 14  # 56 words: no room for a sentence more
+    text = (
+        "Travel Abroad\n\n"
+        "The international per diem is €68. It covers meals, transport and tips. "
+        "It replaces the domestic meal allowance abroad.\n\n"
+        "Hotels\n\n"
+        "Hotels abroad are booked by the agency.\n\n"
+        f"They are paid by the company in advance. {filler}and end now. "
+        "These rates change every single year."
+    )
+    hit = _whole(text, "travel.pdf", "Travel", 40)
+    likes = lambda word: lambda _q, ss: [1.0 if s.startswith(word) else 0.1 for s in ss]  # noqa: E731
+
+    def quote(word: str) -> str:
+        result = extractive("Abroad?", [hit], [0.8], POLICY, likes(word), 0.5)
+        (cited,) = result.citations
+        assert text[cited.start - 40 : cited.end - 40] == cited.text  # verbatim, offsets too
+        return cited.text
+
+    # back through "It covers…", which points back too, to the sentence that names the subject
+    assert quote("It replaces") == (
+        "The international per diem is €68. It covers meals, transport and tips. "
+        "It replaces the domestic meal allowance abroad."
+    )
+    # The sentence before ends its paragraph: it is another subject ("They" are the hotels, but
+    # a blank line says the writer moved on, and a quote never crosses one).
+    assert quote("They are") == "They are paid by the company in advance."
+    # The sentence before would make the quote longer than `max_quote_words`: it stands alone.
+    assert quote("These rates") == "These rates change every single year."
+    # A written answer's quote, and a refusal's closest passage, go back the same way.
+    written = best_quote(1, hit, "The per diem replaces the domestic meal allowance abroad.")
+    assert written.text.startswith("The international per diem is €68. It covers")
