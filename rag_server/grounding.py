@@ -64,10 +64,12 @@ _SENTENCE_STARTERS = frozenset(
     """the a an this that these those it they we you if when in on for""".split()
 )
 # A sentence that opens by pointing back ("It replaces the domestic meal allowance…", "These
-# must be…") says what it says of the sentence before it: a quote of it alone leaves its reader
-# asking what "it" is.
+# must be…", "Therefore, …") says what it says of the sentence before it: a quote of it alone
+# leaves its reader asking what "it" is.
 _POINTS_BACK = re.compile(
-    r"[\"'“‘(]*(?:It|Its|They|Their|Them|This|These|That|Those|Such|He|She|His|Her)\b"
+    r"[\"'“‘(]*(?:It|Its|They|Their|Them|This|These|That|Those|Such|He|She|His|Her|Both|Neither"
+    r"|Each of these|The same|However|Otherwise|Therefore|Thus|Hence|Also|Instead|In addition"
+    r"|In this case|In that case|In such cases|For this reason)\b"
 )
 
 

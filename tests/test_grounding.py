@@ -372,6 +372,12 @@ def test_a_sentence_that_points_back_is_quoted_with_the_sentence_before_it() -> 
     assert quote("They are") == "They are paid by the company in advance."
     # The sentence before would make the quote longer than `max_quote_words`: it stands alone.
     assert quote("These rates") == "These rates change every single year."
+    # A connective points back as a pronoun does.
+    so = _whole(
+        "Receipts are kept for ten years. Therefore, scan every paper receipt.", "r.md", "R"
+    )
+    (cited,) = extractive("Scan?", [so], [0.8], POLICY, likes("Therefore"), 0.5).citations
+    assert cited.text.startswith("Receipts are kept")
     # A written answer's quote, and a refusal's closest passage, go back the same way.
     written = best_quote(1, hit, "The per diem replaces the domestic meal allowance abroad.")
     assert written.text.startswith("The international per diem is €68. It covers")
