@@ -13,7 +13,9 @@ sentence holds, in its place:
   `models/opposites.txt`, matched after stripping a plain English inflection);
 - its negation by prefix ("consistent"/"inconsistent", "able"/"unable");
 - another ordinal or rank ("eighth"/"fourth", "tertiary"/"secondary");
-- the same identifier with other digits ("AAL1"/"AAL2"), or another year.
+- the same identifier with other digits ("AAL1"/"AAL2"), or another year;
+- a bound the other way: the question asks for a maximum ("largest", "at most") and the sentence
+  states only a minimum ("at least", "smallest"), or the reverse.
 Each part of a hyphenated word counts as a word too: "single-precision" against "double
 precision".
 
@@ -79,7 +81,9 @@ def _words(text: str) -> set[str]:
 
 def contradicts(question: str, sentence: str, opposites: Opposites) -> bool:
     """True when a word of the question is missing from the sentence and the sentence holds its
-    opposite (the module's docstring lists the kinds)."""
+    opposite, or the sentence bounds the other way (the module's docstring lists the kinds)."""
+    if _other_bound(question, sentence):
+        return True
     asked = _words(question)
     said = _words(sentence)
     # Ordinals and antonyms are often stopwords ("first", "more"): kept beside the content words.
@@ -103,6 +107,28 @@ def contradicts(question: str, sentence: str, opposites: Opposites) -> bool:
         ):
             return True
         if any(_other_number(word, other) for other in said):
+            return True
+    return False
+
+
+# A bound in one direction: "the maximum password length" against "at least 64 characters", "the
+# largest font size" against "a minimum font size of 12 points". WordNet pairs "maximum" with
+# "minimum" only, not with "at least" or "smallest".
+_UPPER = re.compile(
+    r"\b(?:maximum|max|largest|longest|highest|greatest|biggest|at most|up to|no more than|"
+    r"not (?:to )?exceed)\b"
+)
+_LOWER = re.compile(
+    r"\b(?:minimum|min|smallest|shortest|lowest|fewest|at least|no less than|no fewer than|"
+    r"not less than)\b"
+)
+
+
+def _other_bound(question: str, sentence: str) -> bool:
+    """The question asks for a bound one way and the sentence states only one the other way."""
+    q, s = question.lower(), sentence.lower()
+    for asked, other in ((_UPPER, _LOWER), (_LOWER, _UPPER)):
+        if asked.search(q) and not other.search(q) and other.search(s) and not asked.search(s):
             return True
     return False
 

@@ -58,6 +58,19 @@ WORDNET = Opposites.load()
             "What was the maximum salary for overtime in 2022?",
             "Total pay cannot exceed the maximum salary, which is $191,900 as of 2024.",
         ),
+        # a bound the other way, in other words than WordNet pairs
+        (
+            "What is the maximum password length verifiers may enforce?",
+            "Verifiers SHOULD permit memorized secrets at least 64 characters in length.",
+        ),
+        (
+            "What's the largest font size recommended for the display?",
+            "A minimum font size of 12 points as long as the text fits on the device.",
+        ),
+        (
+            "What is the shortest notice an employee must give?",
+            "Employees may give up to 12 weeks of notice before they leave.",
+        ),
     ],
 )
 def test_a_sentence_stating_the_opposite_contradicts_the_question(
@@ -97,6 +110,12 @@ def test_a_sentence_stating_the_opposite_contradicts_the_question(
         ),
         # same digits in another identifier's place is no contrast: AAL2 is asked and stated
         ("Which FIPS 140 level applies at AAL2?", "Verifiers at AAL2 SHALL use FIPS 140 Level 1."),
+        # a bound the same way, in other words
+        (
+            "What is the minimum password length?",
+            "Passwords must be at least 8 characters long.",
+        ),
+        ("How long can the longest upload delay be?", "An upload may be delayed up to 15 days."),
     ],
 )
 def test_a_sentence_that_answers_or_paraphrases_does_not(question: str, sentence: str) -> None:
