@@ -12,7 +12,7 @@ sentence holds, in its place:
 - a WordNet antonym of it ("public"/"private", "best"/"worst", "more"/"less"; the pairs in
   `models/opposites.txt`, matched after stripping a plain English inflection);
 - its negation by prefix ("consistent"/"inconsistent", "able"/"unable");
-- another ordinal or rank ("eighth"/"fourth", "tertiary"/"secondary");
+- another ordinal or rank ("eighth"/"fourth", "tertiary"/"secondary"), month or weekday;
 - the same identifier with other digits ("AAL1"/"AAL2"), or another year;
 - a bound the other way: the question asks for a maximum ("largest", "at most") and the sentence
   states only a minimum ("at least", "smallest"), or the reverse.
@@ -37,6 +37,13 @@ _ORDINALS = frozenset(
     "first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth "
     "primary secondary tertiary quaternary".split()
 )
+# Closed sets whose members exclude each other, like the ordinals: "26 December" against "26
+# October", "on Monday" against "on Friday".
+_MONTHS = frozenset(
+    "january february march april may june july august september october november december".split()
+)
+_WEEKDAYS = frozenset("monday tuesday wednesday thursday friday saturday sunday".split())
+_CLOSED = (_ORDINALS, _MONTHS - {"may", "march"}, _WEEKDAYS)  # "may", "march": verbs too
 _NEGATING = ("un", "in", "im", "il", "ir", "non", "dis")
 _INFLECTIONS = ("s", "es", "ed", "d", "ing", "er", "est", "ly")
 _YEAR = re.compile(r"(?:19|20)\d\d")
@@ -63,6 +70,15 @@ class Opposites:
         return self._table.get(word, frozenset())
 
 
+def _members(words: set[str]) -> set[str]:
+    """The words that belong to a closed set, plural weekdays read as the day ("fridays")."""
+    return {
+        w.removesuffix("s") if w.removesuffix("s") in _WEEKDAYS else w
+        for w in words
+        if any(w in closed or w.removesuffix("s") in closed for closed in _CLOSED)
+    }
+
+
 def _forms(word: str) -> set[str]:
     """The word and what it may be inflected from: "decreased" -> decreas, decrease."""
     forms = {word}
@@ -87,12 +103,15 @@ def contradicts(question: str, sentence: str, opposites: Opposites) -> bool:
     asked = _words(question)
     said = _words(sentence)
     # Ordinals and antonyms are often stopwords ("first", "more"): kept beside the content words.
-    wanted = {w.lower() for w in content_words(question)} | {
-        w for w in asked if w in _ORDINALS or opposites.of(w)
-    }
+    wanted = (
+        {w.lower() for w in content_words(question)}
+        | {w for w in asked if opposites.of(w)}
+        | _members(asked)
+    )
     # Missing only when neither the sentence's words nor their stems hold it: content_words stems
     # ("presented" -> "present"), and a question word the sentence states in another inflection
     # is not missing, whatever opposite stands elsewhere in the sentence.
+    said |= _members(said)
     missing = wanted - said - content_words(sentence)
     if not missing:
         return False
@@ -100,7 +119,7 @@ def contradicts(question: str, sentence: str, opposites: Opposites) -> bool:
     for word in missing:
         if any(opposites.of(form) & said_forms for form in _forms(word)):
             return True
-        if word in _ORDINALS and (said & _ORDINALS) - {word}:
+        if any(word in closed and (said & closed) - {word} for closed in _CLOSED):
             return True
         if {p + word for p in _NEGATING} & said or any(
             word.startswith(p) and word[len(p) :] in said for p in _NEGATING

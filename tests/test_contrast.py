@@ -58,6 +58,12 @@ WORDNET = Opposites.load()
             "What was the maximum salary for overtime in 2022?",
             "Total pay cannot exceed the maximum salary, which is $191,900 as of 2024.",
         ),
+        # another month or weekday, as another ordinal
+        (
+            "The launch took place on 26 December of what year?",
+            "The launch took place in London on 26 October 2015.",
+        ),
+        ("When does the office close on Fridays?", "On Mondays the office closes at 18:00."),
         # a bound the other way, in other words than WordNet pairs
         (
             "What is the maximum password length verifiers may enforce?",
@@ -110,6 +116,9 @@ def test_a_sentence_stating_the_opposite_contradicts_the_question(
         ),
         # same digits in another identifier's place is no contrast: AAL2 is asked and stated
         ("Which FIPS 140 level applies at AAL2?", "Verifiers at AAL2 SHALL use FIPS 140 Level 1."),
+        # the same weekday, one plural; "May" and "March" are verbs as often as months
+        ("When does the office close on Friday?", "The office closes at 16:00 on Fridays."),
+        ("May I carry leave over into March?", "Leave can be carried over until 31 January."),
         # a bound the same way, in other words
         (
             "What is the minimum password length?",
