@@ -31,8 +31,9 @@ from ingest.loaders import LoadedDocument, LoadError
 # alone above a paragraph, or underlined; 10: a PDF table, and an HTML data table, read a row a
 # line, its cells joined by " | "; 11: a Markdown file reads as its rendered page (a link as its
 # text, a table a row a line), and a PDF's contents lines (dot leaders and a page number) are left
-# out.
-PIPELINE_VERSION = "11"
+# out; 12: a PDF's running titles beside the page number ("44 Chapter 5. Managing Packages") are
+# left out.
+PIPELINE_VERSION = "12"
 
 # The splitter's time and memory grow with the text it is handed at once: it tokenizes all of it
 # before splitting, and punkt scans a whole paragraph under a 5 s regex timeout (a 20 MB paragraph

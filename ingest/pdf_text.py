@@ -78,6 +78,10 @@ _LEADING_NUMBER = re.compile(f"^{_SECTION_NUMBER.pattern}")
 _RUNNING_MAX_CHARS = 100  # headers and footers are short lines
 _RUNNING_MIN_SHARE = 0.5  # a first/last line on at least half the pages is a running header/footer
 _RUNNING_LAYERS = 3  # a header or footer of up to 3 x 2 lines
+# A page number before or after a running title: "44 Chapter 5. Managing Packages", "5.8. Handling
+# bugs 41" (a bare number is a running line already).
+_PAGE_NUMBER_FIRST = re.compile(r"[ \t]*(\d{1,4})[ \t]+\S")
+_PAGE_NUMBER_LAST = re.compile(r"\S[ \t]+(\d{1,4})[ \t]*$")
 _HEADING_MAX_CHARS = 80  # a heading is one short line
 # A heading line at least this long may have wrapped onto the next: shorter ones ("Leave
 # Policy") end where they end, and the line after them is a subtitle or the text.
@@ -368,11 +372,40 @@ def _running_lines(pages: list[list[str]]) -> set[str]:
             key
             for key, n in counts.items()
             if n >= needed and (key.strip("# ") or key == "#") and key not in running
-        }
+        } | (_numbered_running(peeled, needed) - running)
         if not found:
             break
         running |= found
     return running
+
+
+def _numbered_running(pages: list[list[str]], needed: float) -> set[str]:
+    """The keys of the page-edge lines that carry the page's own printed number beside a title
+    that changes with the chapter or section: a book's "44 Chapter 5. Managing Packages" on even
+    pages and "5.8. Handling bugs 41" on odd ones. No one such line is on half the pages, but
+    the printed number runs a fixed distance from the page's index on most of them."""
+    numbered: list[tuple[int, str, bool]] = []  # (printed number - page index, line, number last)
+    pages_at: Counter[int] = Counter()  # how many pages have such a line at each distance
+    for index, lines in enumerate(pages):
+        distances = set()
+        for line in set(_edges(lines)):
+            first = _PAGE_NUMBER_FIRST.match(line)
+            found = first or _PAGE_NUMBER_LAST.search(line)
+            if found:
+                distances.add(int(found[1]) - index)
+                numbered.append((int(found[1]) - index, line, first is None))
+        pages_at.update(distances)
+    if not pages_at:
+        return set()
+    distance, count = pages_at.most_common(1)[0]
+    if count < needed:
+        return set()
+    at_distance = [(_key(line), last) for at, line, last in set(numbered) if at == distance]
+    # A heading may begin with a number that happens to be its page's ("1 Introduction" on page 1
+    # of a manual of one-page chapters), but none ends with it; a running title beginning with
+    # the page number is one when it runs over two pages at least.
+    pages_with = Counter(key for key, _ in at_distance)
+    return {key for key, last in at_distance if last or pages_with[key] >= 2}
 
 
 def _drop_running(lines: list[str], running: set[str]) -> list[str]:

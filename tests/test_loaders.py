@@ -402,6 +402,47 @@ def test_pdf_running_headers_are_dropped_and_lines_of_a_paragraph_joined(tmp_pat
     assert doc.text[doc.page_starts[2] :].startswith("Section 3.")
 
 
+def test_pdf_running_titles_beside_the_page_number_are_dropped(tmp_path: Path) -> None:
+    """A book's running heads change with the chapter and section ("44 Chapter 5. Managing
+    Packages" on even pages, "5.8. Handling bugs 41" on odd ones; the Developer's Reference), so
+    no one of them is on half the pages, and they were read into the text, some inside a sentence
+    cut by the page break. Their page number runs a fixed distance from the page's index. A
+    chapter's own heading whose number happens to be its page's ("1 Introduction" on page 1)
+    stays."""
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_font("helvetica", size=11)
+    pdf.set_auto_page_break(False)
+    chapters = ["Introduction", "Travel", "Meals"]
+    sentence = "Every claim for {0} is checked by the finance team against the policy first."
+    for n, chapter in enumerate(chapters, start=1):
+        for leaf in range(5):  # each chapter five pages: its heading opens the first
+            printed = pdf.page_no() + 1  # the page about to be added, as its header prints it
+            pdf.add_page()
+            if leaf == 0:
+                pdf.cell(0, 6, f"{n} {chapter}", new_x="LMARGIN", new_y="NEXT")
+            elif printed % 2 == 0:
+                pdf.cell(0, 6, f"{printed} Chapter {n}. {chapter}", new_x="LMARGIN", new_y="NEXT")
+            else:
+                pdf.cell(0, 6, f"{n}.1. {chapter} rules {printed}", new_x="LMARGIN", new_y="NEXT")
+            pdf.multi_cell(0, 6, sentence.format(f"{chapter.lower()} item {leaf}"))
+    path = tmp_path / "book.pdf"
+    pdf.output(str(path))
+    doc = _load_path(path)
+    assert "Chapter 2. Travel" not in doc.text and "rules" not in doc.text
+    for n, chapter in enumerate(chapters, start=1):
+        assert f"{n} {chapter}" in doc.text  # the chapter heading itself stays
+    assert doc.text.count("finance team") == 15
+    manual = _load_path(REFERENCE_PDF / "developers-reference.pdf")
+    # 52 chapter heads were read as text; chapter 1 has one even page, so its head stands alone
+    assert len(re.findall(r"\d+ Chapter \d+\. [A-Z]", manual.text)) <= 1
+    assert not re.search(r"^\d+(?:\.\d+)*\. .* \d+$", manual.text, re.M)  # 41 section heads
+    # one that ended a page inside a sentence ("…into the normal package workflow and 50
+    # Chapter 5. Managing Packages thus increases the chance…")
+    assert "normal package workflow and thus increases" in " ".join(manual.text.split())
+
+
 def _load_path(path: Path):
     return load(path, path.read_bytes())
 
