@@ -71,12 +71,14 @@ class Opposites:
 
 
 def _members(words: set[str]) -> set[str]:
-    """The words that belong to a closed set, plural weekdays read as the day ("fridays")."""
-    return {
-        w.removesuffix("s") if w.removesuffix("s") in _WEEKDAYS else w
-        for w in words
-        if any(w in closed or w.removesuffix("s") in closed for closed in _CLOSED)
-    }
+    """The words that belong to a closed set, a plural weekday read as the day ("fridays")."""
+    found = set()
+    for word in words:
+        if word.removesuffix("s") in _WEEKDAYS:
+            found.add(word.removesuffix("s"))
+        elif any(word in closed for closed in _CLOSED):
+            found.add(word)
+    return found
 
 
 def _forms(word: str) -> set[str]:
