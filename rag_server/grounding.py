@@ -362,9 +362,14 @@ def extractive(
                     begin, end = lo, hi
                     if k + 1 < len(spans) and kept[k + 1] and not bullet:  # an item stands alone
                         nxt = hit.chunk.text[spans[k + 1][0] : spans[k + 1][1]]
-                        # Never a heading (no full stop: "## Swarm Control") or a long run.
                         joined = len(hit.chunk.text[lo : spans[k + 1][1]].split())
-                        if _ends_like_a_sentence(nxt) and joined <= policy.max_quote_words:
+                        # What follows a colon is what it announces, a list item or a command
+                        # too ("…via the options below: • The Work Number website"); otherwise
+                        # only a full sentence, never a heading ("## Swarm Control"), is joined.
+                        announces = _ends_like_a_sentence(hit.chunk.text[lo:hi], (":",))
+                        if (announces or _ends_like_a_sentence(nxt)) and (
+                            joined <= policy.max_quote_words
+                        ):
                             end = spans[k + 1][1]
                     if not bullet:
                         begin = _antecedent(

@@ -227,6 +227,36 @@ def test_a_quote_never_carries_the_next_heading_along() -> None:
     assert "Swarm Control" not in result.answer
 
 
+def test_a_sentence_that_announces_is_quoted_with_what_it_announces() -> None:
+    """ "…they can contact TWN via the options below:" answered where a mortgage lender should
+    verify employment, and stopped before the option: a list item has no full stop, so it was
+    never joined. What follows a colon is joined, an item or a command; a heading never is."""
+    text = (
+        "Lenders can verify your income via the options below:\n"
+        "• The Work Number website\n• A letter from HR\n\n"
+        "Run the tool as follows:\n\nOptions\n\nThe tool takes no options."
+    )
+    start = 300
+    at = start + text.index("Options")
+    chunk = Chunk(
+        chunk_id="c", document_id="v.md", source="v.md", title="V", text=text,
+        start=start, end=start + len(text), chunk_index=0, chunk_count=1, content_hash="h",
+        pipeline="p", ingested_at="t", headings=((at, "Options"),),
+    )  # fmt: skip
+    hit = Hit(chunk, 0.8)
+
+    def quote(word: str) -> str:
+        likes = lambda _q, ss: [1.0 if word in s else 0.1 for s in ss]  # noqa: E731
+        (cited,) = extractive("How?", [hit], [0.8], POLICY, likes, 0.5).citations
+        assert text[cited.start - start : cited.end - start] == cited.text
+        return cited.text
+
+    assert quote("options below") == (
+        "Lenders can verify your income via the options below:\n• The Work Number website"
+    )
+    assert quote("as follows") == "Run the tool as follows:"  # no heading carried along
+
+
 def test_a_word_processors_deeper_bullets_are_items_too() -> None:
     """A PDF written by Word or LibreOffice sets second-level items with an en dash, third-level
     ones with a square or circle: each is a sentence of its own, quoted without its marker.
