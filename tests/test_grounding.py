@@ -46,6 +46,17 @@ def _whole(text: str, doc: str, title: str, start: int = 0) -> Hit:
     return Hit(chunk, 0.8)
 
 
+def _with_heading(text: str, start: int, heading: str) -> Hit:
+    """A one-chunk document at `start` whose loader recorded `heading` where it stands."""
+    at = start + text.index(heading)
+    chunk = Chunk(
+        chunk_id="c", document_id="h.md", source="h.md", title="H", text=text,
+        start=start, end=start + len(text), chunk_index=0, chunk_count=1, content_hash="h",
+        pipeline="p", ingested_at="t", headings=((at, heading),),
+    )  # fmt: skip
+    return Hit(chunk, 0.8)
+
+
 def _sentences(text: str) -> list[str]:
     return [text[a:b] for a, b in sentence_spans(text)]
 
@@ -228,22 +239,16 @@ def test_a_quote_never_carries_the_next_heading_along() -> None:
 
 
 def test_a_sentence_that_announces_is_quoted_with_what_it_announces() -> None:
-    """ "…they can contact TWN via the options below:" answered where a mortgage lender should
-    verify employment, and stopped before the option: a list item has no full stop, so it was
-    never joined. What follows a colon is joined, an item or a command; a heading never is."""
+    """A mortgage lender's question was answered with "…they can contact TWN via the options
+    below:", which stopped before the option: a list item has no full stop, so it was never
+    joined. What follows a colon is joined, an item or a command; a heading never is."""
     text = (
         "Lenders can verify your income via the options below:\n"
         "• The Work Number website\n• A letter from HR\n\n"
         "Run the tool as follows:\n\nOptions\n\nThe tool takes no options."
     )
     start = 300
-    at = start + text.index("Options")
-    chunk = Chunk(
-        chunk_id="c", document_id="v.md", source="v.md", title="V", text=text,
-        start=start, end=start + len(text), chunk_index=0, chunk_count=1, content_hash="h",
-        pipeline="p", ingested_at="t", headings=((at, "Options"),),
-    )  # fmt: skip
-    hit = Hit(chunk, 0.8)
+    hit = _with_heading(text, start, "Options")
 
     def quote(word: str) -> str:
         likes = lambda _q, ss: [1.0 if word in s else 0.1 for s in ss]  # noqa: E731
@@ -344,14 +349,7 @@ def test_a_heading_that_asks_is_never_a_quote_nor_carried_along() -> None:
         "Requests are logged by the HR team.\n\nWho is involved in the process?\n\n"
         "Your supervisor and the Reasonable Accommodation Coordinator decide together."
     )
-    start = 500
-    at = start + text.index("Who is involved")
-    chunk = Chunk(
-        chunk_id="c", document_id="ra.md", source="ra.md", title="RA", text=text,
-        start=start, end=start + len(text), chunk_index=0, chunk_count=1, content_hash="h",
-        pipeline="p", ingested_at="t", headings=((at, "Who is involved in the process?"),),
-    )  # fmt: skip
-    hit = Hit(chunk, 0.8)
+    hit = _with_heading(text, 500, "Who is involved in the process?")
     asks = lambda _q, ss: [1.0 if "involved" in s else 0.6 if "logged" in s else 0.1 for s in ss]  # noqa: E731
     result = extractive("Who is involved?", [hit], [0.8], POLICY, asks, 0.5)
     assert result.citations[0].text == "Requests are logged by the HR team."  # no heading after
