@@ -392,15 +392,16 @@ def _numbered_running(pages: list[list[str]], needed: float) -> set[str]:
             first = _PAGE_NUMBER_FIRST.match(line)
             found = first or _PAGE_NUMBER_LAST.search(line)
             if found:
-                distances.add(int(found[1]) - index)
-                numbered.append((int(found[1]) - index, line, first is None))
+                distance = int(found[1]) - index
+                distances.add(distance)
+                numbered.append((distance, line, first is None))
         pages_at.update(distances)
     if not pages_at:
         return set()
-    distance, count = pages_at.most_common(1)[0]
+    usual, count = pages_at.most_common(1)[0]
     if count < needed:
         return set()
-    at_distance = [(_key(line), last) for at, line, last in set(numbered) if at == distance]
+    at_distance = [(_key(line), last) for at, line, last in set(numbered) if at == usual]
     # A heading may begin with a number that happens to be its page's ("1 Introduction" on page 1
     # of a manual of one-page chapters), but none ends with it; a running title beginning with
     # the page number is one when it runs over two pages at least.
