@@ -53,7 +53,7 @@ from rag_server.grounding import (  # noqa: E402
     content_words,
     extractive,
     overlap_scores,
-    sentence_spans,
+    passage_spans,
 )
 from rag_server.language import focus  # noqa: E402
 from rag_server.retrieval import Filters  # noqa: E402
@@ -608,9 +608,7 @@ def hit_at(qs: list[Question], k: int, rerank: bool) -> float | None:
 
             def best(h: Hit, q: Question = q) -> float:
                 text = h.chunk.text
-                return max(
-                    (q.scores.get(text[a:b], 0.0) for a, b in sentence_spans(text)), default=0.0
-                )
+                return max((q.scores.get(text[a:b], 0.0) for a, b in passage_spans(h)), default=0.0)
 
             hits = sorted(hits, key=best, reverse=True)
         found.append(q.item["source"] in {h.chunk.source.rsplit("/", 1)[-1] for h in hits[:k]})

@@ -32,8 +32,8 @@ from ingest.loaders import LoadedDocument, LoadError
 # line, its cells joined by " | "; 11: a Markdown file reads as its rendered page (a link as its
 # text, a table a row a line), and a PDF's contents lines (dot leaders and a page number) are left
 # out; 12: a PDF's running titles beside the page number ("44 Chapter 5. Managing Packages") are
-# left out.
-PIPELINE_VERSION = "12"
+# left out; 13: an HTML or Markdown code block keeps its lines, and a chunk stores where each is.
+PIPELINE_VERSION = "13"
 
 # The splitter's time and memory grow with the text it is handed at once: it tokenizes all of it
 # before splitting, and punkt scans a whole paragraph under a 5 s regex timeout (a 20 MB paragraph
@@ -62,6 +62,8 @@ class Span:
     # Headings that begin inside the chunk, after its start: (document offset, heading), so that
     # a quote after one is cited under it, not under the section the chunk began in.
     headings: tuple[tuple[int, str], ...] = ()
+    # The part of each code block inside the chunk: (document start, document end).
+    code: tuple[tuple[int, int], ...] = ()
 
 
 def chunk_id(document_id: str, index: int, text: str, content_hash: str) -> str:
@@ -124,6 +126,7 @@ class Chunker:
                         page=_page_at(document.page_starts, start),
                         section=_section_at(document.headings, heading_offsets, start),
                         headings=_headings_within(document.headings, heading_offsets, start, end),
+                        code=_code_within(document.code, start, end),
                     )
                 )
         return spans
@@ -251,3 +254,10 @@ def _headings_within(
     """The headings that begin after the chunk's start and before its end."""
     lo, hi = bisect.bisect_right(offsets, start), bisect.bisect_left(offsets, end)
     return tuple(headings[lo:hi])
+
+
+def _code_within(code: list[tuple[int, int]], start: int, end: int) -> tuple[tuple[int, int], ...]:
+    """The part of each code block that lies in the chunk (a block may run over its edge)."""
+    lo = max(bisect.bisect_right(code, (start, start)) - 1, 0)  # one may begin before the chunk
+    hi = bisect.bisect_left(code, (end, -1))  # those that begin before its end
+    return tuple((max(a, start), min(b, end)) for a, b in code[lo:hi] if b > start)

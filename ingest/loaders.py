@@ -42,6 +42,9 @@ class LoadedDocument:
     title: str
     page_starts: list[int] | None = None  # offset where page i+1 begins (PDF only)
     headings: list[tuple[int, str]] = field(default_factory=list)  # (offset, heading), sorted
+    # Preformatted blocks (code, a console session): (start, end), sorted. Their lines stay lines,
+    # and none is an answer of its own (its "* item" or "# comment" lines are no statements).
+    code: list[tuple[int, int]] = field(default_factory=list)
 
 
 _MD_FRONT_MATTER = re.compile(
@@ -412,6 +415,7 @@ def _html_document(path: Path, html: str, meta_title: str | None = None) -> Load
 
     blocks: list[str] = []
     headings: list[tuple[int, str]] = []
+    code: list[tuple[int, int]] = []
     buffer: list[str] = []
     marker: list[str] = []  # a list item's marker, waiting for the item's first line
     offset = 0
@@ -458,6 +462,11 @@ def _html_document(path: Path, html: str, meta_title: str | None = None) -> Load
                         flush()
                     if rows := _html_table_rows(child):
                         emit("\n".join(rows))
+                elif child.name == "pre":
+                    flush()
+                    if block := _preformatted(child, skip):
+                        code.append((offset, offset + len(block)))
+                        emit(block)
                 elif child.name in _HTML_BLOCK:
                     flush()
                     if child.name == "li":
@@ -478,7 +487,25 @@ def _html_document(path: Path, html: str, meta_title: str | None = None) -> Load
     text = "\n\n".join(blocks)
     first = next((h for _, h in headings), "")
     title = page_title or next(iter(h1s), "") or meta_title or first or _fallback_title(path)
-    return LoadedDocument(text=text, title=title, headings=headings)
+    return LoadedDocument(text=text, title=title, headings=headings, code=code)
+
+
+_BLANK_RUN = re.compile(r"\n{3,}")
+
+
+def _preformatted(pre: Tag, skip: tuple[type, ...]) -> str:
+    """A <pre> block as a browser shows it, a line a line: run together, a listing read as one
+    sentence (">>> def divide(x, y): ... try: ... result = x / y"), which is what quotes showed.
+    Trailing spaces and the blank lines around it go; a blank line inside stays, as one."""
+    from bs4.element import NavigableString
+
+    raw = "".join(
+        str(s)
+        for s in pre.descendants
+        if isinstance(s, NavigableString) and not isinstance(s, skip)
+    )
+    lines = [line.rstrip() for line in raw.expandtabs(8).splitlines()]
+    return _BLANK_RUN.sub("\n\n", "\n".join(lines)).strip("\n")
 
 
 def _layout_table(table: Tag) -> bool:

@@ -368,6 +368,7 @@ class Pipeline:
                 section=span.section,
                 groups=source.groups,
                 headings=span.headings,
+                code=span.code,
             )
             for span in spans
         ]

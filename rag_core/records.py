@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 # Document-level access, stamped on every chunk: Chroma metadata holds scalars only, so a group
 # becomes a boolean key (`acl_g_hr`) that a `where` clause can test, plus a public flag.
@@ -40,6 +42,8 @@ class Chunk:
     groups: tuple[str, ...] = ()  # empty: public to every key of the collection
     # Headings that begin inside the chunk: (document offset, heading), in order.
     headings: tuple[tuple[int, str], ...] = ()
+    # Code blocks, or their part inside the chunk: (document start, document end), in order.
+    code: tuple[tuple[int, int], ...] = ()
 
     def section_at(self, offset: int) -> str | None:
         """The section a quote starting at document offset `offset` stands in: the last heading
@@ -69,6 +73,8 @@ class Chunk:
             meta["section"] = self.section
         if self.headings:
             meta["headings"] = json.dumps([[at, heading] for at, heading in self.headings])
+        if self.code:
+            meta["code"] = json.dumps([[a, b] for a, b in self.code])
         meta[ACL_PUBLIC] = not self.groups
         meta["groups"] = ",".join(self.groups)
         meta.update({ACL_GROUP_PREFIX + g: False for g in revoked})
@@ -95,16 +101,18 @@ class Chunk:
             page=int(page) if page is not None else None,
             section=str(section) if section is not None else None,
             groups=tuple(g for g in str(meta.get("groups", "")).split(",") if g),
-            headings=_headings(meta.get("headings")),
+            headings=_pairs(meta.get("headings"), str),
+            code=_pairs(meta.get("code"), int),
         )
 
 
-def _headings(stored: Any) -> tuple[tuple[int, str], ...]:
-    """The `headings` metadata back as pairs; absent (chunks of an older pipeline) or malformed,
-    none: the chunk's own section then stands for all of it, as before."""
+def _pairs(stored: Any, second: Callable[[Any], T]) -> tuple[tuple[int, T], ...]:
+    """Stored (offset, value) pairs back (`headings`, `code`); absent (chunks of an older
+    pipeline) or malformed, none: the chunk's own section then stands for all of it, and its
+    sentences are split as prose, as before."""
     try:
         pairs = json.loads(stored) if isinstance(stored, str) else []
-        return tuple((int(at), str(heading)) for at, heading in pairs)
+        return tuple((int(at), second(value)) for at, value in pairs)
     except (ValueError, TypeError):
         return ()
 

@@ -31,7 +31,7 @@ from rag_server.grounding import (
     content_words,
     critical_tokens,
     overlap_scores,
-    sentence_spans,
+    passage_spans,
     tokens,
 )
 
@@ -158,7 +158,7 @@ def sentence_passages(hits: Sequence[Hit]) -> dict[str, tuple[float, str]]:
     passages: dict[str, tuple[float, str]] = {}
     for hit in hits:
         text = hit.chunk.text
-        for lo, hi in sentence_spans(text):
+        for lo, hi in passage_spans(hit):
             known = passages.get(text[lo:hi])
             if known is None or hit.score > known[0]:
                 passages[text[lo:hi]] = (hit.score, f"{hit.chunk.title}\n{text}")

@@ -114,10 +114,10 @@ def critical_tokens(text: str) -> set[str]:
     return critical
 
 
-def sentence_spans(text: str) -> list[tuple[int, int]]:
+def sentence_spans(text: str, code: Sequence[tuple[int, int]] = ()) -> list[tuple[int, int]]:
     """(start, end) of each sentence, whitespace-trimmed and without a list item's marker at the
     start of a line (a quote is the item's words, not its bullet); abbreviations and decimals do
-    not split."""
+    not split. Each `code` block (start, end) is one span, whatever its lines hold."""
     spans: list[tuple[int, int]] = []
     start = 0
     for match in _SENTENCE_END.finditer(text):
@@ -142,7 +142,31 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
             if marker and marker.end() < right and not _line_before(text, left).strip(" \t"):
                 left = marker.end()
             trimmed.append((left, right))
-    return trimmed
+    return _code_apart(text, trimmed, code) if code else trimmed
+
+
+def _code_apart(
+    text: str, spans: list[tuple[int, int]], code: Sequence[tuple[int, int]]
+) -> list[tuple[int, int]]:
+    """The sentences with each code block as one span of its own: a listing's "* change
+    details" line is no list item, nor its "Note. Then" two sentences."""
+    blocks = [_trim(text, lo, hi) for lo, hi in code]
+    pieces = [block for block in blocks if block[0] < block[1]]
+    for lo, hi in spans:
+        for a, b in blocks:  # what of the sentence lies outside every block
+            if a < hi and lo < b:
+                if lo < a:
+                    pieces.append(_trim(text, lo, a))
+                lo = max(lo, b)
+        if lo < hi:
+            pieces.append(_trim(text, lo, hi))
+    return sorted(span for span in pieces if span[0] < span[1])
+
+
+def _trim(text: str, lo: int, hi: int) -> tuple[int, int]:
+    segment = text[lo:hi]
+    left = lo + len(segment) - len(segment.lstrip())
+    return left, max(left, lo + len(segment.rstrip()))
 
 
 def _rows_apart(text: str, lo: int, hi: int) -> list[tuple[int, int]]:
@@ -250,7 +274,7 @@ def best_quote(n: int, hit: Hit, claim: str) -> Quote:
     """The sentence (or two neighbouring sentences) of the passage that best covers `claim`."""
     text = hit.chunk.text
     wanted = content_words(claim) | critical_tokens(claim)
-    spans = sentence_spans(text) or [(0, len(text))]
+    spans = passage_spans(hit) or [(0, len(text))]
     windows = spans + [(a[0], b[1]) for a, b in pairwise(spans)]
 
     def rank(window: tuple[int, int]) -> tuple[int, int]:
@@ -344,12 +368,15 @@ def extractive(
     for i, hit in enumerate(sources):
         if relevance[i] >= policy.min_relevance:
             heads = _headings_in(hit)
+            code = set(_code_in(hit))
             # A heading, even one that asks ("Who decides?"), answers nothing; nor does a table
             # row, which the answer model never learnt to read (rows as candidates cost 4 points
-            # of accuracy held out, docs/evaluation.md).
-            spans = sentence_spans(hit.chunk.text)
+            # of accuracy held out, docs/evaluation.md), nor a code block, which it never read.
+            spans = passage_spans(hit)
             kept = [
-                span not in heads and CELL_SEPARATOR not in hit.chunk.text[span[0] : span[1]]
+                span not in heads
+                and span not in code
+                and CELL_SEPARATOR not in hit.chunk.text[span[0] : span[1]]
                 for span in spans
             ]
             for k, (lo, hi) in enumerate(spans):
@@ -360,13 +387,17 @@ def extractive(
                     # The sentence most like the question often announces the answer ("... set to
                     # this value:") and the next one gives it: quote both when they are short.
                     begin, end = lo, hi
-                    if k + 1 < len(spans) and kept[k + 1] and not bullet:  # an item stands alone
+                    # What follows a colon is what it announces, a list item or a code block
+                    # too ("…via the options below: • The Work Number website"); otherwise only
+                    # a full sentence, never a heading ("## Swarm Control"), is joined.
+                    announces = _ends_like_a_sentence(hit.chunk.text[lo:hi], (":",))
+                    if (
+                        k + 1 < len(spans)
+                        and (kept[k + 1] or (announces and spans[k + 1] in code))
+                        and not bullet  # an item stands alone
+                    ):
                         nxt = hit.chunk.text[spans[k + 1][0] : spans[k + 1][1]]
                         joined = len(hit.chunk.text[lo : spans[k + 1][1]].split())
-                        # What follows a colon is what it announces, a list item or a command
-                        # too ("…via the options below: • The Work Number website"); otherwise
-                        # only a full sentence, never a heading ("## Swarm Control"), is joined.
-                        announces = _ends_like_a_sentence(hit.chunk.text[lo:hi], (":",))
                         if (announces or _ends_like_a_sentence(nxt)) and (
                             joined <= policy.max_quote_words
                         ):
@@ -438,6 +469,18 @@ def _headings_in(hit: Hit) -> set[tuple[int, int]]:
         if chunk.text.startswith(heading, lo):
             found.add((lo, lo + len(heading)))
     return found
+
+
+def _code_in(hit: Hit) -> list[tuple[int, int]]:
+    """The (start, end) in the chunk's text of each code block, or its part, in the chunk,
+    whitespace-trimmed as every sentence span is."""
+    chunk = hit.chunk
+    return [_trim(chunk.text, lo - chunk.start, hi - chunk.start) for lo, hi in chunk.code]
+
+
+def passage_spans(hit: Hit) -> list[tuple[int, int]]:
+    """The passage's sentences, each code block one of them: what is scored and quoted."""
+    return sentence_spans(hit.chunk.text, _code_in(hit))
 
 
 def _quote(sources: Sequence[Hit], candidate: tuple[int, int, int, int, int], n: int) -> Quote:

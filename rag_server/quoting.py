@@ -18,7 +18,7 @@ from rag_server.grounding import (
     best_quote,
     extractive,
     overlap_scores,
-    sentence_spans,
+    passage_spans,
 )
 from rag_server.retrieval import KeywordSnapshot
 
@@ -97,7 +97,7 @@ class AnswerModelQuoter:
         best: list[tuple[float, int, Quote]] = []
         for n, hit in enumerate(hits, start=1):
             text = hit.chunk.text
-            scored = [(lo, hi) for lo, hi in sentence_spans(text) if text[lo:hi] in memo]
+            scored = [(lo, hi) for lo, hi in passage_spans(hit) if text[lo:hi] in memo]
             if scored:  # its sentence closest to answering; headings and fragments were not scored
                 lo, hi = max(scored, key=lambda span: memo[text[span[0] : span[1]]])
                 quote = Quote(n, hit, hit.chunk.start + lo, hit.chunk.start + hi, text[lo:hi])

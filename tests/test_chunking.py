@@ -145,3 +145,33 @@ def test_an_upload_the_splitter_cannot_split_is_a_422_naming_the_file(
         detail = r.json()["detail"]
         assert detail.startswith("lanterns.md: ") and "could not be split" in detail
         assert rag.catalog.get().store.count() == 0
+
+
+def test_a_chunk_knows_where_its_code_is_and_keeps_it_through_the_store(embedder: Embedder) -> None:
+    """A code block longer than a chunk is cut between chunks: each chunk records the part of the
+    block it holds, in document offsets, and the record Chroma stores gives the same back."""
+    from rag_core.records import Chunk
+
+    listing = "\n".join(f"    total = total + item_{i}  # step {i}" for i in range(60))
+    markdown = f"# Sums\n\nAdd them up like this:\n\n```\n{listing}\n```\n\nThat is all.\n"
+    document = load(Path("sums.md"), markdown.encode())
+    ((start, end),) = document.code
+    assert document.text[start:end] == listing
+    spans = Chunker(embedder.tokenize, 64, 8).split(document)
+    holding = [s for s in spans if s.code]
+    assert len(holding) > 2  # the listing runs over several chunks
+    for span in spans:
+        for lo, hi in span.code:
+            assert span.start <= lo < hi <= span.end and start <= lo and hi <= end
+        if span.start >= end or span.end <= start:
+            assert span.code == ()
+    assert min(lo for s in holding for lo, _ in s.code) == start
+    assert max(hi for s in holding for _, hi in s.code) == end
+    chunk = Chunk(
+        chunk_id="c", document_id="sums.md", source="sums.md", title="Sums", text=holding[1].text,
+        start=holding[1].start, end=holding[1].end, chunk_index=holding[1].index,
+        chunk_count=len(spans), content_hash="h", pipeline="p", ingested_at="t",
+        code=holding[1].code,
+    )  # fmt: skip
+    assert Chunk.from_record("c", chunk.text, chunk.metadata()).code == holding[1].code
+    assert Chunk.from_record("c", "x", {**chunk.metadata(), "code": "[[1, "}).code == ()

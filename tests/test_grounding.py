@@ -10,6 +10,7 @@ from rag_server.grounding import (
     best_quote,
     critical_tokens,
     extractive,
+    passage_spans,
     sentence_spans,
     tokens,
     verify,
@@ -53,6 +54,22 @@ def _with_heading(text: str, start: int, heading: str) -> Hit:
         chunk_id="c", document_id="h.md", source="h.md", title="H", text=text,
         start=start, end=start + len(text), chunk_index=0, chunk_count=1, content_hash="h",
         pipeline="p", ingested_at="t", headings=((at, heading),),
+    )  # fmt: skip
+    return Hit(chunk, 0.8)
+
+
+def _loaded(html: str) -> Hit:
+    """A one-chunk page read by the real HTML reader, its code blocks recorded as ingestion
+    records them."""
+    from pathlib import Path
+
+    from ingest.loaders import load_html
+
+    doc = load_html(Path("page.html"), html.encode())
+    chunk = Chunk(
+        chunk_id="c", document_id="page.html", source="page.html", title=doc.title,
+        text=doc.text, start=0, end=len(doc.text), chunk_index=0, chunk_count=1,
+        content_hash="h", pipeline="p", ingested_at="t", code=tuple(doc.code),
     )  # fmt: skip
     return Hit(chunk, 0.8)
 
@@ -409,3 +426,48 @@ def test_a_sentence_that_points_back_is_quoted_with_the_sentence_before_it() -> 
     # A written answer's quote, and a refusal's closest passage, go back the same way.
     written = best_quote(1, hit, "The per diem replaces the domestic meal allowance abroad.")
     assert written.text.startswith("The international per diem is €68. It covers")
+
+
+CHANGELOG_PAGE = (
+    "<main><p>Each entry of the changelog is written like this:</p>"
+    "<pre>package (1.0-1) unstable; urgency=medium\n\n"
+    "  * change details\n    more change details. Closes: #123\n"
+    "  * even more change details\n</pre>"
+    "<p>You can leave the interpreter by typing the following command:</p><pre>quit()</pre>"
+    "<p>The trailer line ends the entry. It names the maintainer.</p></main>"
+)
+
+
+def test_a_code_block_is_one_span_with_its_lines() -> None:
+    """Read as prose, a listing's lines ran together and its "* change details" line was a
+    bulleted item; it is one span now, line breaks and all."""
+    hit = _loaded(CHANGELOG_PAGE)
+    text = hit.chunk.text
+    got = [text[a:b] for a, b in passage_spans(hit)]
+    assert got == [
+        "Each entry of the changelog is written like this:",
+        "package (1.0-1) unstable; urgency=medium\n\n  * change details\n"
+        "    more change details. Closes: #123\n  * even more change details",
+        "You can leave the interpreter by typing the following command:",
+        "quit()",
+        "The trailer line ends the entry.",
+        "It names the maintainer.",
+    ]
+    assert "change details" in " ".join(_sentences(text))  # as prose, the items are sentences
+    assert "  * change details" not in _sentences(text)[1]
+
+
+def test_a_code_block_is_never_a_quote_of_its_own_but_follows_its_colon() -> None:
+    """A listing says nothing the answer model can read: "What is the maximum line length for
+    change details?" was answered from a changelog example's "* change details" line (Debian
+    Policy). What a colon announces is quoted with it, a short listing too."""
+    hit = _loaded(CHANGELOG_PAGE)
+    details = lambda _q, ss: [0.9 if "change details" in s else 0.1 for s in ss]  # noqa: E731
+    refused = extractive(
+        "Maximum line length of change details?", [hit], [0.8], POLICY, details, 0.5
+    )
+    assert refused.status == "insufficient_evidence"
+    leave = lambda _q, ss: [0.9 if "leave the interpreter" in s else 0.1 for s in ss]  # noqa: E731
+    (cited,) = extractive("How do I exit?", [hit], [0.8], POLICY, leave, 0.5).citations
+    assert cited.text == "You can leave the interpreter by typing the following command:\n\nquit()"
+    assert hit.chunk.text[cited.start : cited.end] == cited.text

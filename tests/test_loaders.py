@@ -227,13 +227,15 @@ def test_markdown_reads_as_its_rendered_page() -> None:
     assert doc.text.split("\n\n") == [
         "Dates",
         "Date | Item\nOctober 1, 2024 | FY25 cycle begins\nMay 28 | Supervisor signs",
-        "| a | b | |---|---| print('x')",  # as HTML's <pre> reads: the spaces run together
+        "| a | b |\n|---|---|",  # a code block keeps its lines, and its blank line
+        "    print('x')",
         "After",
         "See the form and make run.",
         "1. one",
         "2. two",
     ]
     assert doc.title == "Dates"
+    assert [doc.text[a:b] for a, b in doc.code] == ["| a | b |\n|---|---|\n\n    print('x')"]
     assert [h for _, h in doc.headings] == ["Dates", "After"]
     for offset, heading in doc.headings:
         assert doc.text[offset : offset + len(heading)] == heading
