@@ -48,6 +48,14 @@ _MONTH = (
     r"jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec"
 )
 _WEEKDAY = r"monday|tuesday|wednesday|thursday|friday|saturday|sunday"
+# "When" asks for a time where a question's verb follows it ("When is…", "When do I…", "by when
+# must…", "when to file…"); elsewhere it is a conjunction ("Which list should I ask when I'm in
+# doubt…?", "How many bits does the salt need to be when we store…?"), and the question asks for
+# what its own wh-word asks for.
+_ASKS_WHEN = (
+    r"\bwhen(?:'s\b| (?:is|are|was|were|do|does|did|will|would|can|could|should|must|has|have|had"
+    r"|shall|may|might|am|to)\b)"
+)
 # What a question asks for, tried in order: the first that matches wins.
 _QUESTION_TYPES: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
@@ -57,7 +65,7 @@ _QUESTION_TYPES: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "date",
         re.compile(
-            r"\bwhen\b|\bwhat (?:year|date|day|month|time)\b|\bwhich (?:year|date|day|month)\b"
+            rf"{_ASKS_WHEN}|\bwhat (?:year|date|day|month|time)\b|\bwhich (?:year|date|day|month)\b"
         ),
     ),
     (

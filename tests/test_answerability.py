@@ -239,6 +239,19 @@ def test_cheap_features_read_what_the_question_asks_for() -> None:
     assert question_type("How much is the meal allowance?") == "amount"
     assert question_type("How many bicycle spaces are there?") == "count"
     assert question_type("Who approves claims?") is None
+    # "when" asks for a time only as the question's own word; after another it is a conjunction,
+    # and a time-free answer ("…send mail to debian-legal@…") was refused as a wrong type
+    for asks_when in (
+        "When is the FY26 self-assessment due?",
+        "When's the due date?",
+        "by when must I file?",
+        "when to file my voucher",
+        "When do I get paid?",
+    ):
+        assert question_type(asks_when) == "date", asks_when
+    assert question_type("Which mailing list should I ask when I'm in doubt?") is None
+    assert question_type("When I orphan a package, who should I set as maintainer?") is None
+    assert question_type("How many bits must the salt be when we store hashes?") == "count"
     assert type_match("duration", "Probation lasts 6 months.") == 1.0
     assert type_match("amount", "Meals are covered by the company.") == -1.0
     assert coverage("meal allowance per day", "The meal allowance is €42 per day.") == 1.0
