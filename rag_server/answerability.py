@@ -28,6 +28,7 @@ from rag_core.store import Hit
 from rag_server.answer_scorer import PACKAGED, AnswerScorer
 from rag_server.contrast import Opposites, contradicts, penalised
 from rag_server.grounding import (
+    base_word,
     content_words,
     critical_tokens,
     overlap_scores,
@@ -130,7 +131,8 @@ def names_in(question: str, passage: str) -> float:
     wanted = critical_tokens(question)
     if not wanted:
         return 1.0
-    have = set(tokens(passage)) | content_words(passage)
+    said = tokens(passage)
+    have = set(said) | {base_word(t) for t in said} | content_words(passage)
     return sum(1 for t in wanted if t in have or t.rstrip("s") in have) / len(wanted)
 
 

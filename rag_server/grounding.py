@@ -60,9 +60,11 @@ _IMAGE = re.compile(
 _URL = re.compile(
     r"\b[a-z][a-z0-9+.-]*://[^\s<>()\[\]\"'`]+|\bwww\.[^\s<>()\[\]\"'`]+", re.IGNORECASE
 )
+_CLITIC = re.compile(r"(.+?)['’](?:s|m|re|ve|ll|d)", re.IGNORECASE)
 _SENTENCE_STARTERS = frozenset(
     """the a an this that these those it they we you if when in on for""".split()
 )
+_NOT_NAMES = STOPWORDS | _SENTENCE_STARTERS  # capitalised, yet no name
 # A sentence that opens by pointing back ("It replaces the domestic meal allowance…", "These
 # must be…", "Therefore, …") says what it says of the sentence before it: a quote of it alone
 # leaves its reader asking what "it" is.
@@ -98,6 +100,13 @@ def content_words(text: str) -> set[str]:
     return {_stem(t) for t in tokens(text) if t not in STOPWORDS and (len(t) > 2 or t.isdigit())}
 
 
+def base_word(token: str) -> str:
+    """A word without its possessive or contracted ending: a name's "Datica's" is "Datica", which
+    the passage may state alone, and "I'm" is "I", no name a passage must hold."""
+    match = _CLITIC.fullmatch(token)
+    return match[1] if match else token
+
+
 def critical_tokens(text: str) -> set[str]:
     """Tokens a supporting passage must contain verbatim: numbers, identifiers and proper names."""
     critical: set[str] = set()
@@ -107,7 +116,7 @@ def critical_tokens(text: str) -> set[str]:
         low = raw.lower()
         if any(ch.isdigit() for ch in raw) or (any(ch in raw for ch in "/_.:") and len(raw) > 2):
             critical.add(tokens(raw)[0] if tokens(raw) else low)
-        elif raw[:1].isupper() and low not in STOPWORDS and low not in _SENTENCE_STARTERS:
+        elif raw[:1].isupper() and (low := base_word(low)) not in _NOT_NAMES:
             at_start = i == 0 or text[: match.start()].rstrip().endswith((".", "!", "?", ":", "\n"))
             if not at_start or any(ch.isupper() for ch in raw[1:]) or "-" in raw:
                 critical.add(low)

@@ -258,6 +258,8 @@ def test_cheap_features_read_what_the_question_asks_for() -> None:
     # an adversarial question changes one name: the passage does not hold it
     assert names_in("How much safe leave does Massachusetts give?", "Oregon gives 40 hours.") == 0
     assert names_in("How much leave do I get?", "Anything.") == 1.0
+    assert names_in("Who leads GSA's TTS when I'm away?", "The TTS of GSA is led by…") == 1.0
+    assert names_in("Who leads the TTS?", "GSA’s TTS is led by…") == 1.0
 
 
 def test_the_shipped_combiner_reads_the_features_this_code_computes() -> None:

@@ -114,6 +114,21 @@ def test_numbers_identifiers_and_names_are_critical() -> None:
     assert tokens("It costs €1,000 or 0.31.") == ["it", "costs", "1000", "or", "0.31"]
 
 
+def test_a_possessive_is_its_name_and_i_am_no_name() -> None:
+    """ "I'm" was a name a passage had to hold, so "Which list should I ask when I'm in doubt…?"
+    found none of its names in any passage; "Datica's" was one that "Datica" did not hold."""
+    assert critical_tokens("Which list should I ask when I'm in doubt?") == set()
+    assert critical_tokens("Do Datica's and GSA’s teams review code?") == {"datica", "gsa"}
+    assert critical_tokens("Where is O'Brien's office?") == {"o'brien"}
+    result = verify(
+        "Datica's red team reviews code [1].",
+        [_whole("The red team of Datica reviews every change to code.", "d.md", "Datica")],
+        [0.8],
+        POLICY,
+    )
+    assert result.status == "answered"
+
+
 def test_a_supported_sentence_survives_with_an_exact_quote() -> None:
     result = verify("The meal allowance is €42 per day [1].", SOURCES, RELEVANCE, POLICY)
     assert result.status == "answered" and result.removed_sentences == 0
