@@ -501,9 +501,17 @@ def _quote(sources: Sequence[Hit], candidate: tuple[int, int, int, int, int], n:
 
 
 def _overlap(a: Quote, b: Quote) -> bool:
-    """The same words of the same document (overlapping chunks repeat sentences)."""
+    """The same words of the same document (overlapping chunks repeat sentences), or the same
+    words anywhere: one text ingested twice, as a page and as its source, wrapped or quoted
+    differently ("…changed the file,\nit is left alone.", "“Half-Configured”" and
+    "\"Half-Configured\""), is one quote."""
     same = a.hit.chunk.document_id == b.hit.chunk.document_id
-    return (same and a.start < b.end and b.start < a.end) or a.text == b.text
+    return (same and a.start < b.end and b.start < a.end) or same_words(a.text, b.text)
+
+
+def same_words(a: str, b: str) -> bool:
+    """The same words in the same order, whatever the spacing, line breaks and punctuation."""
+    return a == b or tokens(a) == tokens(b)
 
 
 def _is_statement(sentence: str, policy: Policy, bullet: bool = False) -> bool:

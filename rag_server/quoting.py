@@ -19,6 +19,7 @@ from rag_server.grounding import (
     extractive,
     overlap_scores,
     passage_spans,
+    same_words,
 )
 from rag_server.retrieval import KeywordSnapshot
 
@@ -107,6 +108,6 @@ class AnswerModelQuoter:
         best.sort(key=lambda item: (item[0], item[1]), reverse=True)
         ranked: list[tuple[Hit, Quote]] = []
         for _, _, quote in best:
-            if all(quote.text != q.text for _, q in ranked):  # overlapping chunks repeat text
+            if not any(same_words(quote.text, q.text) for _, q in ranked):  # chunks overlap
                 ranked.append((quote.hit, quote))
         return quoted, ranked

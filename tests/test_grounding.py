@@ -11,6 +11,7 @@ from rag_server.grounding import (
     critical_tokens,
     extractive,
     passage_spans,
+    same_words,
     sentence_spans,
     tokens,
     verify,
@@ -486,3 +487,26 @@ def test_a_code_block_is_never_a_quote_of_its_own_but_follows_its_colon() -> Non
     (cited,) = extractive("How do I exit?", [hit], [0.8], POLICY, leave, 0.5).citations
     assert cited.text == "You can leave the interpreter by typing the following command:\n\nquit()"
     assert hit.chunk.text[cited.start : cited.end] == cited.text
+
+
+def test_one_text_ingested_twice_is_quoted_once() -> None:
+    """Debian Policy as its HTML page and as its reST source: the same sentence, wrapped and
+    quoted differently, was quoted twice ("…it\nis left alone. [1] …it is left alone. [2]")."""
+    page = _whole(
+        "If neither the user nor the package maintainer has changed the file, it is left alone. "
+        "Otherwise the package is in a “Half-Configured” state.",
+        "ch-files.html",
+        "Files",
+    )
+    source = _whole(
+        "If neither the user nor the package maintainer has changed the file, it\nis left "
+        'alone. Otherwise the package is in a "Half-Configured" state.',
+        "ch-files.rst.txt",
+        "Files",
+    )
+    assert same_words(page.chunk.text, source.chunk.text)
+    assert not same_words("It is left alone.", "It is not left alone.")
+    alone = lambda _q, ss: [0.9 if "left alone" in s else 0.5 for s in ss]  # noqa: E731
+    result = extractive("Is it left alone?", [page, source], [0.8, 0.8], POLICY, alone, 0.3)
+    (quote,) = result.citations  # the page's two sentences; the source says nothing more
+    assert quote.hit.chunk.document_id == "ch-files.html" and "Half-Configured" in quote.text
