@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,12 +129,19 @@ def coverage(question: str, sentence: str) -> float:
 def names_in(question: str, passage: str) -> float:
     """Share of the question's names, numbers and identifiers found in the passage (1 when the
     question has none): "the Massachusetts programme" against a passage about Oregon's."""
-    wanted = critical_tokens(question)
+    wanted = {_unaccented(t) for t in critical_tokens(question)}
     if not wanted:
         return 1.0
-    said = tokens(passage)
+    said = tokens(_unaccented(passage))
     have = set(said) | {base_word(t) for t in said} | content_words(passage)
-    return sum(1 for t in wanted if t in have or t.rstrip("s") in have) / len(wanted)
+    return sum(1 for t in wanted if {t, t.rstrip("s"), f"{t}s"} & have) / len(wanted)
+
+
+def _unaccented(text: str) -> str:
+    """Without accents: a question typed on a plain keyboard names "L'Americain", the article
+    "L'Américain"; "UID" and "UIDs" are one name too."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
 @dataclass(frozen=True)

@@ -260,6 +260,9 @@ def test_cheap_features_read_what_the_question_asks_for() -> None:
     assert names_in("How much leave do I get?", "Anything.") == 1.0
     assert names_in("Who leads GSA's TTS when I'm away?", "The TTS of GSA is led by…") == 1.0
     assert names_in("Who leads the TTS?", "GSA’s TTS is led by…") == 1.0
+    assert names_in("Where is L'Americain?", "L'Américain is a hotel in Tangier.") == 1.0
+    assert names_in("Which UID has nobody?", "UIDs 0-99 are allocated.") == 1.0
+    assert names_in("Where is Zurich?", "Bern is the capital.") == 0.0
 
 
 def test_the_shipped_combiner_reads_the_features_this_code_computes() -> None:
