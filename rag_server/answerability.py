@@ -128,7 +128,8 @@ def coverage(question: str, sentence: str) -> float:
 
 def names_in(question: str, passage: str) -> float:
     """Share of the question's names, numbers and identifiers found in the passage (1 when the
-    question has none): "the Massachusetts programme" against a passage about Oregon's."""
+    question has none): "the Massachusetts programme" against a passage about Oregon's. A name
+    in the singular or the plural is one name ("UID", "UIDs"), as is one with its possessive."""
     wanted = {_unaccented(t) for t in critical_tokens(question)}
     if not wanted:
         return 1.0
@@ -139,7 +140,7 @@ def names_in(question: str, passage: str) -> float:
 
 def _unaccented(text: str) -> str:
     """Without accents: a question typed on a plain keyboard names "L'Americain", the article
-    "L'Américain"; "UID" and "UIDs" are one name too."""
+    "L'Américain"."""
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 

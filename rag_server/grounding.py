@@ -142,11 +142,8 @@ def sentence_spans(text: str, code: Sequence[tuple[int, int]] = ()) -> list[tupl
     spans.append((start, len(text)))
     trimmed = []
     for lo, hi in (piece for span in spans for piece in _rows_apart(text, *span)):
-        segment = text[lo:hi]
-        stripped = segment.strip()
-        if stripped:
-            left = lo + (len(segment) - len(segment.lstrip()))
-            right = left + len(stripped)
+        left, right = _trim(text, lo, hi)
+        if left < right:
             marker = _LIST_MARKER.match(text, left, right)
             if marker and marker.end() < right and not _line_before(text, left).strip(" \t"):
                 left = marker.end()
@@ -173,6 +170,7 @@ def _code_apart(
 
 
 def _trim(text: str, lo: int, hi: int) -> tuple[int, int]:
+    """text[lo:hi] without the whitespace around it, as (start, end); empty: start == end."""
     segment = text[lo:hi]
     left = lo + len(segment) - len(segment.lstrip())
     return left, max(left, lo + len(segment.rstrip()))
