@@ -32,8 +32,9 @@ from ingest.loaders import LoadedDocument, LoadError
 # line, its cells joined by " | "; 11: a Markdown file reads as its rendered page (a link as its
 # text, a table a row a line), and a PDF's contents lines (dot leaders and a page number) are left
 # out; 12: a PDF's running titles beside the page number ("44 Chapter 5. Managing Packages") are
-# left out; 13: an HTML or Markdown code block keeps its lines, and a chunk stores where each is.
-PIPELINE_VERSION = "13"
+# left out; 13: an HTML or Markdown code block keeps its lines, and a chunk stores where each is;
+# 14: reStructuredText (`.rst`, Sphinx's `_sources/*.rst.txt`) is read as its rendered page.
+PIPELINE_VERSION = "14"
 
 # The splitter's time and memory grow with the text it is handed at once: it tokenizes all of it
 # before splitting, and punkt scans a whole paragraph under a 5 s regex timeout (a 20 MB paragraph

@@ -108,6 +108,14 @@ def load_markdown(path: Path, data: bytes) -> LoadedDocument:
     return _html_document(path, parser.renderer.render(tokens, parser.options, {}), meta_title)
 
 
+def load_rst(path: Path, data: bytes) -> LoadedDocument:
+    """reStructuredText (a Sphinx tree's `.rst` sources, or its `_sources/*.rst.txt` copies) read
+    as the page docutils renders, by the HTML reader (ingest/restructuredtext.py says why)."""
+    from ingest.restructuredtext import rst_to_html
+
+    return _html_document(path, rst_to_html(_decode_text(data)))
+
+
 @functools.cache
 def _markdown() -> MarkdownIt:
     from markdown_it import MarkdownIt
@@ -589,11 +597,14 @@ LOADERS: dict[str, Callable[[Path, bytes], LoadedDocument]] = {
     ".htm": load_html,
     ".md": load_markdown,
     ".markdown": load_markdown,
+    ".rst": load_rst,
     ".txt": load_text,
 }
 
 
 def loader_for(path: Path) -> Callable[[Path, bytes], LoadedDocument] | None:
+    if path.name.lower().endswith(".rst.txt"):  # Sphinx's copy of a page's source
+        return load_rst
     return LOADERS.get(path.suffix.lower())
 
 

@@ -241,6 +241,73 @@ def test_markdown_reads_as_its_rendered_page() -> None:
         assert doc.text[offset : offset + len(heading)] == heading
 
 
+SPHINX_PAGE = """\
+Binary packages
+===============
+
+A ``.deb`` package holds the :ref:`binary package control file
+<s-binarycontrolfiles>`, described in :ref:`s-config`; see :manpage:`dpkg(1)`,
+:py:func:`~os.path.join` and :doc:`Control files <ch-controlfields>`.
+
+.. _s-config:
+
+Configuration files
+-------------------
+
+Orphaned packages
+should have their ``Maintainer`` field set to
+``Debian QA Group <packages@qa.debian.org>``.
+
+.. code-block:: sh
+
+   dpkg-deb --build
+     pkg
+
+.. toctree::
+
+   ch-binary
+
+.. include:: {secret}
+
+.. raw:: html
+
+   <b>raw</b>
+
+.. csv-table::
+   :file: {secret}
+"""
+
+
+@pytest.mark.parametrize("name", ["ch-binary.rst", "_sources/ch-binary.rst.txt"])
+def test_restructuredtext_reads_as_its_rendered_page(tmp_path: Path, name: str) -> None:
+    """A Sphinx page's source, as `.rst` or as the `_sources` copy Sphinx ships beside the page,
+    reads as the page: no hard line breaks, no markup, roles as the text Sphinx shows, a code
+    block a line a line; nothing outside the file is read into it."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("SECRET-DO-NOT-INDEX\n")
+    page = SPHINX_PAGE.replace("{secret}", str(secret))
+    doc = load(Path(name), page.encode())
+    assert doc.text.split("\n\n") == [
+        "Binary packages",
+        "A .deb package holds the binary package control file, described in Configuration"
+        " files; see dpkg(1), join and Control files.",
+        "Configuration files",
+        "Orphaned packages should have their Maintainer field set to Debian QA Group"
+        " <packages@qa.debian.org>.",
+        "dpkg-deb --build\n  pkg",
+    ]
+    assert doc.title == "Binary packages"
+    assert [h for _, h in doc.headings] == ["Binary packages", "Configuration files"]
+    assert [doc.text[a:b] for a, b in doc.code] == ["dpkg-deb --build\n  pkg"]
+
+
+def test_malformed_restructuredtext_still_reads() -> None:
+    doc = load(
+        Path("notes.rst"), b"Title\n=====\n\nAn `unclosed role and *emphasis.\n\n.. unknown::\n"
+    )
+    assert doc.text == "Title\n\nAn `unclosed role and *emphasis."
+
+
 def test_markdown_table_chunks_hold_rows_not_hyphens(embedder: Embedder) -> None:
     """The 18F handbook's dates page pads its delimiter rows to the widest cell, and every hyphen
     is a word piece: two of its chunks of 192 held 165 and 178 of them, and rows were cut

@@ -62,7 +62,7 @@ class DocumentsController(Controller):
         key: ApiKey,
         auditor: Auditor,
     ) -> UploadOut:
-        """Add or replace one document (PDF, DOCX, HTML, Markdown or text; checked by content).
+        """Add or replace one document (PDF, DOCX, HTML, Markdown, reStructuredText or text; checked by content).
         It is ingested through the same pipeline as `rag-ingest`, under the id `uploads/<name>`."""
         collection = collection_for(key, data.collection, rag)
         limit = int(rag.settings.limits.max_upload_mb * 1024 * 1024)

@@ -1,0 +1,78 @@
+"""reStructuredText rendered to HTML by docutils, so the HTML reader reads it as a page.
+
+Read as plain text, a reST file was quoted with its hard line breaks and its markup: "Orphaned
+packages\\nshould have their ``Maintainer`` control field set to…", and ":ref:`binary package
+control file\\n<s-binarycontrolfiles>`". Sphinx ships every page's source beside it
+(`_sources/*.rst.txt`), so a documentation tree ingested whole gave each sentence twice, once
+clean and once marked up. Rendered, a literal reads as its text, a link as its title, a literal
+block as a code block, a section title as a heading.
+
+docutils, not Sphinx: Sphinx's own roles and directives are unknown to it. An unknown role
+(":ref:", ":doc:", ":manpage:", ":py:func:"…) is read as the text Sphinx would show, its title,
+else its target; an unknown directive (toctree, index…) is left out, as its error message is.
+Nothing in a document may reach outside it: file inclusion (`include`, a table's `:file:` or
+`:url:`) and raw HTML are off, and no docutils.conf is read.
+"""
+
+from __future__ import annotations
+
+import re
+
+from docutils import nodes
+from docutils.core import publish_doctree, publish_from_doctree
+
+_SETTINGS = {
+    "_disable_config": True,  # no docutils.conf from the working directory or the home
+    "file_insertion_enabled": False,  # include, csv-table :file: and :url:
+    "raw_enabled": False,  # raw HTML is never passed through
+    "report_level": 5,  # problems are not written into the page…
+    "halt_level": 5,  # …nor raised: a malformed file still reads
+    "warning_stream": False,
+    "syntax_highlight": "none",
+    "embed_stylesheet": False,
+    "stylesheet_path": "",
+    "image_loading": "link",  # an image is never read from disk or fetched
+}
+# ":role:`content`", ":domain:role:`content`": an interpreted text docutils did not know.
+_ROLE = re.compile(r"\A:(?:[\w.+-]+:)+`(.*)`\Z", re.DOTALL)
+_TITLED = re.compile(r"\A(.*?)\s*<([^<>]*)>\Z", re.DOTALL)
+
+
+def rst_to_html(source: str) -> str:
+    """The HTML page docutils writes for `source`, Sphinx's roles read as their text."""
+    document = publish_doctree(source, settings_overrides=_SETTINGS)
+    titles = _section_titles(document)
+    for problem in list(document.findall(nodes.problematic)):
+        problem.parent.replace(problem, nodes.Text(_shown(problem.astext(), titles)))
+    html = publish_from_doctree(document, writer="html5", settings_overrides=_SETTINGS)
+    return html.decode("utf-8") if isinstance(html, bytes) else str(html)
+
+
+def _section_titles(document: nodes.document) -> dict[str, str]:
+    """Each section's names (its labels among them) to its title: ":ref:`s-label`" without a
+    title of its own shows the section's title, as Sphinx shows it, when the label is in this
+    document."""
+    titles: dict[str, str] = {}
+    for section in document.findall(nodes.section):
+        heading = next(iter(section.findall(nodes.title)), None)
+        if heading is not None:
+            for name in section["names"]:
+                titles.setdefault(name, heading.astext())
+    return titles
+
+
+def _shown(raw: str, titles: dict[str, str]) -> str:
+    """What a reader sees of an unknown role: its explicit title, else its target's section
+    title, else the target ("~os.path.join" shows "join", as Sphinx shows it). Any other
+    problem (an unmatched backquote) keeps its text."""
+    role = _ROLE.match(raw)
+    if role is None:
+        return raw
+    content = " ".join(role.group(1).split())
+    titled = _TITLED.match(content)
+    if titled and titled.group(1):
+        return titled.group(1)
+    target = (titled.group(2) if titled else content).lstrip("!")
+    if target.startswith("~"):
+        return target[1:].rsplit(".", 1)[-1]
+    return titles.get(nodes.fully_normalize_name(target), target)
