@@ -123,10 +123,11 @@ def critical_tokens(text: str) -> set[str]:
     return critical
 
 
-def sentence_spans(text: str, code: Sequence[tuple[int, int]] = ()) -> list[tuple[int, int]]:
+def sentence_spans(text: str, whole: Sequence[tuple[int, int]] = ()) -> list[tuple[int, int]]:
     """(start, end) of each sentence, whitespace-trimmed and without a list item's marker at the
     start of a line (a quote is the item's words, not its bullet); abbreviations and decimals do
-    not split. Each `code` block (start, end) is one span, whatever its lines hold."""
+    not split. Each block in `whole` (start, end; a code block, a heading) is one span, whatever
+    it holds."""
     spans: list[tuple[int, int]] = []
     start = 0
     for match in _SENTENCE_END.finditer(text):
@@ -148,15 +149,17 @@ def sentence_spans(text: str, code: Sequence[tuple[int, int]] = ()) -> list[tupl
             if marker and marker.end() < right and not _line_before(text, left).strip(" \t"):
                 left = marker.end()
             trimmed.append((left, right))
-    return _code_apart(text, trimmed, code) if code else trimmed
+    return _blocks_apart(text, trimmed, whole) if whole else trimmed
 
 
-def _code_apart(
-    text: str, spans: list[tuple[int, int]], code: Sequence[tuple[int, int]]
+def _blocks_apart(
+    text: str, spans: list[tuple[int, int]], whole: Sequence[tuple[int, int]]
 ) -> list[tuple[int, int]]:
-    """The sentences with each code block as one span of its own: a listing's "* change
-    details" line is no list item, nor its "Note. Then" two sentences."""
-    blocks = [_trim(text, lo, hi) for lo, hi in code]
+    """The sentences with each block as one span of its own: a listing's "* change details"
+    line is no list item, nor its "Note. Then" two sentences; nor is a numbered heading's number
+    a sentence ("5.6.21." of "5.6.21. Files", which a quote joined as the sentence after its
+    answer)."""
+    blocks = [_trim(text, lo, hi) for lo, hi in whole]
     pieces = [block for block in blocks if block[0] < block[1]]
     for lo, hi in spans:
         for a, b in blocks:  # what of the sentence lies outside every block
@@ -405,8 +408,10 @@ def extractive(
                     ):
                         nxt = hit.chunk.text[spans[k + 1][0] : spans[k + 1][1]]
                         joined = len(hit.chunk.text[lo : spans[k + 1][1]].split())
+                        # A fragment without a word ("• 1." of a contents line) says nothing.
+                        says = spans[k + 1] in code or any(ch.isalpha() for ch in nxt)
                         if (announces or _ends_like_a_sentence(nxt)) and (
-                            joined <= policy.max_quote_words
+                            says and joined <= policy.max_quote_words
                         ):
                             end = spans[k + 1][1]
                     if not bullet:
@@ -486,8 +491,9 @@ def _code_in(hit: Hit) -> list[tuple[int, int]]:
 
 
 def passage_spans(hit: Hit) -> list[tuple[int, int]]:
-    """The passage's sentences, each code block one of them: what is scored and quoted."""
-    return sentence_spans(hit.chunk.text, _code_in(hit))
+    """The passage's sentences, each code block and each heading one of them: what is scored
+    and quoted."""
+    return sentence_spans(hit.chunk.text, sorted([*_code_in(hit), *_headings_in(hit)]))
 
 
 def _quote(sources: Sequence[Hit], candidate: tuple[int, int, int, int, int], n: int) -> Quote:

@@ -71,6 +71,7 @@ def _loaded(html: str) -> Hit:
         chunk_id="c", document_id="page.html", source="page.html", title=doc.title,
         text=doc.text, start=0, end=len(doc.text), chunk_index=0, chunk_count=1,
         content_hash="h", pipeline="p", ingested_at="t", code=tuple(doc.code),
+        headings=tuple(doc.headings),
     )  # fmt: skip
     return Hit(chunk, 0.8)
 
@@ -487,6 +488,44 @@ def test_a_code_block_is_never_a_quote_of_its_own_but_follows_its_colon() -> Non
     (cited,) = extractive("How do I exit?", [hit], [0.8], POLICY, leave, 0.5).citations
     assert cited.text == "You can leave the interpreter by typing the following command:\n\nquit()"
     assert hit.chunk.text[cited.start : cited.end] == cited.text
+
+
+def test_a_numbered_heading_is_one_span_and_never_joins_a_quote() -> None:
+    """Sphinx numbers its headings ("5.6.21. Files"): split at the number's full stop, the
+    heading gave a "sentence" "5.6.21.", which the answer above it took as its next sentence
+    ("…rounded up.\n\n5.6.21. [1]")."""
+    hit = _loaded(
+        "<h3>5.6.20. Installed-Size</h3><p>The disk space is given as the integer value of the"
+        " estimated installed size in bytes, divided by 1024 and rounded up.</p>"
+        "<h3>5.6.21. Files</h3><p>This field contains a list of files.</p>"
+    )
+    text = hit.chunk.text
+    assert [text[a:b] for a, b in passage_spans(hit)] == [
+        "5.6.20. Installed-Size",
+        "The disk space is given as the integer value of the estimated installed size in bytes,"
+        " divided by 1024 and rounded up.",
+        "5.6.21. Files",
+        "This field contains a list of files.",
+    ]
+    size = lambda _q, ss: [0.9 if "disk space" in s else 0.1 for s in ss]  # noqa: E731
+    answer = extractive("How is the installed size given?", [hit], [0.8], POLICY, size, 0.5)
+    assert answer.answer == (
+        "The disk space is given as the integer value of the estimated installed size in bytes,"
+        " divided by 1024 and rounded up. [1]"
+    )
+
+
+def test_a_fragment_with_no_word_is_never_joined_to_a_quote() -> None:
+    """Sphinx's contents list splits at its numbers' full stops ("• 1." and "About this
+    manual"): the page's version sentence was quoted with "• 1." after it."""
+    text = (
+        "This is Debian Policy version 4.6.2.0, released on 2022-12-17.\n\n"
+        "• 1. About this manual\n\n• 1.1. Scope"
+    )
+    hit = _whole(text, "index.html", "Debian Policy Manual")
+    released = lambda _q, ss: [0.9 if "released" in s else 0.1 for s in ss]  # noqa: E731
+    answer = extractive("When was it released?", [hit], [0.8], POLICY, released, 0.5)
+    assert answer.answer == "This is Debian Policy version 4.6.2.0, released on 2022-12-17. [1]"
 
 
 def test_one_text_ingested_twice_is_quoted_once() -> None:
