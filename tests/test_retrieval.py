@@ -90,3 +90,29 @@ def test_filters_act_before_top_k_on_both_retrievers(
     assert sparse and {c.document_id for c, _ in sparse} == {"office-facilities.txt"}
     paged = retriever.retrieve("per diem", 3, Filters(metadata={"page": 3}))
     assert paged and {h.chunk.page for h in paged} == {3}
+
+
+def test_one_text_ingested_twice_takes_one_place_of_the_top_k(
+    make_pipeline: Callable[..., Pipeline], tmp_path: Path
+) -> None:
+    """A policy as Markdown and as HTML: both copies ranked first and second and filled the top
+    two, so the second passage about the question never reached the answer."""
+    text = (
+        "The annual retreat is held in Zanzibar every March. Staff travel there by ferry from the"
+        " mainland, and the company pays the fare."
+    )
+    (tmp_path / "retreat.md").write_text(f"# Retreat\n\n{text}\n")
+    (tmp_path / "retreat.html").write_text(f"<h1>Retreat</h1><p>{text}</p>")
+    (tmp_path / "ferry.md").write_text(
+        "# Ferries\n\nThe ferry to Zanzibar leaves the mainland twice a day.\n"
+    )
+    (tmp_path / "canteen.md").write_text("# Canteen\n\nLunch is served from noon.\n")
+    pipeline = make_pipeline()
+    pipeline.run([tmp_path])
+    hits = _retriever(pipeline).retrieve("Where is the annual retreat held?", 2)
+    assert len(hits) == 2
+    assert hits[0].chunk.document_id in {"retreat.md", "retreat.html"}
+    assert hits[1].chunk.document_id not in {"retreat.md", "retreat.html"}
+    # With room for every passage, the other copy is still left out and nothing else is.
+    everything = _ids(_retriever(pipeline).retrieve("Where is the annual retreat held?", 10))
+    assert len(everything) == 3 and {"ferry.md", "canteen.md"} <= set(everything)
