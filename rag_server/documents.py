@@ -101,7 +101,8 @@ class DocumentService:
         name = safe_name(filename)
         if loader_for(Path(name)) is None:
             raise InvalidInputError(
-                f"unsupported file type '{Path(name).suffix}': PDF, DOCX, HTML, Markdown, reStructuredText or text"
+                f"unsupported file type '{Path(name).suffix}': PDF, DOCX, HTML, Markdown,"
+                " reStructuredText or text"
             )
         try:
             stamp = document_groups(groups)

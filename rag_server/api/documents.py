@@ -62,8 +62,9 @@ class DocumentsController(Controller):
         key: ApiKey,
         auditor: Auditor,
     ) -> UploadOut:
-        """Add or replace one document (PDF, DOCX, HTML, Markdown, reStructuredText or text; checked by content).
-        It is ingested through the same pipeline as `rag-ingest`, under the id `uploads/<name>`."""
+        """Add or replace one document (PDF, DOCX, HTML, Markdown, reStructuredText or text;
+        checked by content). It is ingested through the same pipeline as `rag-ingest`, under the
+        id `uploads/<name>`."""
         collection = collection_for(key, data.collection, rag)
         limit = int(rag.settings.limits.max_upload_mb * 1024 * 1024)
         with auditor.record("upload", key.id, collection) as entry:
