@@ -33,7 +33,8 @@ from ingest.loaders import LoadedDocument, LoadError
 # text, a table a row a line), and a PDF's contents lines (dot leaders and a page number) are left
 # out; 12: a PDF's running titles beside the page number ("44 Chapter 5. Managing Packages") are
 # left out; 13: an HTML or Markdown code block keeps its lines, and a chunk stores where each is;
-# 14: reStructuredText (`.rst`, Sphinx's `_sources/*.rst.txt`) is read as its rendered page.
+# 14: reStructuredText (`.rst`, Sphinx's `_sources/*.rst.txt`) is read as its rendered page, and a
+# plain-text file's filled paragraphs a line each.
 PIPELINE_VERSION = "14"
 
 # The splitter's time and memory grow with the text it is handed at once: it tokenizes all of it

@@ -22,6 +22,7 @@ from ingest import pdf_text
 from ingest.list_markers import BULLET, HTML_TYPES, format_number
 from ingest.table_rows import row_line
 from ingest.text_headings import text_headings
+from ingest.text_unwrap import unwrap
 
 if TYPE_CHECKING:
     from bs4.element import Tag
@@ -75,7 +76,8 @@ def _fallback_title(path: Path) -> str:
 
 
 def load_text(path: Path, data: bytes) -> LoadedDocument:
-    text = _decode_text(data)
+    """UTF-8 text, its filled paragraphs a line each (ingest/text_unwrap.py says why)."""
+    text = unwrap(_decode_text(data))
     first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
     title = first if 0 < len(first) <= 120 else _fallback_title(path)
     return LoadedDocument(text=text, title=title, headings=text_headings(text))

@@ -157,6 +157,40 @@ def test_plain_text_lists_lead_ins_and_last_lines_are_no_headings() -> None:
     assert doc.headings == [(0, "Travel Guide"), (text.index("Hotels"), "Hotels")]
 
 
+def test_plain_text_filled_paragraphs_read_as_one_line_and_other_lines_stay() -> None:
+    """An editor's filled paragraph broke its sentences at the width, and quotes kept the
+    breaks ("send mail to\ndebian-legal@…"); an address, a list, a table or a listing keeps its
+    lines, as a heading does."""
+    text = (
+        "Copyright\n=========\n\n"
+        "When in doubt about a copyright, send mail to debian-legal@lists.debian.org.\n"
+        "Be prepared to provide us with the copyright statement.  Software covered\n"
+        "by this license is free.\n\n"
+        "Fernhollow Analytics Ltd.\nHarbour House\n12 Quayside Row, Bristol\n\n"
+        "Bring these items to the induction session on your first day at the office:\n"
+        "- a passport or another document that proves your identity to the team\n"
+        "- your bank details\n\n"
+        "Name          Days    Notes\nAnnual leave  25      per year, pro rata, as agreed\n\n"
+        "Install it by running the command below, and wait for it to finish:\n\n"
+        "    pip install --no-index --find-links wheels rag-server\n    rag-server --help\n"
+    )
+    doc = load(Path("policy.txt"), text.encode())
+    assert doc.text.split("\n\n") == [
+        "Copyright\n=========",
+        "When in doubt about a copyright, send mail to debian-legal@lists.debian.org. Be"
+        " prepared to provide us with the copyright statement.  Software covered by this"
+        " license is free.",
+        "Fernhollow Analytics Ltd.\nHarbour House\n12 Quayside Row, Bristol",
+        "Bring these items to the induction session on your first day at the office:\n"
+        "- a passport or another document that proves your identity to the team\n"
+        "- your bank details",
+        "Name          Days    Notes\nAnnual leave  25      per year, pro rata, as agreed",
+        "Install it by running the command below, and wait for it to finish:",
+        "    pip install --no-index --find-links wheels rag-server\n    rag-server --help\n",
+    ]
+    assert doc.headings == [(0, "Copyright")]
+
+
 @pytest.mark.parametrize(
     ("name", "data", "reason"),
     [
