@@ -281,11 +281,17 @@ def _claim_terms(text: str) -> set[str]:
 
 
 def best_quote(n: int, hit: Hit, claim: str) -> Quote:
-    """The sentence (or two neighbouring sentences) of the passage that best covers `claim`."""
+    """The sentence (or two neighbouring sentences) of the passage that best covers `claim`; a
+    heading only where the passage holds nothing else (a refusal's closest passage read
+    "Mandatory Training", the shortest span, where no sentence covered the question)."""
     text = hit.chunk.text
     wanted = content_words(claim) | critical_tokens(claim)
     spans = passage_spans(hit) or [(0, len(text))]
-    windows = spans + [(a[0], b[1]) for a, b in pairwise(spans)]
+    heads = _headings_in(hit)
+    windows = [span for span in spans if span not in heads] + [
+        (a[0], b[1]) for a, b in pairwise(spans) if a not in heads and b not in heads
+    ]
+    windows = windows or spans
 
     def rank(window: tuple[int, int]) -> tuple[int, int]:
         lo, hi = window
@@ -374,51 +380,12 @@ def extractive(
     Below `min_score`, the best sentence does not answer the question: refuse instead.
     """
     # (source, start, end, quote start, quote end) in the chunk's text
-    candidates: list[tuple[int, int, int, int, int]] = []
-    for i, hit in enumerate(sources):
-        if relevance[i] >= policy.min_relevance:
-            heads = _headings_in(hit)
-            code = set(_code_in(hit))
-            # A heading, even one that asks ("Who decides?"), answers nothing; nor does a table
-            # row, which the answer model never learnt to read (rows as candidates cost 4 points
-            # of accuracy held out, docs/evaluation.md), nor a code block, which it never read.
-            spans = passage_spans(hit)
-            kept = [
-                span not in heads
-                and span not in code
-                and CELL_SEPARATOR not in hit.chunk.text[span[0] : span[1]]
-                for span in spans
-            ]
-            for k, (lo, hi) in enumerate(spans):
-                if not kept[k]:
-                    continue
-                bullet = _BULLETED.fullmatch(_line_before(hit.chunk.text, lo)) is not None
-                if _is_statement(without_images(hit.chunk.text[lo:hi]), policy, bullet):
-                    # The sentence most like the question often announces the answer ("... set to
-                    # this value:") and the next one gives it: quote both when they are short.
-                    begin, end = lo, hi
-                    # What follows a colon is what it announces, a list item or a code block
-                    # too ("…via the options below: • The Work Number website"); otherwise only
-                    # a full sentence, never a heading ("## Swarm Control"), is joined.
-                    announces = _ends_like_a_sentence(hit.chunk.text[lo:hi], (":",))
-                    if (
-                        k + 1 < len(spans)
-                        and (kept[k + 1] or (announces and spans[k + 1] in code))
-                        and not bullet  # an item stands alone
-                    ):
-                        nxt = hit.chunk.text[spans[k + 1][0] : spans[k + 1][1]]
-                        joined = len(hit.chunk.text[lo : spans[k + 1][1]].split())
-                        # A fragment without a word ("• 1." of a contents line) says nothing.
-                        says = spans[k + 1] in code or any(ch.isalpha() for ch in nxt)
-                        if (announces or _ends_like_a_sentence(nxt)) and (
-                            says and joined <= policy.max_quote_words
-                        ):
-                            end = spans[k + 1][1]
-                    if not bullet:
-                        begin = _antecedent(
-                            hit.chunk.text, spans, kept, k, end, policy.max_quote_words
-                        )
-                    candidates.append((i, lo, hi, begin, end))
+    candidates = [
+        (i, *found)
+        for i, hit in enumerate(sources)
+        if relevance[i] >= policy.min_relevance
+        for found in quotable(hit, policy)
+    ]
     texts = [sources[i].chunk.text[lo:hi] for i, lo, hi, _, _ in candidates]
     if not texts:
         return Verified(policy.refusal, "insufficient_evidence")
@@ -442,6 +409,54 @@ def extractive(
     # The citation's quote stays verbatim; the answer drops image markup the passage carried.
     answer = " ".join(f"{without_images(q.text)} [{q.n}]" for q in quotes)
     return Verified(answer, "extractive", quotes, 0, score=scores[best])
+
+
+def quotable(hit: Hit, policy: Policy) -> list[tuple[int, int, int, int]]:
+    """Each candidate sentence of the passage with the extent of its quote, as (start, end,
+    quote start, quote end) in the chunk's text: what an answer quotes, and what the refusal's
+    closest passages show."""
+    text = hit.chunk.text
+    heads = _headings_in(hit)
+    code = set(_code_in(hit))
+    # A heading, even one that asks ("Who decides?"), answers nothing; nor does a table row,
+    # which the answer model never learnt to read (rows as candidates cost 4 points of accuracy
+    # held out, docs/evaluation.md), nor a code block, which it never read.
+    spans = passage_spans(hit)
+    kept = [
+        span not in heads and span not in code and CELL_SEPARATOR not in text[span[0] : span[1]]
+        for span in spans
+    ]
+    found = []
+    for k, (lo, hi) in enumerate(spans):
+        if not kept[k]:
+            continue
+        bullet = _BULLETED.fullmatch(_line_before(text, lo)) is not None
+        if not _is_statement(without_images(text[lo:hi]), policy, bullet):
+            continue
+        # The sentence most like the question often announces the answer ("... set to this
+        # value:") and the next one gives it: quote both when they are short.
+        begin, end = lo, hi
+        # What follows a colon is what it announces, a list item or a code block too ("…via
+        # the options below: • The Work Number website"); otherwise only a full sentence, never
+        # a heading ("## Swarm Control"), is joined.
+        announces = _ends_like_a_sentence(text[lo:hi], (":",))
+        if (
+            k + 1 < len(spans)
+            and (kept[k + 1] or (announces and spans[k + 1] in code))
+            and not bullet  # an item stands alone
+        ):
+            nxt = text[spans[k + 1][0] : spans[k + 1][1]]
+            joined = len(text[lo : spans[k + 1][1]].split())
+            # A fragment without a word ("• 1." of a contents line) says nothing.
+            says = spans[k + 1] in code or any(ch.isalpha() for ch in nxt)
+            if (announces or _ends_like_a_sentence(nxt)) and (
+                says and joined <= policy.max_quote_words
+            ):
+                end = spans[k + 1][1]
+        if not bullet:
+            begin = _antecedent(text, spans, kept, k, end, policy.max_quote_words)
+        found.append((lo, hi, begin, end))
+    return found
 
 
 def _antecedent(

@@ -18,7 +18,7 @@ from rag_server.grounding import (
     best_quote,
     extractive,
     overlap_scores,
-    passage_spans,
+    quotable,
     same_words,
 )
 from rag_server.retrieval import KeywordSnapshot
@@ -98,10 +98,13 @@ class AnswerModelQuoter:
         best: list[tuple[float, int, Quote]] = []
         for n, hit in enumerate(hits, start=1):
             text = hit.chunk.text
-            scored = [(lo, hi) for lo, hi in passage_spans(hit) if text[lo:hi] in memo]
-            if scored:  # its sentence closest to answering; headings and fragments were not scored
-                lo, hi = max(scored, key=lambda span: memo[text[span[0] : span[1]]])
-                quote = Quote(n, hit, hit.chunk.start + lo, hit.chunk.start + hi, text[lo:hi])
+            scored = [
+                span for span in quotable(hit, self.policy) if text[span[0] : span[1]] in memo
+            ]
+            if scored:  # its sentence closest to answering, quoted as an answer would quote it
+                lo, hi, begin, end = max(scored, key=lambda span: memo[text[span[0] : span[1]]])
+                start = hit.chunk.start
+                quote = Quote(n, hit, start + begin, start + end, text[begin:end])
                 best.append((memo[text[lo:hi]], -n, quote))
             else:
                 best.append((-1.0, -n, best_quote(n, hit, question)))

@@ -528,6 +528,50 @@ def test_a_fragment_with_no_word_is_never_joined_to_a_quote() -> None:
     assert answer.answer == "This is Debian Policy version 4.6.2.0, released on 2022-12-17. [1]"
 
 
+class _ScriptedJudge:
+    """The answer model's place in the quoter, with scripted chances: what the quoter does
+    with them is under test, not the model."""
+
+    def __init__(self, chances: dict[str, float]) -> None:
+        self.chances = chances
+
+    def probabilities(
+        self, question: str, sentences: list[str], context: list[tuple[float, str]]
+    ) -> list[float]:
+        return [
+            max((p for word, p in self.chances.items() if word in s), default=0.01)
+            for s in sentences
+        ]
+
+
+EQUIPMENT_PAGE = (
+    "<h1>Remote work</h1><h2>Equipment</h2><p>The company lends a docking station to every"
+    " remote worker. To book a collection, run the following command:</p>"
+    "<pre>book-equipment --item dock\n  --office main</pre>"
+    "<h2>Mandatory Training</h2><p>All staff complete the fire safety course.</p>"
+)
+
+
+def test_a_refusals_closest_passage_is_quoted_as_an_answer_would_be() -> None:
+    """Refused, "How do I book a collection?" pointed to "…run the following command:" without
+    the command the colon announces; and a passage no sentence of which covers the question was
+    shown by its shortest span, a heading ("Mandatory Training")."""
+    from rag_server.quoting import AnswerModelQuoter
+
+    hit = _loaded(EQUIPMENT_PAGE)
+    judge = _ScriptedJudge({"collection": 0.2})
+    quoter = AnswerModelQuoter(judge, POLICY, threshold=0.25)  # type: ignore[arg-type]
+    verified, ranked = quoter.quote("How do I book a collection of my docking station?", [hit])
+    assert verified.status == "insufficient_evidence"
+    assert ranked[0][1].text == (
+        "To book a collection, run the following command:\n\nbook-equipment --item dock\n"
+        "  --office main"
+    )
+    assert hit.chunk.text[ranked[0][1].start : ranked[0][1].end] == ranked[0][1].text
+    headings = {heading for _, heading in hit.chunk.headings}
+    assert best_quote(1, hit, "Who repairs a broken chair?").text not in headings
+
+
 def test_one_text_ingested_twice_is_quoted_once() -> None:
     """Debian Policy as its HTML page and as its reST source: the same sentence, wrapped and
     quoted differently, was quoted twice ("…it\nis left alone. [1] …it is left alone. [2]")."""
