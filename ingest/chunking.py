@@ -33,8 +33,8 @@ from ingest.loaders import LoadedDocument, LoadError
 # text, a table a row a line), and a PDF's contents lines (dot leaders and a page number) are left
 # out; 12: a PDF's running titles beside the page number ("44 Chapter 5. Managing Packages") are
 # left out; 13: an HTML or Markdown code block keeps its lines, and a chunk stores where each is;
-# 14: reStructuredText (`.rst`, Sphinx's `_sources/*.rst.txt`) is read as its rendered page, and a
-# plain-text file's filled paragraphs a line each.
+# 14: reStructuredText (`.rst`, Sphinx's `_sources/*.rst.txt`) is read as its rendered page, a
+# plain-text file's filled paragraphs a line each, and a chunk's headings include one at its start.
 PIPELINE_VERSION = "14"
 
 # The splitter's time and memory grow with the text it is handed at once: it tokenizes all of it
@@ -253,8 +253,10 @@ def _section_at(headings: list[tuple[int, str]], offsets: list[int], position: i
 def _headings_within(
     headings: list[tuple[int, str]], offsets: list[int], start: int, end: int
 ) -> tuple[tuple[int, str], ...]:
-    """The headings that begin after the chunk's start and before its end."""
-    lo, hi = bisect.bisect_right(offsets, start), bisect.bisect_left(offsets, end)
+    """The headings that begin inside the chunk, at its start included: a chunk that opens with
+    its heading ("Equipment and Accounts") gave no heading at 0, and a refusal quoted the
+    heading as the passage's closest sentence."""
+    lo, hi = bisect.bisect_left(offsets, start), bisect.bisect_left(offsets, end)
     return tuple(headings[lo:hi])
 
 

@@ -175,3 +175,16 @@ def test_a_chunk_knows_where_its_code_is_and_keeps_it_through_the_store(embedder
     )  # fmt: skip
     assert Chunk.from_record("c", chunk.text, chunk.metadata()).code == holding[1].code
     assert Chunk.from_record("c", "x", {**chunk.metadata(), "code": "[[1, "}).code == ()
+
+
+def test_a_chunk_that_opens_with_its_heading_lists_it(embedder: Embedder) -> None:
+    """The onboarding guide's "Equipment and Accounts" chunk began with its heading, yet listed
+    none at its start: grounding read the heading as a sentence, and a refusal quoted it as the
+    passage's closest sentence."""
+    document = load(EXAMPLES / "onboarding.md", (EXAMPLES / "onboarding.md").read_bytes())
+    spans = Chunker(embedder.tokenize, 256, 32).split(document)
+    opening = [s for s in spans if any(s.text.startswith(h) for _, h in document.headings)]
+    assert opening  # the example has chunks that open with a heading
+    for span in spans:
+        inside = [(at, h) for at, h in document.headings if span.start <= at < span.end]
+        assert list(span.headings) == inside
