@@ -65,7 +65,7 @@ def test_every_format_is_ingested_with_full_chunk_records(
     assert inside
     for c in inside:
         for at, heading in c.headings:
-            assert c.start < at < c.end
+            assert c.start <= at < c.end
             assert c.text[at - c.start :].lstrip("# ").startswith(heading)  # Markdown's "## "
             assert c.section_at(at) == heading and c.section_at(c.start) == c.section
 

@@ -131,7 +131,7 @@ def test_chunk_offsets_map_back_to_the_exact_source_text(
             assert sum(s <= last for s in document.page_starts) == span.page
         before = [h for off, h in document.headings if off <= span.start]
         assert span.section == (before[-1] if before else None)
-        inside = [(off, h) for off, h in document.headings if span.start < off < span.end]
+        inside = [(off, h) for off, h in document.headings if span.start <= off < span.end]
         assert list(span.headings) == inside
     # Nothing the document says is lost between chunks.
     lost = "".join(
