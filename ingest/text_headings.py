@@ -24,8 +24,9 @@ from ingest.pdf_paragraphs import SENTENCE_END
 # A run of non-blank lines: one paragraph, as a reader sees it.
 _BLOCK = re.compile(r"(?:^[ \t]*\S[^\n]*(?:\n|\Z))+", re.MULTILINE)
 _UNDERLINE = re.compile(r"[ \t]*(?:={3,}|-{3,})[ \t\r]*")
-# The loaders' bullets, and the "+" and "·" plain text also sets before an item.
-_LIST_ITEM = item_marker("+·")
+# The loaders' bullets, and the "+" and "·" plain text also sets before an item (and
+# ingest/text_unwrap.py, which joins no item to the line before it).
+LIST_ITEM = item_marker("+·")
 _ENDS_NO_HEADING = (*SENTENCE_END, ",")  # a sentence's or a list lead-in's end
 _MAX_WORDS = 12
 _MAX_CHARS = 80
@@ -40,7 +41,7 @@ def _is_short_line(line: str) -> bool:
         and len(line) <= _MAX_CHARS
         and not line.endswith(_ENDS_NO_HEADING)
         and any(c.isalpha() for c in line)
-        and _LIST_ITEM.match(line) is None
+        and LIST_ITEM.match(line) is None
     )
 
 

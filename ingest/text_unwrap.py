@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import re
 
-from ingest.list_markers import item_marker
+from ingest.text_headings import LIST_ITEM
 
 # A line filled to within this share of its paragraph's widest line was broken by the filling.
 _FILLED = 0.75
 # Narrower paragraphs are no filled prose (an address, a short list).
 _MIN_WIDTH = 50
-_LIST_ITEM = item_marker("+·")
 _UNDERLINE = re.compile(r"[ \t]*(?:={3,}|-{3,}|~{3,}|\*{3,})[ \t]*")
 # Aligned columns, or a table's bars; two spaces after a sentence's end are no column.
 _COLUMNS = re.compile(r"[^\s.!?:;)\"'”’](?: {2,}|\t)\S|\|")
@@ -49,7 +48,7 @@ def _unwrap_paragraph(paragraph: str, indent: int) -> str:
             len(last.rstrip()) >= _FILLED * width
             and _prose(last, indent)
             and _prose(line, indent)
-            and _LIST_ITEM.match(line.strip()) is None
+            and LIST_ITEM.match(line.strip()) is None
         ):
             out[-1] = f"{last.rstrip()} {line.strip()}"
         else:
