@@ -34,8 +34,9 @@ from ingest.loaders import LoadedDocument, LoadError
 # out; 12: a PDF's running titles beside the page number ("44 Chapter 5. Managing Packages") are
 # left out; 13: an HTML or Markdown code block keeps its lines, and a chunk stores where each is;
 # 14: reStructuredText (`.rst`, Sphinx's `_sources/*.rst.txt`) is read as its rendered page, a
-# plain-text file's filled paragraphs a line each, and a chunk's headings include one at its start.
-PIPELINE_VERSION = "14"
+# plain-text file's filled paragraphs a line each, and a chunk's headings include one at its start;
+# 15: a source in a Sphinx build's `_sources` shows a link to another page by its title.
+PIPELINE_VERSION = "15"
 
 # The splitter's time and memory grow with the text it is handed at once: it tokenizes all of it
 # before splitting, and punkt scans a whole paragraph under a 5 s regex timeout (a 20 MB paragraph

@@ -114,8 +114,10 @@ def load_rst(path: Path, data: bytes) -> LoadedDocument:
     """reStructuredText (a Sphinx tree's `.rst` sources, or its `_sources/*.rst.txt` copies) read
     as the page docutils renders, by the HTML reader (ingest/restructuredtext.py says why)."""
     from ingest.restructuredtext import rst_to_html
+    from ingest.sphinx_inventory import titles_beside
 
-    return _html_document(path, rst_to_html(_decode_text(data)))
+    build, page = titles_beside(path)
+    return _html_document(path, rst_to_html(_decode_text(data), build, page))
 
 
 @functools.cache

@@ -11,15 +11,20 @@ docutils, not Sphinx: Sphinx's own roles and directives are unknown to it. An un
 (":ref:", ":doc:", ":manpage:", ":py:func:"…) is read as the text Sphinx would show, its title,
 else its target; an unknown directive (toctree, index…) is left out, as its error message is.
 Nothing in a document may reach outside it: file inclusion (`include`, a table's `:file:` or
-`:url:`) and raw HTML are off, and no docutils.conf is read.
+`:url:`) and raw HTML are off, and no docutils.conf is read. The one thing read beside it is the
+titles of a Sphinx build's labels and pages, for a source in the build's `_sources` folder
+(ingest/sphinx_inventory.py): a ":ref:" to a section of another page shows that section's title.
 """
 
 from __future__ import annotations
 
 import re
+from pathlib import PurePosixPath
 
 from docutils import nodes
 from docutils.core import publish_doctree, publish_from_doctree
+
+from ingest.sphinx_inventory import Titles, title_of
 
 _SETTINGS = {
     "_disable_config": True,  # no docutils.conf from the working directory or the home
@@ -29,21 +34,24 @@ _SETTINGS = {
     "halt_level": 5,  # …nor raised: a malformed file still reads
     "warning_stream": False,
     "syntax_highlight": "none",
+    "smart_quotes": True,  # as Sphinx renders the page: "---" an em dash, quotes curly
     "embed_stylesheet": False,
     "stylesheet_path": "",
     "image_loading": "link",  # an image is never read from disk or fetched
 }
 # ":role:`content`", ":domain:role:`content`": an interpreted text docutils did not know.
-_ROLE = re.compile(r"\A:(?:[\w.+-]+:)+`(.*)`\Z", re.DOTALL)
+_ROLE = re.compile(r"\A:(?:[\w.+-]+:)*?([\w.+-]+):`(.*)`\Z", re.DOTALL)
 _TITLED = re.compile(r"\A(.*?)\s*<([^<>]*)>\Z", re.DOTALL)
 
 
-def rst_to_html(source: str) -> str:
-    """The HTML page docutils writes for `source`, Sphinx's roles read as their text."""
+def rst_to_html(source: str, build: Titles | None = None, page: PurePosixPath | None = None) -> str:
+    """The HTML page docutils writes for `source`, Sphinx's roles read as their text; `build`
+    holds the titles of the Sphinx build the source belongs to, `page` its document name."""
     document = publish_doctree(source, settings_overrides=_SETTINGS)
     titles = _section_titles(document)
     for problem in list(document.findall(nodes.problematic)):
-        problem.parent.replace(problem, nodes.Text(_shown(problem.astext(), titles)))
+        shown = _shown(problem.astext(), titles, build or {}, page)
+        problem.parent.replace(problem, nodes.Text(shown))
     html = publish_from_doctree(document, writer="html5", settings_overrides=_SETTINGS)
     return html.decode("utf-8") if isinstance(html, bytes) else str(html)
 
@@ -61,18 +69,19 @@ def _section_titles(document: nodes.document) -> dict[str, str]:
     return titles
 
 
-def _shown(raw: str, titles: dict[str, str]) -> str:
+def _shown(raw: str, titles: dict[str, str], build: Titles, page: PurePosixPath | None) -> str:
     """What a reader sees of an unknown role: its explicit title, else its target's section
-    title, else the target ("~os.path.join" shows "join", as Sphinx shows it). Any other
-    problem (an unmatched backquote) keeps its text."""
+    title in this file or the build's title for it, else the target ("~os.path.join" shows
+    "join", as Sphinx shows it). Any other problem (an unmatched backquote) keeps its text."""
     role = _ROLE.match(raw)
     if role is None:
         return raw
-    content = " ".join(role.group(1).split())
+    content = " ".join(role.group(2).split())
     titled = _TITLED.match(content)
     if titled and titled.group(1):
         return titled.group(1)
     target = (titled.group(2) if titled else content).lstrip("!")
     if target.startswith("~"):
         return target[1:].rsplit(".", 1)[-1]
-    return titles.get(nodes.fully_normalize_name(target), target)
+    here = titles.get(nodes.fully_normalize_name(target))
+    return here or title_of(build, role.group(1), target, page) or target

@@ -5,6 +5,7 @@ import itertools
 import logging
 import re
 import zipfile
+import zlib
 from pathlib import Path
 
 import pytest
@@ -333,6 +334,69 @@ def test_restructuredtext_reads_as_its_rendered_page(tmp_path: Path, name: str) 
     assert doc.title == "Binary packages"
     assert [h for _, h in doc.headings] == ["Binary packages", "Configuration files"]
     assert [doc.text[a:b] for a, b in doc.code] == ["dpkg-deb --build\n  pkg"]
+
+
+def _sphinx_build(root: Path, inventory: bytes) -> Path:
+    """A Sphinx build's layout: the inventory, and a page's source in `_sources/guide/`."""
+    (root / "_sources" / "guide").mkdir(parents=True)
+    (root / "objects.inv").write_bytes(inventory)
+    page = root / "_sources" / "guide" / "upgrades.rst.txt"
+    page.write_text(
+        "Upgrades\n========\n\nAsk first (see :ref:`s-maintscriptprompt`, :ref:`S-Local`"
+        " and :doc:`../index`); :ref:`s-unknown` is not in the build.\n\n"
+        'Keep it "brief"---under 80 characters.\n'
+    )
+    return page
+
+
+INVENTORY = b"# Sphinx inventory version 2\n# Project: P\n# Version: 1\n" + (
+    b"# The remainder of this file is compressed using zlib.\n"
+    + zlib.compress(
+        b"s-maintscriptprompt std:label -1 ch-binary.html#$ Prompting in maintainer scripts\n"
+        b"s-local std:label -1 guide/upgrades.html#s-local Local   changes\n"
+        b"index std:doc -1 index.html The Manual\n"
+        b"os.path.join py:function 1 library/os.html#$ -\n"
+    )
+)
+
+
+def test_a_sphinx_build_s_source_reads_links_to_other_pages_as_their_titles(
+    tmp_path: Path,
+) -> None:
+    """Read alone, a source showed ":ref:" to another page's section by its label: "(see
+    s-maintscriptprompt)" in Debian Policy's answers, where the page shows the section's title.
+    The build's inventory beside `_sources` gives the titles Sphinx shows. Quotes and dashes are
+    Sphinx's too: "brief---certainly" was quoted beside the page's "brief—certainly"."""
+    page = _sphinx_build(tmp_path / "policy.html", INVENTORY)
+    assert load(page, page.read_bytes()).text.split("\n\n")[1] == (
+        "Ask first (see Prompting in maintainer scripts, Local changes and The Manual);"
+        " s-unknown is not in the build."
+    )
+    # As Sphinx renders the page beside it: the two copies read alike, and are one passage.
+    assert load(page, page.read_bytes()).text.endswith("Keep it “brief”—under 80 characters.")
+
+
+@pytest.mark.parametrize(
+    "inventory",
+    [
+        b"# Sphinx inventory version 1\n# Project: P\n# Version: 1\nlabel std:label x Title\n",
+        INVENTORY[:-20],  # cut short
+        INVENTORY.split(b"# The")[0] + b"# The remainder is plain\n",
+    ],
+)
+def test_an_unreadable_inventory_leaves_links_as_labels(tmp_path: Path, inventory: bytes) -> None:
+    page = _sphinx_build(tmp_path / "build", inventory)
+    assert "(see s-maintscriptprompt, S-Local and ../index)" in load(page, page.read_bytes()).text
+
+
+def test_an_upload_s_staging_folder_reads_no_inventory(tmp_path: Path) -> None:
+    """An upload is staged in a hidden folder of its collection's folder, which a collection
+    named "_sources" could place inside one: no inventory above a hidden folder is read."""
+    (tmp_path / "objects.inv").write_bytes(INVENTORY)
+    staged = tmp_path / "_sources" / ".staging" / "notes.rst"
+    staged.parent.mkdir(parents=True)
+    staged.write_text("Notes\n=====\n\nSee :ref:`s-maintscriptprompt`.\n")
+    assert load(staged, staged.read_bytes()).text == "Notes\n\nSee s-maintscriptprompt."
 
 
 def test_malformed_restructuredtext_still_reads() -> None:
