@@ -525,12 +525,17 @@ def _overlap(a: Quote, b: Quote) -> bool:
     differently ("…changed the file,\nit is left alone.", "“Half-Configured”" and
     "\"Half-Configured\""), is one quote."""
     same = a.hit.chunk.document_id == b.hit.chunk.document_id
-    return (same and a.start < b.end and b.start < a.end) or same_words(a.text, b.text)
+    return (same and a.start < b.end and b.start < a.end) or repeats(a.text, b.text)
 
 
-def same_words(a: str, b: str) -> bool:
-    """The same words in the same order, whatever the spacing, line breaks and punctuation."""
-    return a == b or tokens(a) == tokens(b)
+def repeats(a: str, b: str) -> bool:
+    """One text's words, in order, within the other's, whatever the spacing, line breaks and
+    punctuation: the same sentence, or a quote of a copy of the text that runs on past it ("…must
+    not use --local. [1] …must not use --local. All packages which… [2]")."""
+    if a == b:
+        return True
+    shorter, longer = sorted((tokens(a), tokens(b)), key=len)
+    return bool(shorter) and f" {' '.join(shorter)} " in f" {' '.join(longer)} "
 
 
 def _is_statement(sentence: str, policy: Policy, bullet: bool = False) -> bool:

@@ -19,7 +19,7 @@ from rag_server.grounding import (
     extractive,
     overlap_scores,
     quotable,
-    same_words,
+    repeats,
 )
 from rag_server.retrieval import KeywordSnapshot
 
@@ -111,6 +111,6 @@ class AnswerModelQuoter:
         best.sort(key=lambda item: (item[0], item[1]), reverse=True)
         ranked: list[tuple[Hit, Quote]] = []
         for _, _, quote in best:
-            if not any(same_words(quote.text, q.text) for _, q in ranked):  # chunks overlap
+            if not any(repeats(quote.text, q.text) for _, q in ranked):  # chunks overlap
                 ranked.append((quote.hit, quote))
         return quoted, ranked

@@ -11,7 +11,7 @@ from rag_server.grounding import (
     critical_tokens,
     extractive,
     passage_spans,
-    same_words,
+    repeats,
     sentence_spans,
     tokens,
     verify,
@@ -587,9 +587,36 @@ def test_one_text_ingested_twice_is_quoted_once() -> None:
         "ch-files.rst.txt",
         "Files",
     )
-    assert same_words(page.chunk.text, source.chunk.text)
-    assert not same_words("It is left alone.", "It is not left alone.")
+    assert repeats(page.chunk.text, source.chunk.text)
+    assert not repeats("It is left alone.", "It is not left alone.")
+    assert repeats("It is left alone.", "Otherwise: it is left\nalone. It is")
+    assert not repeats("It is not left.", "It is left alone.") and not repeats("", "It is.")
     alone = lambda _q, ss: [0.9 if "left alone" in s else 0.5 for s in ss]  # noqa: E731
     result = extractive("Is it left alone?", [page, source], [0.8, 0.8], POLICY, alone, 0.3)
     (quote,) = result.citations  # the page's two sentences; the source says nothing more
     assert quote.hit.chunk.document_id == "ch-files.html" and "Half-Configured" in quote.text
+    # The copy's quote runs on past the sentence the page's quote holds: still one quote.
+    page = _whole("Scripts must not use --local.", "div.html", "Diversions")
+    source = _whole("Scripts must not use\n--local. Use alternatives.", "div.rst.txt", "Diversions")
+    local = lambda _q, ss: [0.9 if "local" in s else 0.1 for s in ss]  # noqa: E731
+    result = extractive("May I use --local?", [page, source], [0.8, 0.8], POLICY, local, 0.3)
+    assert [q.text for q in result.citations] == ["Scripts must not use --local."]
+
+
+def test_a_refusal_points_to_the_closest_sentence_then_to_retrieval_s_order() -> None:
+    """Below the threshold, the answer model's order after its first choice is weak: the three
+    passages a refusal shows are its closest sentence's, then the best retrieved of the rest."""
+    from rag_server.answers import closest
+    from rag_server.quoting import AnswerModelQuoter
+
+    hits = [
+        _whole(f"The {word} policy covers travel for every member of staff.", f"{k}.md", word)
+        for k, word in enumerate(("parking", "bicycle", "mileage", "lodging"), start=1)
+    ]
+    judge = _ScriptedJudge({"mileage": 0.2, "lodging": 0.15, "bicycle": 0.1, "parking": 0.05})
+    quoter = AnswerModelQuoter(judge, POLICY, threshold=0.25)  # type: ignore[arg-type]
+    verified, ranked = quoter.quote("How much is paid per kilometre?", hits)
+    assert verified.status == "insufficient_evidence"
+    assert [q.hit.chunk.document_id for _, q in ranked] == ["3.md", "4.md", "2.md", "1.md"]
+    assert [q.hit.chunk.document_id for q in closest(ranked)] == ["3.md", "1.md", "2.md"]
+    assert [q.n for q in closest(ranked[:1])] == [3]
