@@ -77,6 +77,7 @@ def markdown(results: dict[str, Any], names: list[str]) -> str:
         ("hit_at_5", "answerable"),
         ("accuracy", "answerable"),
         ("false_abstention", "answerable"),
+        ("refusal_points_to_answer", "answerable"),
         ("abstention_adjacent", "unanswerable"),
         ("abstention_adversarial", "unanswerable"),
         ("abstention", "unanswerable"),

@@ -42,6 +42,8 @@ class Record:
     latency_s: float
     answer: str
     page_ok: bool | None = None  # a correct answer to a question with gold pages: cited on one
+    # An answerable question refused: whether a passage the refusal points to quotes a gold string
+    pointed: bool | None = None
 
     @property
     def refused(self) -> bool:
@@ -96,6 +98,8 @@ def run_one(client: Any, item: dict[str, Any], collection: str | None = None) ->
     answered = status != "insufficient_evidence"
     answerable = bool(item["answerable"])
     correct = answerable and answered and is_correct(body["answer"], list(item["answers"]))
+    shown = [normalise(r["quote"]) for r in body.get("related") or []]
+    golds = [normalise(g) for g in item["answers"] if normalise(g)] if answerable else []
     pages = set(item.get("pages") or [])
     return Record(
         id=str(item["id"]),
@@ -106,6 +110,9 @@ def run_one(client: Any, item: dict[str, Any], collection: str | None = None) ->
         if pages and correct
         else None,
         correct=correct,
+        pointed=any(f" {g} " in f" {q} " for g in golds for q in shown)
+        if answerable and not answered
+        else None,
         hit_at_5=(item["source"] in {r["source"] for r in results}) if answerable else None,
         best_score=max((r["score"] for r in results), default=-1.0),
         removed=int(body.get("removed_sentences", 0)),
@@ -166,6 +173,8 @@ def summarise(records: list[Record]) -> dict[str, Any]:
             "abstention_adversarial": [r.refused for r in rs if r.kind == "adversarial"],
             "page_ok": [r.page_ok for r in rs if r.page_ok is not None],
             "false_abstention": [r.refused for r in answerable],
+            # A refusal that points to the passage holding the answer costs its user less.
+            "refusal_points_to_answer": [r.pointed for r in rs if r.pointed is not None],
         }
         return {
             "questions": len(rs),

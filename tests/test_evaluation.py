@@ -15,6 +15,7 @@ from rag_server.evaluation import (
     interval,
     is_correct,
     mean_interval,
+    run_one,
     summarise,
 )
 
@@ -50,16 +51,18 @@ def _record(answerable: bool, status: str, correct: bool = False, **kw: object) 
 def test_summary_splits_answerable_and_unanswerable() -> None:
     records = [
         _record(True, "answered", correct=True, removed=1, kept=2),
-        _record(True, "insufficient_evidence", kept=0, hit_at_5=False),
+        _record(True, "insufficient_evidence", kept=0, hit_at_5=False, pointed=True),
+        _record(True, "insufficient_evidence", kept=0, pointed=False),
         _record(False, "insufficient_evidence", kept=0),
         _record(False, "extractive", latency_s=3.0),
     ]
     summary = summarise(records)
-    assert summary["answerable"]["accuracy"] == 50.0
-    assert summary["answerable"]["hit_at_5"] == 50.0
-    assert summary["answerable"]["false_abstention"] == 50.0
+    assert summary["answerable"]["accuracy"] == pytest.approx(33.3)
+    assert summary["answerable"]["hit_at_5"] == pytest.approx(66.7)
+    assert summary["answerable"]["false_abstention"] == pytest.approx(66.7)
+    assert summary["answerable"]["refusal_points_to_answer"] == 50.0  # of the two refused
     assert summary["unanswerable"]["abstention"] == 50.0
-    assert summary["overall"]["questions"] == 4
+    assert summary["overall"]["questions"] == 5
     assert summary["overall"]["removed_share"] == pytest.approx(100 * 1 / (1 + 2 + 1), abs=0.1)
     json.dumps(summary)
 
@@ -121,6 +124,40 @@ def test_rag_eval_waits_out_429_and_503_then_gives_up_after_its_attempts() -> No
     with pytest.raises(httpx.HTTPStatusError):
         _post(always, "/v1/ask", {"question": "q"}, attempts=3)
     assert always.calls == 3
+
+
+class _Refusing:
+    """A server that refuses every question, pointing to the given passages."""
+
+    def __init__(self, related: list[str]) -> None:
+        self.related = related
+
+    def post(self, path: str, json: object) -> httpx.Response:
+        body = {"results": [{"source": "leave.md", "score": 0.6}]}
+        if path == "/v1/ask":
+            related = [{"quote": quote} for quote in self.related]
+            body = {"status": "insufficient_evidence", "answer": "No.", "related": related}
+        return httpx.Response(200, json=body, request=httpx.Request("POST", path))
+
+
+@pytest.mark.parametrize(
+    ("related", "pointed"),
+    [
+        (["Staff get 27 days.", "Jury service is paid leave."], True),
+        (["Staff get 27 days."], False),
+        (["Jury service is unpaid leave."], False),  # the gold string, not its words apart
+        ([], False),
+    ],
+)
+def test_a_refused_answerable_question_records_whether_its_refusal_points_to_the_answer(
+    related: list[str], pointed: bool
+) -> None:
+    item = {"id": "j", "question": "Is jury duty paid?", "answerable": True,
+            "answers": ["jury service is paid"], "source": "leave.md"}  # fmt: skip
+    record = run_one(_Refusing(related), item)
+    assert record.refused and record.pointed is pointed and not record.correct
+    record = run_one(_Refusing(related), {**item, "answerable": False, "answers": []})
+    assert record.pointed is None  # only an answerable question's refusal is scored
 
 
 _EVAL = Path(__file__).resolve().parent.parent / "eval"
