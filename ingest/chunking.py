@@ -35,7 +35,8 @@ from ingest.loaders import LoadedDocument, LoadError
 # left out; 13: an HTML or Markdown code block keeps its lines, and a chunk stores where each is;
 # 14: reStructuredText (`.rst`, Sphinx's `_sources/*.rst.txt`) is read as its rendered page, a
 # plain-text file's filled paragraphs a line each, and a chunk's headings include one at its start;
-# 15: a source in a Sphinx build's `_sources` shows a link to another page by its title.
+# 15: a source in a Sphinx build's `_sources` shows a link to another page by its title, and a
+# plain-text title underlined with "~~~" or "***" is a heading.
 PIPELINE_VERSION = "15"
 
 # The splitter's time and memory grow with the text it is handed at once: it tokenizes all of it

@@ -23,7 +23,8 @@ from ingest.pdf_paragraphs import SENTENCE_END
 
 # A run of non-blank lines: one paragraph, as a reader sees it.
 _BLOCK = re.compile(r"(?:^[ \t]*\S[^\n]*(?:\n|\Z))+", re.MULTILINE)
-_UNDERLINE = re.compile(r"[ \t]*(?:={3,}|-{3,})[ \t\r]*")
+# A title's underline, as reST-like text draws it (and a line ingest/text_unwrap.py never joins).
+UNDERLINE = re.compile(r"[ \t]*(?:={3,}|-{3,}|~{3,}|\*{3,})[ \t\r]*")
 # The loaders' bullets, and the "+" and "·" plain text also sets before an item (and
 # ingest/text_unwrap.py, which joins no item to the line before it).
 LIST_ITEM = item_marker("+·")
@@ -54,7 +55,7 @@ def text_headings(text: str) -> list[tuple[int, str]]:
         lines = block.group().rstrip("\n").split("\n")
         first = lines[0].strip()
         offset = block.start() + lines[0].index(first)
-        if len(lines) >= 2 and _UNDERLINE.fullmatch(lines[1]) and _is_short_line(first):
+        if len(lines) >= 2 and UNDERLINE.fullmatch(lines[1]) and _is_short_line(first):
             headings.extend(run if len(run) <= _MAX_RUN else [])
             headings.append((offset, first))
             run = []

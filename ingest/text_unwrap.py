@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import re
 
-from ingest.text_headings import LIST_ITEM
+from ingest.text_headings import LIST_ITEM, UNDERLINE
 
 # A line filled to within this share of its paragraph's widest line was broken by the filling.
 _FILLED = 0.75
 # Narrower paragraphs are no filled prose (an address, a short list).
 _MIN_WIDTH = 50
-_UNDERLINE = re.compile(r"[ \t]*(?:={3,}|-{3,}|~{3,}|\*{3,})[ \t]*")
 # Aligned columns, or a table's bars; two spaces after a sentence's end are no column.
 _COLUMNS = re.compile(r"[^\s.!?:;)\"'”’](?: {2,}|\t)\S|\|")
 _BLANK_LINE = re.compile(r"(\n[ \t\r]*\n)")
@@ -65,7 +64,7 @@ def _prose(line: str, indent: int) -> bool:
     a listing is (four columns past the text's margin)."""
     return (
         bool(line.strip())
-        and _UNDERLINE.fullmatch(line) is None
+        and UNDERLINE.fullmatch(line) is None
         and _COLUMNS.search(line.strip()) is None
         and _indent(line) < indent + 4
     )

@@ -149,13 +149,18 @@ def test_plain_text_headings_are_the_short_lines_above_a_paragraph() -> None:
 def test_plain_text_lists_lead_ins_and_last_lines_are_no_headings() -> None:
     text = (
         "Travel Guide\n============\n\nBook early.\n\n"
+        "Fares\n~~~~~\n\nTrains first.\n\n"
         "  Hotels\n\nRooms cost at most 165 euros a night.\n\n"
         "Bring the following:\n\n- a passport\n\n"
         "Pens\n\nPaper\n\nStaplers\n\nAll from the office store.\n\n"
         "Ask reception if unsure.\n\nThe end\n"
     )
     doc = load(Path("guide.txt"), text.encode())
-    assert doc.headings == [(0, "Travel Guide"), (text.index("Hotels"), "Hotels")]
+    assert doc.headings == [
+        (0, "Travel Guide"),
+        (text.index("Fares"), "Fares"),
+        (text.index("Hotels"), "Hotels"),
+    ]
 
 
 def test_plain_text_filled_paragraphs_read_as_one_line_and_other_lines_stay() -> None:
