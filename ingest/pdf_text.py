@@ -41,6 +41,7 @@ from ingest.pdf_paragraphs import (
     placed_lines,
 )
 from ingest.pdf_tables import table_rows
+from ingest.section_titles import LEADING_NUMBER, SECTION_NUMBER, title_key
 
 if TYPE_CHECKING:
     import pypdfium2 as pdfium
@@ -73,8 +74,6 @@ _CONTENTS_LINE = re.compile(
     r"^[ \t]*\S.*?(?:[ \t]?\.){4,}[ \t]*(?:\d{1,4}|[ivxlcdm]{1,8})[ \t]*$", re.I
 )
 # A heading's number: "2.1 ", "3. ", "IV. ", "A. " (a letter only with its full stop: "A Guide").
-_SECTION_NUMBER = re.compile(r"(?:(?:\d+(?:\.\d+)*\.?|[IVXLC]+\.|[A-Z]\.)[ \t]+)")
-_LEADING_NUMBER = re.compile(f"^{_SECTION_NUMBER.pattern}")
 _RUNNING_MAX_CHARS = 100  # headers and footers are short lines
 _RUNNING_MIN_SHARE = 0.5  # a first/last line on at least half the pages is a running header/footer
 _RUNNING_LAYERS = 3  # a header or footer of up to 3 x 2 lines
@@ -149,7 +148,7 @@ def page_texts(data: bytes, expected_pages: int) -> PdfText:
     titles: list[set[str]] = [set() for _ in pages]  # each page's headings, as lines compare
     for index, heading in headings:
         if 0 <= index < len(pages):
-            titles[index].add(_title(heading))
+            titles[index].add(title_key(heading))
     texts = _carry_sentences(
         [
             _reflow(_drop_running(lines, running), t, spaced=wide is not None, rows=r)
@@ -216,17 +215,12 @@ def _placed(headings: list[tuple[int, str]], texts: list[str]) -> list[tuple[int
         if index != page:
             page, at = index, 0
         words = r"\s+".join(map(re.escape, heading.split()))
-        line = re.compile(rf"^[ \t]*{_SECTION_NUMBER.pattern}?{words}[ \t]*$", re.I | re.M)
+        line = re.compile(rf"^[ \t]*{SECTION_NUMBER.pattern}?{words}[ \t]*$", re.I | re.M)
         found = line.search(texts[index], at)
         if found:
             placed.append((index, found.start(), heading))
             at = found.end()
     return placed
-
-
-def _title(line: str) -> str:
-    """A heading as compared with a line: no section number ("2.1"), case or spacing."""
-    return " ".join(_LEADING_NUMBER.sub("", line.strip()).split()).casefold()
 
 
 def _metadata(document: pdfium.PdfDocument) -> dict[str, str]:
@@ -300,7 +294,7 @@ def _numbered_heading(line: str) -> bool:
     """A section number and a capitalised title on a short line of its own: "4.3.4 Security
     Controls", "10 Usability Considerations" (not "30 days of inactivity", nor a list item, nor
     "100 Bureau Drive" or "2017 Annual Report": sections are not numbered in hundreds)."""
-    number = _LEADING_NUMBER.match(line)
+    number = LEADING_NUMBER.match(line)
     return (
         number is not None
         and not line[:3].isdigit()
@@ -331,7 +325,7 @@ def _larger_than_body(
             larger
             and last == (index, number - 1, line_size)
             and len(out[-1][1]) >= _WRAPS_CHARS
-            and not _LEADING_NUMBER.match(line)
+            and not LEADING_NUMBER.match(line)
         ):
             out[-1] = (index, f"{out[-1][1]} {line}")
         else:
@@ -430,8 +424,8 @@ def _join_wrapped(lines: list[str], headings: Collection[str]) -> list[str]:
             out
             and line.strip()
             and out[-1].strip()
-            and _title(out[-1]) not in headings
-            and _title(f"{out[-1]} {line}") in headings
+            and title_key(out[-1]) not in headings
+            and title_key(f"{out[-1]} {line}") in headings
         ):
             out[-1] = f"{out[-1].rstrip()} {line.strip()}"
         else:
@@ -493,7 +487,7 @@ def _reflow(
                 out.append("\n\n")
             previous = ""
             continue
-        heading = bool(headings) and _title(text) in headings
+        heading = bool(headings) and title_key(text) in headings
         if previous:
             if heading or was_heading:
                 out.append("\n\n")

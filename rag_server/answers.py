@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from rag_core.records import Hit
 from rag_server import metrics
 from rag_server.generation import Generator
-from rag_server.grounding import AnswerStatus, Quote, Verified, best_quote
+from rag_server.grounding import AnswerStatus, Quote, Verified, best_quote, widened
 from rag_server.timing import ms_since
 
 
@@ -70,11 +70,13 @@ class Replies:
     ) -> Answer:
         """A fixed refusal, with the nearest passages as `related` (never as citations): when the
         scorer `ranked` them, its closest sentence first, then the passages retrieval ranked
-        highest among the rest; else each passage's best word match."""
+        highest among the rest; else each passage's best word match. Each is shown with the
+        sentences around it (`widened`)."""
         if ranked:
-            related = closest(ranked)
+            nearest = closest(ranked)
         else:
-            related = [best_quote(n, hit, question) for n, hit in enumerate(hits[:3], start=1)]
+            nearest = [best_quote(n, hit, question) for n, hit in enumerate(hits[:3], start=1)]
+        related = [widened(quote) for quote in nearest]
         timings["total"] = ms_since(began)
         metrics.ANSWERS.labels("insufficient_evidence").inc()
         return Answer(

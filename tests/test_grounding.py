@@ -7,6 +7,7 @@ import pytest
 from rag_core.store import Chunk, Hit
 from rag_server.grounding import (
     Policy,
+    Quote,
     best_quote,
     critical_tokens,
     extractive,
@@ -15,6 +16,7 @@ from rag_server.grounding import (
     sentence_spans,
     tokens,
     verify,
+    widened,
 )
 
 DOC = (
@@ -620,3 +622,65 @@ def test_a_refusal_points_to_the_closest_sentence_then_to_retrieval_s_order() ->
     assert [q.hit.chunk.document_id for _, q in ranked] == ["3.md", "4.md", "2.md", "1.md"]
     assert [q.hit.chunk.document_id for q in closest(ranked)] == ["3.md", "1.md", "2.md"]
     assert [q.n for q in closest(ranked[:1])] == [3]
+
+
+def _pdf_page(text: str, headings: list[tuple[str, str]]) -> Hit:
+    """A chunk as the PDF reader records it: each outline title at the start of the line that
+    shows it, number and page case included (`line` in `text`, `title` recorded)."""
+    chunk = Chunk(
+        chunk_id="c", document_id="ref.pdf", source="ref.pdf", title="Ref", text=text,
+        start=100, end=100 + len(text), chunk_index=0, chunk_count=1, content_hash="h",
+        pipeline="p", ingested_at="t",
+        headings=tuple((100 + text.index(line), title) for line, title in headings),
+    )  # fmt: skip
+    return Hit(chunk, 0.8)
+
+
+TESTING_FAQ = (
+    "RESOURCES FOR DEBIAN MEMBERS\n\nThe bug count is the number of release-critical bugs in "
+    "the package. It is counted for each release architecture.\n\n"
+    "5.14.4.2 How could installing a package into testing possibly break other packages?\n\n"
+    "The structure of the distribution archives is such that they can only contain one version "
+    "of a package. A package that is installed may therefore replace another."
+)
+FAQ_HEADINGS = [
+    ("RESOURCES FOR DEBIAN MEMBERS", "Resources for Debian Members"),
+    ("5.14.4.2 How could", "How could installing a package into testing possibly break other "
+     "packages?"),
+]  # fmt: skip
+
+
+def test_a_pdf_heading_is_its_whole_line_and_never_an_answer() -> None:
+    """The PDF reader records the outline's title where its line starts, after the section
+    number and in the page's case: read by the title alone, the Developer's Reference's
+    headings were sentences, and one that asks a question a candidate answer."""
+    hit = _pdf_page(TESTING_FAQ, FAQ_HEADINGS)
+    text = hit.chunk.text
+    spans = [text[lo:hi] for lo, hi in passage_spans(hit)]
+    assert "RESOURCES FOR DEBIAN MEMBERS" in spans
+    assert (
+        "5.14.4.2 How could installing a package into testing possibly break other packages?"
+        in spans
+    )
+    asks = lambda _q, ss: [0.9 if "How could" in s else 0.2 for s in ss]  # noqa: E731
+    result = extractive("How could it break?", [hit], [0.8], POLICY, asks, 0.3)
+    assert result.status == "insufficient_evidence"  # the heading is no candidate
+    other = _pdf_page(TESTING_FAQ, [("5.14.4.2 How could", "Something else")])
+    assert "5.14.4.2" in extractive("How could it break?", [other], [0.8], POLICY, asks, 0.3).answer
+
+
+def test_a_refusal_s_closest_passage_is_shown_with_its_neighbours_up_to_a_heading() -> None:
+    """Its reader looks for the answer near the sentence that came closest: the sentences
+    around it are shown, up to a quote's length, never past a heading."""
+    hit = _pdf_page(TESTING_FAQ, FAQ_HEADINGS)
+    text = hit.chunk.text
+    lo = text.index("A package that")
+    quote = Quote(2, hit, 100 + lo, 100 + len(text), text[lo:])
+    shown = widened(quote)
+    assert shown.n == 2 and shown.text == text[text.index("The structure") :]
+    assert text[shown.start - 100 : shown.end - 100] == shown.text
+    lo = text.index("It is counted")
+    hi = text.index("\n\n5.14")
+    first = widened(Quote(1, hit, 100 + lo, 100 + hi, text[lo:hi]))
+    assert first.text == text[text.index("The bug count") : hi]  # neither heading joins it
+    assert widened(quote, max_words=12).text == quote.text  # its neighbour would not fit
