@@ -73,7 +73,6 @@ _CONTENTS_MAX_CHARS = 300
 _CONTENTS_LINE = re.compile(
     r"^[ \t]*\S.*?(?:[ \t]?\.){4,}[ \t]*(?:\d{1,4}|[ivxlcdm]{1,8})[ \t]*$", re.I
 )
-# A heading's number: "2.1 ", "3. ", "IV. ", "A. " (a letter only with its full stop: "A Guide").
 _RUNNING_MAX_CHARS = 100  # headers and footers are short lines
 _RUNNING_MIN_SHARE = 0.5  # a first/last line on at least half the pages is a running header/footer
 _RUNNING_LAYERS = 3  # a header or footer of up to 3 x 2 lines

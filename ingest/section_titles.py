@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-# "2.1 ", "IV. ", "A. ": a section's number before its title
+# A heading's number: "2.1 ", "3. ", "IV. ", "A. " (a letter only with its full stop: "A Guide").
 SECTION_NUMBER = re.compile(r"(?:(?:\d+(?:\.\d+)*\.?|[IVXLC]+\.|[A-Z]\.)[ \t]+)")
 LEADING_NUMBER = re.compile(f"^{SECTION_NUMBER.pattern}")
 

@@ -94,7 +94,7 @@ def closest(ranked: list[tuple[Hit, Quote]], shown: int = 3) -> list[Quote]:
     """The passages a refusal points to: the one whose sentence came closest to answering, then
     the others in retrieval's order (`Quote.n`). Below the threshold the answer model's order
     after its first choice is weak; retrieval's is a second opinion. Over the 184 answerable
-    questions the suite's seven corpora refuse, the three shown hold the answer for 118, against
-    108 when all three follow the answer model (docs/evaluation.md)."""
+    questions the suite's seven corpora refuse, the three shown quote the answer for 120, against
+    110 when all three follow the answer model (docs/evaluation.md)."""
     first, *rest = (quote for _, quote in ranked)
     return [first, *sorted(rest, key=lambda quote: quote.n)[: shown - 1]]

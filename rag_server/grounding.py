@@ -313,7 +313,7 @@ def widened(quote: Quote, max_words: int = Policy.max_quote_words) -> Quote:
     hit = quote.hit
     text, base = hit.chunk.text, hit.chunk.start
     lo, hi = quote.start - base, quote.end - base
-    # Where a heading begins; a PDF's "4.2 IRC channels" records its title after the number.
+    # Where each heading begins, as the loaders record it (a PDF's at its line's number)
     starts = [at - base for at, _ in hit.chunk.headings]
     spans = passage_spans(hit)
     after = [span for span in spans if span[0] >= hi]
