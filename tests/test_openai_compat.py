@@ -88,3 +88,36 @@ def test_bad_credentials_and_requests_are_refused(client: openai.OpenAI) -> None
         client.chat.completions.create(
             model="default", messages=[{"role": "assistant", "content": "no question here"}]
         )
+
+
+REFUSED = "What was the winning score of the 1954 chess olympiad?"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_refusal_shows_a_chat_client_the_closest_passages(
+    client: openai.OpenAI, stream: bool
+) -> None:
+    """A client that reads only `content` saw the bare refusal; the passages that came closest,
+    which often hold what the asker wanted, were in `rag.related` alone."""
+    messages = [{"role": "user", "content": REFUSED}]
+    if stream:
+        chunks = list(
+            client.chat.completions.create(model="default", messages=messages, stream=True)
+        )  # type: ignore[arg-type]
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        rag = next(
+            (c.model_extra or {})["rag"] for c in chunks if c.choices and c.choices[0].finish_reason
+        )
+    else:
+        completion = client.chat.completions.create(model="default", messages=messages)  # type: ignore[arg-type]
+        text = completion.choices[0].message.content or ""
+        rag = (completion.model_extra or {})["rag"]
+    assert rag["status"] == "insufficient_evidence" and rag["related"]
+    refusal, _, listed = text.partition("\n\nClosest passages, which do not answer it:\n")
+    assert refusal == "The documents do not contain an answer to this question."
+    lines = listed.split("\n")
+    assert len(lines) == len(rag["related"])
+    for k, (line, related) in enumerate(zip(lines, rag["related"], strict=True), start=1):
+        assert line.startswith(f"{k}. “{' '.join(related['quote'].split())}” ({related['title']}")
+        if related["page"] is not None:
+            assert line.endswith(f", page {related['page']})")
