@@ -26,6 +26,7 @@ SOURCES = "_sources"
 _HEADER = b"# Sphinx inventory version 2"
 _MAX_FILE = 8 * 1024 * 1024  # Python's own documentation writes 140 kB
 _MAX_TEXT = 64 * 1024 * 1024  # what the compressed part may expand to
+_MAX_LINE = 2048
 # Sphinx's own pattern: the name may hold spaces; the priority is an integer.
 _ENTRY = re.compile(r"(.+?)\s+(\S+)\s+(-?\d+)\s+?(\S*)\s+(.*)")
 _ROLES = {"std:label": "ref", "std:doc": "doc"}
@@ -79,6 +80,8 @@ def _parsed(inventory: str, _mtime: int, _size: int) -> Titles:
         return {}
     titles: dict[tuple[str, str], str] = {}
     for line in text.decode("utf-8", "replace").splitlines():
+        if len(line) > _MAX_LINE:  # no real entry is; the pattern backtracks over long lines
+            continue
         entry = _ENTRY.fullmatch(line.strip())
         if entry is None or entry.group(2) not in _ROLES:
             continue
