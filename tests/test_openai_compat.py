@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import openai
@@ -115,9 +116,11 @@ def test_a_refusal_shows_a_chat_client_the_closest_passages(
     assert rag["status"] == "insufficient_evidence" and rag["related"]
     refusal, _, listed = text.partition("\n\nClosest passages, which do not answer it:\n")
     assert refusal == "The documents do not contain an answer to this question."
-    lines = listed.split("\n")
-    assert len(lines) == len(rag["related"])
-    for k, (line, related) in enumerate(zip(lines, rag["related"], strict=True), start=1):
-        assert line.startswith(f"{k}. “{' '.join(related['quote'].split())}” ({related['title']}")
+    items = re.split(r"\n(?=\d+\. “)", listed)  # a quote's further lines are indented
+    assert len(items) == len(rag["related"])
+    for k, (item, related) in enumerate(zip(items, rag["related"], strict=True), start=1):
+        assert all(line.startswith("   ") for line in item.split("\n")[1:])
+        said = " ".join(item.split())
+        assert said.startswith(f"{k}. “{' '.join(related['quote'].split())}” ({related['title']}")
         if related["page"] is not None:
-            assert line.endswith(f", page {related['page']})")
+            assert said.endswith(f", page {related['page']})")

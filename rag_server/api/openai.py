@@ -143,7 +143,10 @@ def content(answer: Answer) -> str:
         cited = citation_out(quote)
         page = f"page {cited.page}" if cited.page is not None else None
         where = ", ".join(part for part in (cited.title, cited.section, page) if part)
-        lines.append(f"{k}. “{' '.join(without_images(quote.text).split())}” ({where})")
+        # Its lines kept, indented under the item: a table's rows and a list's items stay apart.
+        kept = [line.strip() for line in without_images(quote.text).splitlines() if line.strip()]
+        shown = "\n   ".join(kept)
+        lines.append(f"{k}. “{shown}” ({where})")
     return "\n".join(lines)
 
 
