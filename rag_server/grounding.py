@@ -313,8 +313,7 @@ def widened(quote: Quote, max_words: int = Policy.max_quote_words) -> Quote:
     hit = quote.hit
     text, base = hit.chunk.text, hit.chunk.start
     lo, hi = quote.start - base, quote.end - base
-    # Where each heading begins, as the loaders record it (a PDF's at its line's number)
-    starts = [at - base for at, _ in hit.chunk.headings]
+    heads = _headings_in(hit)  # each one span of `spans`, as passage_spans makes them
     spans = passage_spans(hit)
     after = [span for span in spans if span[0] >= hi]
     before = [span for span in reversed(spans) if span[1] <= lo]
@@ -322,7 +321,7 @@ def widened(quote: Quote, max_words: int = Policy.max_quote_words) -> Quote:
     while grew:  # a sentence after, then one before, while they fit
         grew = False
         for side in (after, before):
-            if not side or any(side[0][0] <= at < side[0][1] for at in starts):
+            if not side or side[0] in heads:
                 continue
             new_lo, new_hi = min(lo, side[0][0]), max(hi, side[0][1])
             if len(text[new_lo:new_hi].split()) <= max_words:
