@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import re
+import stat
 import zlib
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
@@ -53,12 +54,12 @@ def titles_beside(path: Path) -> tuple[Titles, PurePosixPath | None]:
 
 def _read(inventory: Path) -> Titles:
     try:
-        stat = inventory.lstat()
+        found = inventory.lstat()  # a link is no regular file here: never followed
     except OSError:
         return {}
-    if not inventory.is_file() or inventory.is_symlink() or stat.st_size > _MAX_FILE:
+    if not stat.S_ISREG(found.st_mode) or found.st_size > _MAX_FILE:
         return {}
-    return _parsed(str(inventory), stat.st_mtime_ns, stat.st_size)
+    return _parsed(str(inventory), found.st_mtime_ns, found.st_size)
 
 
 @functools.lru_cache(maxsize=4)
