@@ -54,12 +54,15 @@ def normalise(text: str) -> str:
     return " ".join(_PUNCT.sub(" ", text.lower()).split())
 
 
+def holds_gold(text: str, gold: list[str]) -> bool:
+    """A gold string inside `text`, whole words, case- and punctuation-insensitive."""
+    said = f" {normalise(text)} "
+    return any(f" {normalise(g)} " in said for g in gold if normalise(g))
+
+
 def is_correct(answer: str, gold: list[str]) -> bool:
     """A gold string inside the answer (case- and punctuation-insensitive), answer ≤ 80 words."""
-    if len(answer.split()) > MAX_ANSWER_WORDS:
-        return False
-    said = f" {normalise(answer)} "
-    return any(f" {normalise(g)} " in said for g in gold if normalise(g))
+    return len(answer.split()) <= MAX_ANSWER_WORDS and holds_gold(answer, gold)
 
 
 def source_in(corpus: dict[str, Any], source: str) -> str:
@@ -98,8 +101,6 @@ def run_one(client: Any, item: dict[str, Any], collection: str | None = None) ->
     answered = status != "insufficient_evidence"
     answerable = bool(item["answerable"])
     correct = answerable and answered and is_correct(body["answer"], list(item["answers"]))
-    shown = [normalise(r["quote"]) for r in body.get("related") or []]
-    golds = [normalise(g) for g in item["answers"] if normalise(g)] if answerable else []
     pages = set(item.get("pages") or [])
     return Record(
         id=str(item["id"]),
@@ -110,7 +111,9 @@ def run_one(client: Any, item: dict[str, Any], collection: str | None = None) ->
         if pages and correct
         else None,
         correct=correct,
-        pointed=any(f" {g} " in f" {q} " for g in golds for q in shown)
+        pointed=any(
+            holds_gold(r["quote"], list(item["answers"])) for r in body.get("related") or []
+        )
         if answerable and not answered
         else None,
         hit_at_5=(item["source"] in {r["source"] for r in results}) if answerable else None,
