@@ -23,7 +23,8 @@ import zlib
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 
-SOURCES = "_sources"
+from rag_core.records import SPHINX_SOURCES
+
 _HEADER = b"# Sphinx inventory version 2"
 _MAX_FILE = 8 * 1024 * 1024  # Python's own documentation writes 140 kB
 _MAX_TEXT = 64 * 1024 * 1024  # what the compressed part may expand to
@@ -43,7 +44,7 @@ def titles_beside(path: Path) -> tuple[Titles, PurePosixPath | None]:
     for depth, parent in enumerate(path.parents):
         if parent.name.startswith("."):
             break
-        if parent.name == SOURCES:
+        if parent.name == SPHINX_SOURCES:
             inside = path.parts[len(path.parts) - depth - 1 :]
             name = PurePosixPath(*inside)
             while name.suffix in (".txt", ".rst"):  # "ch-files.rst.txt" -> "ch-files"

@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import PurePosixPath
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -19,6 +20,17 @@ T = TypeVar("T")
 # becomes a boolean key (`acl_g_hr`) that a `where` clause can test, plus a public flag.
 ACL_PUBLIC = "acl_public"
 ACL_GROUP_PREFIX = "acl_g_"
+
+# Where a Sphinx build publishes each page's markup source, for the page's "Show Source" link.
+SPHINX_SOURCES = "_sources"
+
+
+def source_copy(source: str) -> bool:
+    """Whether the document at `source` is a Sphinx build's copy of a page's markup (a file under
+    `_sources`). Its text is the page's, and the page is what a reader checks a citation against:
+    retrieval gives the page its copy's place, and a quote of the copy cites the page that holds
+    it."""
+    return SPHINX_SOURCES in PurePosixPath(source.replace("\\", "/")).parts[:-1]
 
 
 @dataclass(frozen=True)

@@ -116,3 +116,33 @@ def test_one_text_ingested_twice_takes_one_place_of_the_top_k(
     # With room for every passage, the other copy is still left out and nothing else is.
     everything = _ids(_retriever(pipeline).retrieve("Where is the annual retreat held?", 10))
     assert len(everything) == 3 and {"ferry.md", "canteen.md"} <= set(everything)
+
+
+def test_a_sphinx_page_takes_its_source_copys_place(
+    make_pipeline: Callable[..., Pipeline], tmp_path: Path
+) -> None:
+    """A Sphinx build holds each page and, under `_sources`, the reST it came from. The copy
+    ranked first (here its page also carries a footer), so answers cited
+    `_sources/retreat.rst.txt`: the page is what a reader checks, and takes the copy's place,
+    even when it ranks below the top k."""
+    text = (
+        "The annual retreat is held in Zanzibar every March. Staff travel there by ferry from the"
+        " mainland, and the company pays the fare."
+    )
+    (tmp_path / "_sources").mkdir()
+    (tmp_path / "_sources" / "retreat.rst.txt").write_text(f"Retreat\n=======\n\n{text}\n")
+    (tmp_path / "retreat.html").write_text(
+        f"<h1>Retreat</h1><p>{text}</p><footer>Copyright the company.</footer>"
+    )
+    (tmp_path / "canteen.html").write_text("<h1>Canteen</h1><p>Lunch is served from noon.</p>")
+    pipeline = make_pipeline()
+    pipeline.run([tmp_path])
+    question = "Where is the annual retreat held?"
+    for top_k in (1, 2):
+        hits = _retriever(pipeline).retrieve(question, top_k)
+        assert _ids(hits)[0] == "retreat.html"
+        assert "_sources/retreat.rst.txt" not in _ids(hits)
+    # Without the page, its copy is the passage.
+    (tmp_path / "retreat.html").unlink()
+    pipeline.run([tmp_path], sync=True)
+    assert _ids(_retriever(pipeline).retrieve(question, 1)) == ["_sources/retreat.rst.txt"]
