@@ -19,6 +19,7 @@ from ingest.abbreviations import ends_no_sentence
 from ingest.list_markers import BULLETS
 from ingest.section_titles import title_key
 from ingest.table_rows import CELL_SEPARATOR
+from rag_core.records import source_copy
 from rag_core.store import Hit
 
 _CITATION = re.compile(r"\s*\[(\d{1,3})\]")
@@ -551,10 +552,19 @@ def passage_spans(hit: Hit) -> list[tuple[int, int]]:
 
 def _quote(sources: Sequence[Hit], candidate: tuple[int, int, int, int, int], n: int) -> Quote:
     """Quotes are numbered in the order the answer gives them, so two quotes of one passage
-    are still [1] and [2]."""
+    are still [1] and [2]. A quote of a Sphinx page's source copy cites the page where a passage
+    of it retrieved holds the same words: the page is what a reader checks, and retrieval gives
+    the page its copy's place only where the two passages are cut alike."""
     i, _, _, begin, end = candidate
     hit = sources[i]
-    return Quote(n, hit, hit.chunk.start + begin, hit.chunk.start + end, hit.chunk.text[begin:end])
+    text = hit.chunk.text[begin:end]
+    if source_copy(hit.chunk.source):
+        for page in sources:
+            if not source_copy(page.chunk.source) and (at := page.chunk.text.find(text)) >= 0:
+                hit, begin = page, at
+                break
+    start = hit.chunk.start + begin
+    return Quote(n, hit, start, start + len(text), text)
 
 
 def _overlap(a: Quote, b: Quote) -> bool:

@@ -605,6 +605,25 @@ def test_one_text_ingested_twice_is_quoted_once() -> None:
     assert [q.text for q in result.citations] == ["Scripts must not use --local."]
 
 
+def test_a_quote_of_a_sphinx_source_copy_cites_the_page_that_holds_it() -> None:
+    """Retrieval ranked the source copy's passage first, cut differently from the page's: the
+    answer cited `_sources/ch-files.rst.txt`, where the page a reader checks holds the quote."""
+    rule = "Shared libraries must be built with -fPIC. Ask on the list first."
+    source = _whole(f"Libraries\n\n{rule}", "_sources/ch-files.rst.txt", "Files")
+    page = _whole(f"Other rules come before. {rule}", "ch-files.html", "Files", start=900)
+    fpic = lambda _q, ss: [0.9 if "-fPIC" in s else 0.1 for s in ss]  # noqa: E731
+    result = extractive("Which flag?", [source, page], [0.8, 0.7], POLICY, fpic, 0.3)
+    (quote,) = result.citations
+    assert quote.hit is page and quote.text == rule
+    assert quote.start == 900 + page.chunk.text.index(rule) and quote.end == quote.start + len(rule)
+    # Where no page holds the words, the copy is cited; a file of that name elsewhere is no copy.
+    alone = extractive("Which flag?", [source], [0.8], POLICY, fpic, 0.3)
+    assert [q.hit for q in alone.citations] == [source]
+    notes = _whole(f"Libraries\n\n{rule}", "notes/ch-files.rst.txt", "Files")
+    kept = extractive("Which flag?", [notes, page], [0.8, 0.7], POLICY, fpic, 0.3)
+    assert [q.hit for q in kept.citations] == [notes]
+
+
 def test_a_refusal_points_to_the_closest_sentence_then_to_retrieval_s_order() -> None:
     """Below the threshold, the answer model's order after its first choice is weak: the three
     passages a refusal shows are its closest sentence's, then the best retrieved of the rest."""
