@@ -396,6 +396,18 @@ def _font_size(shorthand: str) -> str:
     return words[-2] if len(words) >= 2 else ""
 
 
+# A footnote's mark, by the role HTML gives it (DPUB-ARIA: docutils, pandoc) or by the classes
+# Sphinx, Python-Markdown and MediaWiki write.
+_FOOTNOTE_MARKS = '[role="doc-noteref"], a.footnote-reference, a.footnote-ref, sup.reference'
+_CLOSING = frozenset(",.;:!?)")
+# Footnotes are the document's text, though docutils and Sphinx 7 write them as <aside>, which is
+# otherwise a page's sidebar: Debian Policy's footnotes hold rules ("-fPIC … is required for most
+# architectures"), and its reST sources lost them, as the Python tutorial's pages did theirs.
+_FOOTNOTES = (
+    'aside.footnote, aside.footnote-list, aside[role="doc-footnote"], aside[role="doc-endnotes"]'
+)
+
+
 def load_html(path: Path, data: bytes) -> LoadedDocument:
     """Main text only: boilerplate, scripts and hidden elements are dropped, not indexed."""
     return _html_document(path, _decode_text(data))
@@ -410,8 +422,22 @@ def _html_document(path: Path, html: str, meta_title: str | None = None) -> Load
     soup = BeautifulSoup(html, "html.parser")
     page_title = soup.title.get_text(" ", strip=True) if soup.title else ""
     for tag in soup.find_all(_HTML_DROP):
-        tag.decompose()
+        if not tag.decomposed and not tag.css.match(_FOOTNOTES):
+            tag.decompose()
     for tag in soup.find_all("a", class_="headerlink"):  # Sphinx/MkDocs "¶" permalink anchors
+        tag.decompose()
+    # A footnote's mark is no part of its sentence, and quoted it read as a citation of ours:
+    # "…on some of the supported architectures. [1] Any exception…". The footnote itself stays
+    # where the page shows it.
+    for tag in soup.select(_FOOTNOTE_MARKS):
+        before, after = tag.previous_sibling, tag.next_sibling
+        # "the Cheese Shop [1], is": no space is left before the comma
+        if (
+            isinstance(before, NavigableString)
+            and isinstance(after, NavigableString)
+            and after[:1] in _CLOSING
+        ):
+            before.replace_with(before.rstrip())
         tag.decompose()
     for tag in soup.find_all(True):
         if not isinstance(tag, Tag) or tag.decomposed:

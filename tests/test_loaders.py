@@ -382,6 +382,41 @@ def test_a_sphinx_build_s_source_reads_links_to_other_pages_as_their_titles(
 
 
 @pytest.mark.parametrize(
+    ("name", "page"),
+    [
+        (  # Sphinx's page
+            "ch-files.html",
+            b'<p>It must build on every architecture. <a class="footnote-reference brackets"'
+            b' href="#id2" id="id1">1</a> Ask first.</p><aside class="footnote brackets"'
+            b' id="id2"><span class="label">1</span><p>As the porters ask.</p></aside>',
+        ),
+        (  # its reST source, rendered by docutils
+            "ch-files.rst",
+            b"It must build on every architecture. [#]_ Ask first, the porters [#]_, then build.\n\n"
+            b".. [#] As the porters ask.\n.. [#] Or the release team.\n",
+        ),
+        (  # a wiki's article
+            "article.html",
+            b'<p>It must build on every architecture.<sup class="reference"><a href="#cite-1">'
+            b"[1]</a></sup> Ask first.</p><ol><li>As the porters ask.</li></ol>",
+        ),
+    ],
+)
+def test_a_footnote_s_mark_is_left_out_of_its_sentence(
+    tmp_path: Path, name: str, page: bytes
+) -> None:
+    """Quoted, "…every architecture. [1] Ask first." read as a citation of ours, and a Sphinx
+    page's "architecture. 1 Ask" as part of the sentence. The footnote itself stays."""
+    path = tmp_path / name
+    path.write_bytes(page)
+    text = load(path, page).text
+    assert "It must build on every architecture. Ask first" in text
+    assert "As the porters ask." in text
+    if name.endswith(".rst"):  # no space is left before a comma the mark stood before
+        assert "Ask first, the porters, then build." in text and "Or the release team." in text
+
+
+@pytest.mark.parametrize(
     "inventory",
     [
         b"# Sphinx inventory version 1\n# Project: P\n# Version: 1\nlabel std:label x Title\n",
