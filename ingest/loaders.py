@@ -399,6 +399,12 @@ def _font_size(shorthand: str) -> str:
 # A footnote's mark, by the role HTML gives it (DPUB-ARIA: docutils, pandoc) or by the classes
 # Sphinx, Python-Markdown and MediaWiki write.
 _FOOTNOTE_MARKS = '[role="doc-noteref"], a.footnote-reference, a.footnote-ref, sup.reference'
+# A footnote's own label and links back to its marks ("1", "[1]", "↩", "^"): with the marks gone
+# they point nowhere, and a refusal's closest passage read "12\n\nOther urgency values…".
+_FOOTNOTE_LABELS = (
+    '.footnote .label, .footnote .backrefs, [role="doc-backlink"], a.footnote-backref,'
+    " .mw-cite-backlink"
+)
 _CLOSING = frozenset(",.;:!?)")
 # Footnotes are the document's text, though docutils and Sphinx 7 write them as <aside>, which is
 # otherwise a page's sidebar: Debian Policy's footnotes hold rules ("-fPIC … is required for most
@@ -428,7 +434,9 @@ def _html_document(path: Path, html: str, meta_title: str | None = None) -> Load
         tag.decompose()
     # A footnote's mark is no part of its sentence, and quoted it read as a citation of ours:
     # "…on some of the supported architectures. [1] Any exception…". The footnote itself stays
-    # where the page shows it.
+    # where the page shows it, without its label.
+    for tag in soup.select(_FOOTNOTE_LABELS):
+        tag.decompose()
     for tag in soup.select(_FOOTNOTE_MARKS):
         before, after = tag.previous_sibling, tag.next_sibling
         # "the Cheese Shop [1], is": no space is left before the comma
