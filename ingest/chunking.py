@@ -37,7 +37,8 @@ from ingest.loaders import LoadedDocument, LoadError
 # plain-text file's filled paragraphs a line each, and a chunk's headings include one at its start;
 # 15: a source in a Sphinx build's `_sources` shows a link to another page by its title, and a
 # plain-text title underlined with "~~~" or "***" is a heading; 16: an HTML or reST footnote's mark
-# is left out of its sentence, and footnotes written as <aside> are read, without their labels.
+# is left out of its sentence, footnotes written as <aside> are read, without their labels, and a
+# file of a Sphinx source tree (no build) shows a link to another file by its title.
 PIPELINE_VERSION = "16"
 
 # The splitter's time and memory grow with the text it is handed at once: it tokenizes all of it

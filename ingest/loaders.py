@@ -115,8 +115,11 @@ def load_rst(path: Path, data: bytes) -> LoadedDocument:
     as the page docutils renders, by the HTML reader (ingest/restructuredtext.py says why)."""
     from ingest.restructuredtext import rst_to_html
     from ingest.sphinx_inventory import titles_beside
+    from ingest.sphinx_tree import titles_in_tree
 
     build, page = titles_beside(path)
+    if page is None:  # no build's copy: a source tree's file, or a file alone
+        build, page = titles_in_tree(path)
     return _html_document(path, rst_to_html(_decode_text(data), build, page))
 
 

@@ -12,8 +12,10 @@ docutils, not Sphinx: Sphinx's own roles and directives are unknown to it. An un
 else its target; an unknown directive (toctree, index…) is left out, as its error message is.
 Nothing in a document may reach outside it: file inclusion (`include`, a table's `:file:` or
 `:url:`) and raw HTML are off, and no docutils.conf is read. The one thing read beside it is the
-titles of a Sphinx build's labels and pages, for a source in the build's `_sources` folder
-(ingest/sphinx_inventory.py): a ":ref:" to a section of another page shows that section's title.
+titles of a Sphinx project's labels and pages: from the build's inventory for a source in the
+build's `_sources` folder (ingest/sphinx_inventory.py), else from the source tree around
+`conf.py` (ingest/sphinx_tree.py). So a ":ref:" to a section of another page shows that
+section's title.
 """
 
 from __future__ import annotations

@@ -381,6 +381,54 @@ def test_a_sphinx_build_s_source_reads_links_to_other_pages_as_their_titles(
     assert load(page, page.read_bytes()).text.endswith("Keep it “brief”—under 80 characters.")
 
 
+def _sphinx_sources(root: Path) -> Path:
+    """A Sphinx project's sources, no build: `conf.py`, a page, and a guide in a subfolder."""
+    (root / "guide").mkdir(parents=True)
+    (root / "conf.py").write_text("project = 'P'\n")
+    (root / "index.rst").write_text(
+        "The *Manual*\n============\n\n.. _s-maintscriptprompt:\n\n"
+        "Prompting in ``maintainer`` scripts\n-----------------------------------\n\nText.\n"
+    )
+    page = root / "guide" / "upgrades.rst"
+    page.write_text(
+        "========\nUpgrades\n========\n\n.. _s-local:\n\nLocal   changes\n~~~~~~~~~~~~~~~\n\n"
+        "Ask first (see :ref:`s-maintscriptprompt`, :ref:`S-Local` and :doc:`../index`);"
+        " :ref:`s-unknown` is not in the tree.\n"
+    )
+    return page
+
+
+def test_a_sphinx_source_tree_reads_links_to_other_files_as_their_titles(tmp_path: Path) -> None:
+    """A documentation folder ingested from a repository has no build, so no inventory: a
+    ":ref:" to another file's section read as its label, a ":doc:" as its path. The tree
+    beside `conf.py` gives the titles Sphinx would show, as a build's inventory does."""
+    page = _sphinx_sources(tmp_path / "docs")
+    assert load(page, page.read_bytes()).text.split("\n\n")[2] == (
+        "Ask first (see Prompting in maintainer scripts, Local changes and The Manual);"
+        " s-unknown is not in the tree."
+    )
+    # Without conf.py it is no Sphinx tree, and nothing beside the file is read.
+    (tmp_path / "docs" / "conf.py").unlink()
+    assert "(see s-maintscriptprompt, S-Local and ../index)" in load(page, page.read_bytes()).text
+
+
+def test_a_sphinx_source_tree_is_not_read_past_a_hidden_folder_or_through_a_link(
+    tmp_path: Path,
+) -> None:
+    """An upload is staged in a hidden folder, which may sit inside a tree; and a link may point
+    anywhere: neither makes another file's titles read."""
+    page = _sphinx_sources(tmp_path / "docs")
+    staged = tmp_path / "docs" / ".staging" / "upload.rst"
+    staged.parent.mkdir()
+    staged.write_bytes(page.read_bytes())
+    assert "(see s-maintscriptprompt," in load(staged, staged.read_bytes()).text
+    outside = tmp_path / "outside.rst"
+    outside.write_text(".. _s-secret:\n\nSecret title\n============\n")
+    (tmp_path / "docs" / "linked.rst").symlink_to(outside)
+    page.write_text(page.read_text().replace(":ref:`s-unknown`", ":ref:`s-secret`"))
+    assert "s-secret is not in the tree" in load(page, page.read_bytes()).text
+
+
 @pytest.mark.parametrize(
     ("name", "page"),
     [
