@@ -426,14 +426,17 @@ class HybridRetriever:
         # (a re-stamp took it away, a delete removed it). Dense hits were read just now.
         current = {h.chunk.chunk_id: h for h in dense}
         distinct = _Distinct(top_k)
-        for lo in range(0, len(fused), top_k):
-            batch = [c.chunk_id for c in fused[lo : lo + top_k]]
+        lo = 0
+        while lo < len(fused) and not distinct.settled():
+            # Once the places are taken, only a copy's page can still change them: the rest of
+            # the candidates are read at once rather than a batch at a time.
+            step = len(fused) if distinct.full() else top_k
+            batch = [c.chunk_id for c in fused[lo : lo + step]]
+            lo += step
             current.update(self.store.hits(vector, [i for i in batch if i not in current]))
             for i in batch:
                 if i in current and filters.admits(current[i].chunk):
                     distinct.offer(current[i])
-            if distinct.settled():
-                break
         _lap(spent, "fuse", began)
         return distinct.hits
 
@@ -489,10 +492,13 @@ class _Distinct:
             self.taken.append(words)
             self.hits.append(hit)
 
+    def full(self) -> bool:
+        return len(self.hits) >= self.top_k
+
     def settled(self) -> bool:
         """The top k are taken and no later passage can change them: none is a source copy
         whose page may still come."""
-        return len(self.hits) >= self.top_k and not any(map(_copy, self.hits))
+        return self.full() and not any(map(_copy, self.hits))
 
 
 def _copy(hit: Hit) -> bool:
