@@ -310,19 +310,24 @@ def widened(quote: Quote, max_words: int = Policy.max_quote_words) -> Quote:
     to `max_words` (as long as a quote may grow): its reader looks for the answer near the
     sentence that came closest. Over the suite's 184 refused answerable questions the three
     passages shown quote the answer for 140 so, and for 120 by that sentence's quote alone
-    (docs/evaluation.md). A heading bounds it: it never runs into the next section."""
+    (docs/evaluation.md). A heading bounds it: it never runs into the next section. So does a
+    fragment without a letter, as in a quote: a PDF's page number or footnote label ("…for a
+    list.\n\n15")."""
     hit = quote.hit
     text, base = hit.chunk.text, hit.chunk.start
     lo, hi = quote.start - base, quote.end - base
-    heads = _headings_in(hit)  # each one span of `spans`, as passage_spans makes them
     spans = passage_spans(hit)
+    # Headings are each one span of `spans`, as passage_spans makes them.
+    bounds = _headings_in(hit) | {
+        (a, b) for a, b in spans if not any(ch.isalpha() for ch in text[a:b])
+    }
     after = [span for span in spans if span[0] >= hi]
     before = [span for span in reversed(spans) if span[1] <= lo]
     grew = True
     while grew:  # a sentence after, then one before, while they fit
         grew = False
         for side in (after, before):
-            if not side or side[0] in heads:
+            if not side or side[0] in bounds:
                 continue
             new_lo, new_hi = min(lo, side[0][0]), max(hi, side[0][1])
             if len(text[new_lo:new_hi].split()) <= max_words:

@@ -703,3 +703,11 @@ def test_a_refusal_s_closest_passage_is_shown_with_its_neighbours_up_to_a_headin
     first = widened(Quote(1, hit, 100 + lo, 100 + hi, text[lo:hi]))
     assert first.text == text[text.index("The bug count") : hi]  # neither heading joins it
     assert widened(quote, max_words=12).text == quote.text  # its neighbour would not fit
+    # Nor past a page number or a footnote's label: a fragment without a letter.
+    page = "Ask on the list first. There are other lists.\n\n15\n\n2\n\nSimilar uploads differ."
+    numbered = _whole(page, "devref.pdf", "Developer's Reference")
+    hi = page.index("\n\n15")
+    lo = page.index("There")
+    assert widened(Quote(1, numbered, lo, hi, page[lo:hi])).text == page[:hi]
+    lo = page.index("Similar")
+    assert widened(Quote(1, numbered, lo, len(page), page[lo:])).text == page[lo:]
