@@ -30,7 +30,8 @@ _MAX_FILE = 2 * 1024 * 1024
 _LABEL = re.compile(r"\.\. _([^:`][^:]*|`[^`]+`):\s*")
 # A title's underline (or overline): one punctuation character repeated, as docutils requires.
 _ADORNMENT = re.compile(r"([!-/:-@\[-`{-~])\1+\s*")
-_MARKUP = re.compile(r"``|(?<!\w)[*_]+|[*_]+(?!\w)")
+# Inline literals and emphasis; underscores stay ("__init__"), as reST leaves them in a title.
+_MARKUP = re.compile(r"``|\*{1,2}(?=\S)|(?<=\S)\*{1,2}")
 
 
 def titles_in_tree(path: Path) -> tuple[Titles, PurePosixPath | None]:

@@ -387,13 +387,14 @@ def _sphinx_sources(root: Path) -> Path:
     (root / "conf.py").write_text("project = 'P'\n")
     (root / "index.rst").write_text(
         "The *Manual*\n============\n\n.. _s-maintscriptprompt:\n\n"
-        "Prompting in ``maintainer`` scripts\n-----------------------------------\n\nText.\n"
+        "Prompting in ``maintainer`` scripts\n-----------------------------------\n\nText.\n\n"
+        ".. _s-init:\n\nThe __init__ method\n-------------------\n\nText.\n"
     )
     page = root / "guide" / "upgrades.rst"
     page.write_text(
         "========\nUpgrades\n========\n\n.. _s-local:\n\nLocal   changes\n~~~~~~~~~~~~~~~\n\n"
         "Ask first (see :ref:`s-maintscriptprompt`, :ref:`S-Local` and :doc:`../index`);"
-        " :ref:`s-unknown` is not in the tree.\n"
+        " :ref:`s-unknown` is not in the tree. See :ref:`s-init`.\n"
     )
     return page
 
@@ -405,7 +406,7 @@ def test_a_sphinx_source_tree_reads_links_to_other_files_as_their_titles(tmp_pat
     page = _sphinx_sources(tmp_path / "docs")
     assert load(page, page.read_bytes()).text.split("\n\n")[2] == (
         "Ask first (see Prompting in maintainer scripts, Local changes and The Manual);"
-        " s-unknown is not in the tree."
+        " s-unknown is not in the tree. See The __init__ method."
     )
     # Without conf.py it is no Sphinx tree, and nothing beside the file is read.
     (tmp_path / "docs" / "conf.py").unlink()
