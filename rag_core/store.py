@@ -52,6 +52,13 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 _PAGE = 1000  # rows per read when scanning the whole collection
+# How many candidates Chroma's HNSW search keeps while it walks the graph (its default is 100).
+# Chroma rebuilds the graph of the chunks written since its last save (every 1,000) at each open,
+# and no two builds are alike: at 100, two to three of HIPAA's 80 questions found another top 20
+# after a restart, and in one open of five the BAA passage at cosine 0.39, fourth by exact
+# cosine, was not in the top 60. At 400 every open of the seven evaluation collections gave
+# the exact top 20, at 1.06 times the query time over 20,000 vectors (docs/evaluation.md).
+SEARCH_EF = 400
 
 
 def _whole(metas: Sequence[Any]) -> Sequence[Any]:
@@ -94,9 +101,14 @@ class ChunkStore:
         collection = self.client.get_or_create_collection(
             self.name,
             metadata=embedder_stamp.stamp(self.identity),
-            configuration={"hnsw": {"space": "cosine"}},
+            configuration={"hnsw": {"space": "cosine", "ef_search": SEARCH_EF}},
             embedding_function=None,  # never Chroma's default: it would download a model
         )
+        hnsw = (collection.configuration_json or {}).get("hnsw") or {}
+        if create and hnsw and int(hnsw.get("ef_search", SEARCH_EF)) < SEARCH_EF:
+            # A collection made before, or by hand: a writer raises its search breadth (Chroma
+            # keeps a collection's configuration as made; readers leave the store as it is).
+            collection.modify(configuration={"hnsw": {"ef_search": SEARCH_EF}})
         if not embedder_stamp.is_stamped(collection.metadata or {}) and collection.count() == 0:
             # An empty collection made elsewhere (e.g. by hand): claim it for our embedder.
             collection.modify(metadata=embedder_stamp.stamp(self.identity))

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from ingest.pipeline import Pipeline
+from rag_core.store import SEARCH_EF, ChunkStore
 from rag_server.retrieval import Filters, HybridRetriever, KeywordIndex
 
 
@@ -146,3 +147,27 @@ def test_a_sphinx_page_takes_its_source_copys_place(
     (tmp_path / "retreat.html").unlink()
     pipeline.run([tmp_path], sync=True)
     assert _ids(_retriever(pipeline).retrieve(question, 1)) == ["_sources/retreat.rst.txt"]
+
+
+def test_new_collections_search_wide_and_a_writer_widens_an_older_one(
+    make_pipeline: Callable[..., Pipeline],
+) -> None:
+    """Chroma rebuilds the HNSW graph of the chunks written since its last save at every open,
+    differently each time: at its default breadth (100) a passage fourth by exact cosine was
+    missing from the top 60 in one open of five. A new collection searches at SEARCH_EF; a
+    writer raises an older collection's breadth, and a reader leaves the store as it is."""
+    pipeline = make_pipeline()
+    client = pipeline.store.client
+    assert pipeline.store.collection.configuration_json["hnsw"]["ef_search"] == SEARCH_EF
+    client.create_collection(
+        "older", configuration={"hnsw": {"space": "cosine"}}, embedding_function=None
+    )
+
+    def breadth() -> int:
+        return int(client.get_collection("older").configuration_json["hnsw"]["ef_search"])
+
+    assert breadth() < SEARCH_EF
+    ChunkStore(client, "older", pipeline.embedder.identity, create=False)
+    assert breadth() < SEARCH_EF
+    ChunkStore(client, "older", pipeline.embedder.identity)
+    assert breadth() == SEARCH_EF
