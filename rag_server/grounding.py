@@ -557,9 +557,10 @@ def passage_spans(hit: Hit) -> list[tuple[int, int]]:
 
 def _quote(sources: Sequence[Hit], candidate: tuple[int, int, int, int, int], n: int) -> Quote:
     """Quotes are numbered in the order the answer gives them, so two quotes of one passage
-    are still [1] and [2]. A quote of a Sphinx page's source copy cites the page where a passage
-    of it retrieved holds the same words: the page is what a reader checks, and retrieval gives
-    the page its copy's place only where the two passages are cut alike."""
+    are still [1] and [2]. A quote of a Sphinx page's source copy cites instead the first
+    retrieved passage outside `_sources` that holds the same words, the page's where it was
+    retrieved: the page is what a reader checks, and retrieval gives the page its copy's place
+    only where the two passages are cut alike."""
     i, _, _, begin, end = candidate
     hit = sources[i]
     text = hit.chunk.text[begin:end]

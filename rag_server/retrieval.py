@@ -482,6 +482,8 @@ class _Distinct:
     def offer(self, hit: Hit) -> None:
         """Take `hit` as the next passage while places are left, as the page in its copy's
         place, or not at all."""
+        if self.full() and _copy(hit):  # it can take no place any more
+            return
         words = content_words(hit.chunk.text)
         for k, seen in enumerate(self.taken):
             if words and len(words & seen) >= self.SAME * len(words | seen):
