@@ -318,9 +318,7 @@ def widened(quote: Quote, max_words: int = Policy.max_quote_words) -> Quote:
     lo, hi = quote.start - base, quote.end - base
     spans = passage_spans(hit)
     # Headings are each one span of `spans`, as passage_spans makes them.
-    bounds = _headings_in(hit) | {
-        (a, b) for a, b in spans if not any(ch.isalpha() for ch in text[a:b])
-    }
+    bounds = _headings_in(hit) | {(a, b) for a, b in spans if _wordless(text[a:b])}
     after = [span for span in spans if span[0] >= hi]
     before = [span for span in reversed(spans) if span[1] <= lo]
     grew = True
@@ -481,8 +479,7 @@ def quotable(hit: Hit, policy: Policy) -> list[tuple[int, int, int, int]]:
         ):
             nxt = text[spans[k + 1][0] : spans[k + 1][1]]
             joined = len(text[lo : spans[k + 1][1]].split())
-            # A fragment without a word ("• 1." of a contents line) says nothing.
-            says = spans[k + 1] in code or any(ch.isalpha() for ch in nxt)
+            says = spans[k + 1] in code or not _wordless(nxt)
             if (announces or _ends_like_a_sentence(nxt)) and (
                 says and joined <= policy.max_quote_words
             ):
@@ -518,6 +515,12 @@ def _antecedent(
             break
         k -= 1
     return spans[k][0]
+
+
+def _wordless(fragment: str) -> bool:
+    """A fragment without a letter says nothing: a contents line's "• 1.", a PDF's page number,
+    a footnote's label. A quote never joins one, and a refusal's closest passage stops at one."""
+    return not any(ch.isalpha() for ch in fragment)
 
 
 def _headings_in(hit: Hit) -> set[tuple[int, int]]:
