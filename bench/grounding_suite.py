@@ -95,7 +95,15 @@ class Question:
 def load_corpora(names: Sequence[str] | None) -> dict[str, dict[str, Any]]:
     """eval/corpora.json: name -> {"paths": [...], "questions": file}; paths relative to ROOT."""
     spec = json.loads((ROOT / "eval" / "corpora.json").read_text())
-    return {k: v for k, v in spec.items() if not names or k in names}
+    chosen = {k: v for k, v in spec.items() if not names or k in names}
+    # A missing corpus ingested nothing and scored 0 on every question, with no word of why.
+    missing = [p for v in chosen.values() for p in v["paths"] if not (ROOT / p).exists()]
+    if missing:
+        sys.exit(
+            f"missing corpus files: {', '.join(missing)} (debian-policy: `apt-get install"
+            " debian-policy`; the others are in eval/corpora/, docs/evaluation.md)"
+        )
+    return chosen
 
 
 POLICY = Policy()

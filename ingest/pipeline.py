@@ -23,6 +23,7 @@ from pathlib import Path
 
 from ingest.chunking import Chunker, chunk_id
 from ingest.loaders import LoadError, load, loader_for
+from ingest.sphinx_tree import one_walk_per_tree
 from rag_core.access import ALL_GROUPS, parse_groups
 from rag_core.embedding import Embedder
 from rag_core.errors import StoreWriteError
@@ -296,22 +297,23 @@ class Pipeline:
         progress.start(len(sources))
         pending: list[_Pending] = []
         pending_chunks = 0
-        for source in sources:
-            try:
-                item = self._prepare(source, states.get(source.document_id))
-            except LoadError as exc:
-                report.failed.append(Problem(str(source.path), str(exc)))
-                progress.file_done(0)
-                continue
-            if item is None:
-                report.unchanged += 1
-                progress.file_done(0)
-                continue
-            pending.append(item)
-            pending_chunks += len(item.chunks)
-            if pending_chunks >= self.batch_chunks:
-                self._flush(pending, states, report, progress)
-                pending, pending_chunks = [], 0
+        with one_walk_per_tree():  # a Sphinx source tree's titles, read once for the run
+            for source in sources:
+                try:
+                    item = self._prepare(source, states.get(source.document_id))
+                except LoadError as exc:
+                    report.failed.append(Problem(str(source.path), str(exc)))
+                    progress.file_done(0)
+                    continue
+                if item is None:
+                    report.unchanged += 1
+                    progress.file_done(0)
+                    continue
+                pending.append(item)
+                pending_chunks += len(item.chunks)
+                if pending_chunks >= self.batch_chunks:
+                    self._flush(pending, states, report, progress)
+                    pending, pending_chunks = [], 0
         self._flush(pending, states, report, progress)
         if sync:
             seen = {s.document_id for s in sources}

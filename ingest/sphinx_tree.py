@@ -11,14 +11,22 @@ The tree is the folder holding Sphinx's `conf.py`, found at most a few folders a
 never above a hidden folder (an upload's staging); `conf.py` is only looked for, never read or
 run. Only its `.rst` files are read, without following links, up to a bound on their number and
 size; past the bound, or with no tree, links read as before.
+
+A tree is walked for each file it loads, so that an edited file is read again, unless the load is
+inside `one_walk_per_tree()` (an ingest run): a run then walks each tree once, not once per file,
+which made a run over a tree of n files stat n x n files (540: 4 s; 2,000: 80 s;
+bench/sphinx_tree_bench.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
 import stat
+from collections.abc import Iterator
+from contextvars import ContextVar
 from pathlib import Path, PurePosixPath
 
 from ingest.sphinx_inventory import Titles
@@ -32,6 +40,19 @@ _LABEL = re.compile(r"\.\. _([^:`][^:]*|`[^`]+`):\s*")
 _ADORNMENT = re.compile(r"([!-/:-@\[-`{-~])\1+\s*")
 # Inline literals and emphasis; underscores stay ("__init__"), as reST leaves them in a title.
 _MARKUP = re.compile(r"``|\*{1,2}(?=\S)|(?<=\S)\*{1,2}")
+# Inside one_walk_per_tree(): each tree's titles as first read (None past the bound), by its root.
+_RUN: ContextVar[dict[Path, Titles | None] | None] = ContextVar("sphinx_tree_run", default=None)
+
+
+@contextlib.contextmanager
+def one_walk_per_tree() -> Iterator[None]:
+    """Within it, each tree is walked and read once, at its first file: one ingest run reads the
+    tree as it stood when the run came to it, as Sphinx reads it once per build."""
+    token = _RUN.set({})
+    try:
+        yield
+    finally:
+        _RUN.reset(token)
 
 
 def titles_in_tree(path: Path) -> tuple[Titles, PurePosixPath | None]:
@@ -41,11 +62,21 @@ def titles_in_tree(path: Path) -> tuple[Titles, PurePosixPath | None]:
     root = _root(path)
     if root is None:
         return {}, None
-    files = _sources(root)
-    if files is None:
+    run = _RUN.get()
+    if run is None:
+        titles = _titles(root)
+    elif root in run:
+        titles = run[root]
+    else:
+        titles = run[root] = _titles(root)
+    if titles is None:
         return {}, None
-    name = PurePosixPath(path.relative_to(root).as_posix()).with_suffix("")
-    return _read(str(root), tuple(files)), name
+    return titles, PurePosixPath(path.relative_to(root).as_posix()).with_suffix("")
+
+
+def _titles(root: Path) -> Titles | None:
+    files = _sources(root)
+    return None if files is None else _read(str(root), tuple(files))
 
 
 def _root(path: Path) -> Path | None:

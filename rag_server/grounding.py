@@ -403,6 +403,7 @@ def extractive(
     policy: Policy,
     score: Callable[[str, list[str]], list[float]] | None = None,
     min_score: float | None = None,
+    spans: Sequence[list[tuple[int, int, int, int]]] | None = None,
 ) -> Verified:
     """Quote the source sentence that best answers the question, verbatim, from a relevant passage,
     and the runner-up too when both pass `min_score` and stay short together.
@@ -410,13 +411,14 @@ def extractive(
     `score(question, sentences)` ranks candidate sentences (the service passes an embedding
     similarity); by default, the share of the question's content words each sentence contains.
     Below `min_score`, the best sentence does not answer the question: refuse instead.
+    `spans` is each source's `quotable` spans, where the caller needs them too.
     """
     # (source, start, end, quote start, quote end) in the chunk's text
     candidates = [
         (i, *found)
         for i, hit in enumerate(sources)
         if relevance[i] >= policy.min_relevance
-        for found in quotable(hit, policy)
+        for found in (quotable(hit, policy) if spans is None else spans[i])
     ]
     texts = [sources[i].chunk.text[lo:hi] for i, lo, hi, _, _ in candidates]
     if not texts:

@@ -94,13 +94,12 @@ class AnswerModelQuoter:
             return [memo[s] for s in sentences]
 
         relevance = [h.score for h in hits]
-        quoted = extractive(question, hits, relevance, self.policy, score, self.threshold)
+        spans = [quotable(hit, self.policy) for hit in hits]  # once, for the answer and the rest
+        quoted = extractive(question, hits, relevance, self.policy, score, self.threshold, spans)
         best: list[tuple[float, int, Quote]] = []
-        for n, hit in enumerate(hits, start=1):
+        for n, (hit, found) in enumerate(zip(hits, spans, strict=True), start=1):
             text = hit.chunk.text
-            scored = [
-                span for span in quotable(hit, self.policy) if text[span[0] : span[1]] in memo
-            ]
+            scored = [span for span in found if text[span[0] : span[1]] in memo]
             if scored:  # its sentence closest to answering, quoted as an answer would quote it
                 lo, hi, begin, end = max(scored, key=lambda span: memo[text[span[0] : span[1]]])
                 start = hit.chunk.start

@@ -340,3 +340,35 @@ def test_an_empty_collection_made_elsewhere_is_claimed_for_our_embedder(
     open_client(settings).create_collection(settings.collection, embedding_function=None)
     report = make_pipeline().run([corpus / "onboarding.md"])
     assert report.added == 1
+
+
+def test_a_sphinx_source_tree_is_walked_once_per_run(
+    make_pipeline: Callable[..., Pipeline], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each file of a Sphinx source tree reads its links to the others as their titles, and a
+    run walks the tree once: walked per file, a run over n files stats n x n of them (a tree of
+    2,000 took 80 s, bench/sphinx_tree_bench.py)."""
+    from ingest import sphinx_tree
+
+    walks: list[Path] = []
+    walk = sphinx_tree._sources
+    monkeypatch.setattr(sphinx_tree, "_sources", lambda root: walks.append(root) or walk(root))
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "conf.py").write_text("project = 'P'\n")
+    for k in range(3):
+        (docs / f"page{k}.rst").write_text(
+            f".. _s-part{k}:\n\nPart number {k}\n=============\n\n"
+            f"Read :ref:`s-part{(k + 1) % 3}` before the rest.\n"
+        )
+    pipeline = make_pipeline()
+    assert pipeline.run([docs]).added == 3
+    texts = "\n".join(c.text for c in all_chunks(pipeline))
+    assert all(f"Read Part number {(k + 1) % 3} before" in texts for k in range(3))
+    assert walks == [docs]
+    # Outside a run (a file loaded alone) the tree is walked again, and an edit is read.
+    (docs / "page1.rst").write_text(".. _s-part1:\n\nRenamed part\n============\n\nText.\n")
+    from ingest.loaders import load
+
+    page = docs / "page0.rst"
+    assert "Read Renamed part before" in load(page, page.read_bytes()).text
