@@ -38,8 +38,9 @@ from ingest.loaders import LoadedDocument, LoadError
 # 15: a source in a Sphinx build's `_sources` shows a link to another page by its title, and a
 # plain-text title underlined with "~~~" or "***" is a heading; 16: an HTML or reST footnote's mark
 # is left out of its sentence, footnotes written as <aside> are read, without their labels, and a
-# file of a Sphinx source tree (no build) shows a link to another file by its title.
-PIPELINE_VERSION = "16"
+# file of a Sphinx source tree (no build) shows a link to another file by its title; 17: a Markdown
+# footnote ("[^1]") is read as the others, its mark left out and its text kept.
+PIPELINE_VERSION = "17"
 
 # The splitter's time and memory grow with the text it is handed at once: it tokenizes all of it
 # before splitting, and punkt scans a whole paragraph under a 5 s regex timeout (a 20 MB paragraph

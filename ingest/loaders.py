@@ -87,8 +87,8 @@ def load_markdown(path: Path, data: bytes) -> LoadedDocument:
     """A Markdown file read as its rendered page, by the HTML reader: a link reads as its text
     (its target was 30% of the 18F handbook's word pieces, and a quote showed
     "[acknowledged]({% page "/performance-management/…" %})"), a table a row a line, a list item
-    with its marker, emphasis without its asterisks. CommonMark with GFM tables, by markdown-it-py
-    (the parser `rich` already installs)."""
+    with its marker, emphasis without its asterisks. CommonMark with GFM tables and footnotes, by
+    markdown-it-py (the parser `rich` already installs) and its plugins (mdit-py-plugins)."""
     text = _decode_text(data)
     # YAML front matter (site generators' metadata) is not prose: never indexed or quoted; its
     # title serves when the page has no level-1 heading.
@@ -102,12 +102,13 @@ def load_markdown(path: Path, data: bytes) -> LoadedDocument:
     # which is no link target CommonMark reads: the link reads as its text, as the site shows it.
     text = _MD_LIQUID_TARGET.sub("](#)", text)
     parser = _markdown()
-    tokens = parser.parse(text)
+    env: dict[str, object] = {}  # the footnotes parsed, which rendering numbers
+    tokens = parser.parse(text, env)
     # Past its nesting limit markdown-it stops reading, and the rest of the file would be lost
     # without a word: refuse the file instead.
     if max((token.level for token in tokens), default=0) >= _MD_MAX_NESTING - 1:
         raise LoadError(f"lists or quotes nested more than {_MD_MAX_NESTING} levels deep")
-    return _html_document(path, parser.renderer.render(tokens, parser.options, {}), meta_title)
+    return _html_document(path, parser.renderer.render(tokens, parser.options, env), meta_title)
 
 
 def load_rst(path: Path, data: bytes) -> LoadedDocument:
@@ -126,8 +127,13 @@ def load_rst(path: Path, data: bytes) -> LoadedDocument:
 @functools.cache
 def _markdown() -> MarkdownIt:
     from markdown_it import MarkdownIt
+    from mdit_py_plugins.footnote import footnote_plugin
 
-    return MarkdownIt("commonmark", {"maxNesting": _MD_MAX_NESTING}).enable("table")
+    # GFM's footnotes ("days[^1]", "[^1]: Pro rata…"); CommonMark alone read a footnote whose
+    # text is a web address as a link definition, dropped it, and showed its mark as "days^1".
+    # Inline notes ("^[…]") are no GFM, and stay as written.
+    parser = MarkdownIt("commonmark", {"maxNesting": _MD_MAX_NESTING}).enable("table")
+    return parser.use(footnote_plugin, inline=False)
 
 
 class _PypdfWarnings(logging.Handler):
@@ -400,8 +406,10 @@ def _font_size(shorthand: str) -> str:
 
 
 # A footnote's mark, by the role HTML gives it (DPUB-ARIA: docutils, pandoc) or by the classes
-# Sphinx, Python-Markdown and MediaWiki write.
-_FOOTNOTE_MARKS = '[role="doc-noteref"], a.footnote-reference, a.footnote-ref, sup.reference'
+# Sphinx, Python-Markdown, markdown-it (our Markdown reader) and MediaWiki write.
+_FOOTNOTE_MARKS = (
+    '[role="doc-noteref"], a.footnote-reference, a.footnote-ref, sup.footnote-ref, sup.reference'
+)
 # A footnote's own label and links back to its marks ("1", "[1]", "↩", "^"): with the marks gone
 # they point nowhere, and a refusal's closest passage read "12\n\nOther urgency values…".
 _FOOTNOTE_LABELS = (

@@ -452,6 +452,11 @@ def test_a_sphinx_source_tree_is_not_read_past_a_hidden_folder_or_through_a_link
             b'<span class="mw-cite-backlink"><a href="#ref-1">^</a></span> As the porters ask.'
             b"</li></ol>",
         ),
+        (  # GFM's footnotes; CommonMark alone read the second as a link definition, and lost it
+            "ch-files.md",
+            b"It must build on every architecture.[^1] Ask first, the porters[^p], then build.\n\n"
+            b"[^1]: As the porters ask.\n[^p]: https://example.org/release-team\n",
+        ),
     ],
 )
 def test_a_footnote_s_mark_is_left_out_of_its_sentence(
@@ -468,6 +473,9 @@ def test_a_footnote_s_mark_is_left_out_of_its_sentence(
     assert "^" not in text and not any(line.strip("[]").isdigit() for line in text.splitlines())
     if name.endswith(".rst"):  # no space is left before a comma the mark stood before
         assert "Ask first, the porters, then build." in text and "Or the release team." in text
+    if name.endswith(".md"):
+        assert "Ask first, the porters, then build." in text
+        assert "https://example.org/release-team" in text
 
 
 @pytest.mark.parametrize(
