@@ -39,7 +39,9 @@ from ingest.loaders import LoadedDocument, LoadError
 # plain-text title underlined with "~~~" or "***" is a heading; 16: an HTML or reST footnote's mark
 # is left out of its sentence, footnotes written as <aside> are read, without their labels, and a
 # file of a Sphinx source tree (no build) shows a link to another file by its title; 17: a Markdown
-# footnote ("[^1]") is read as the others, its mark left out and its text kept.
+# footnote ("[^1]") is read as the others, its mark left out and its text kept, and a PDF page's
+# own printed number standing alone at its edge is left out where most pages print theirs beside
+# a running title.
 PIPELINE_VERSION = "17"
 
 # The splitter's time and memory grow with the text it is handed at once: it tokenizes all of it

@@ -143,6 +143,7 @@ def page_texts(data: bytes, expected_pages: int) -> PdfText:
     hyphens = LineEndHyphens(raw, typeset)
     pages = [_lines(hyphens.resolve(text)) for text in raw]
     running = _running_lines(pages)
+    distance = _page_number_distance(pages)
     headings = outline or _larger_than_body(styled, body, running)
     titles: list[set[str]] = [set() for _ in pages]  # each page's headings, as lines compare
     for index, heading in headings:
@@ -150,8 +151,13 @@ def page_texts(data: bytes, expected_pages: int) -> PdfText:
             titles[index].add(title_key(heading))
     texts = _carry_sentences(
         [
-            _reflow(_drop_running(lines, running), t, spaced=wide is not None, rows=r)
-            for lines, t, r in zip(pages, titles, rows, strict=True)
+            _reflow(
+                _drop_running(lines, running, None if distance is None else index + distance),
+                t,
+                spaced=wide is not None,
+                rows=r,
+            )
+            for index, (lines, t, r) in enumerate(zip(pages, titles, rows, strict=True))
         ]
     )
     return PdfText(texts, _placed(headings, texts))
@@ -377,7 +383,24 @@ def _numbered_running(pages: list[list[str]], needed: float) -> set[str]:
     that changes with the chapter or section: a book's "44 Chapter 5. Managing Packages" on even
     pages and "5.8. Handling bugs 41" on odd ones. No one such line is on half the pages, but
     the printed number runs a fixed distance from the page's index on most of them."""
-    numbered: list[tuple[int, str, bool]] = []  # (printed number - page index, line, number last)
+    numbered, usual = _numbered_edges(pages, needed)
+    if usual is None:
+        return set()
+    at_distance = [(_key(line), last) for at, line, last in set(numbered) if at == usual]
+    # A heading may begin with a number that happens to be its page's ("1 Introduction" on page 1
+    # of a manual of one-page chapters), but none ends with it; a running title beginning with
+    # the page number is one when it runs over two pages at least.
+    pages_with = Counter(key for key, _ in at_distance)
+    return {key for key, last in at_distance if last or pages_with[key] >= 2}
+
+
+def _numbered_edges(
+    pages: list[list[str]], needed: float
+) -> tuple[list[tuple[int, str, bool]], int | None]:
+    """Each page-edge line with a number first or last, as (the number - the page's index, the
+    line, whether the number is last); and the distance most pages' numbers run at, where at
+    least `needed` pages agree on one."""
+    numbered: list[tuple[int, str, bool]] = []
     pages_at: Counter[int] = Counter()  # how many pages have such a line at each distance
     for index, lines in enumerate(pages):
         distances = set()
@@ -390,24 +413,33 @@ def _numbered_running(pages: list[list[str]], needed: float) -> set[str]:
                 numbered.append((distance, line, first is None))
         pages_at.update(distances)
     if not pages_at:
-        return set()
+        return numbered, None
     usual, count = pages_at.most_common(1)[0]
-    if count < needed:
-        return set()
-    at_distance = [(_key(line), last) for at, line, last in set(numbered) if at == usual]
-    # A heading may begin with a number that happens to be its page's ("1 Introduction" on page 1
-    # of a manual of one-page chapters), but none ends with it; a running title beginning with
-    # the page number is one when it runs over two pages at least.
-    pages_with = Counter(key for key, _ in at_distance)
-    return {key for key, last in at_distance if last or pages_with[key] >= 2}
+    return numbered, usual if count >= needed else None
 
 
-def _drop_running(lines: list[str], running: set[str]) -> list[str]:
+def _page_number_distance(pages: list[list[str]]) -> int | None:
+    """How far the printed page number runs from the page's index, where most pages print it
+    beside a running title: a page that prints it alone (a chapter's first, with no running
+    head) shows it as a bare number, which a page then drops only where it is its own number
+    ("3" at the foot of the Developer's Reference's page 11, but not a footnote's "1")."""
+    if len(pages) < 3:
+        return None
+    return _numbered_edges(pages, max(3, _RUNNING_MIN_SHARE * len(pages)))[1]
+
+
+def _drop_running(lines: list[str], running: set[str], number: int | None = None) -> list[str]:
     """The page without its running lines, peeled off its top and bottom a layer at a time (a
-    line inside the page that happens to read like one stays)."""
+    line inside the page that happens to read like one stays), and without its own printed
+    `number` standing alone at its edge."""
+    own = None if number is None else str(number)
     while True:
         edges = set(_edges(lines))
-        kept = [line for line in lines if not (line in edges and _key(line) in running)]
+        kept = [
+            line
+            for line in lines
+            if not (line in edges and (_key(line) in running or line.strip() == own))
+        ]
         if len(kept) == len(lines):
             return kept
         lines = kept

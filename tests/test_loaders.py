@@ -677,7 +677,8 @@ def test_pdf_running_titles_beside_the_page_number_are_dropped(tmp_path: Path) -
     no one of them is on half the pages, and they were read into the text, some inside a sentence
     cut by the page break. Their page number runs a fixed distance from the page's index. A
     chapter's own heading whose number happens to be its page's ("1 Introduction" on page 1)
-    stays."""
+    stays. A chapter's first page, with no running head, prints its number alone at its foot:
+    it is left out, but a footnote's label there is not."""
     from fpdf import FPDF
 
     pdf = FPDF()
@@ -696,6 +697,15 @@ def test_pdf_running_titles_beside_the_page_number_are_dropped(tmp_path: Path) -
             else:
                 pdf.cell(0, 6, f"{n}.1. {chapter} rules {printed}", new_x="LMARGIN", new_y="NEXT")
             pdf.multi_cell(0, 6, sentence.format(f"{chapter.lower()} item {leaf}"))
+            if leaf == 0:  # its number alone at its foot, and on chapter 2 a footnote above it
+                pdf.set_y(260)
+                if n == 2:
+                    pdf.cell(0, 6, "7", new_x="LMARGIN", new_y="NEXT")
+                    pdf.cell(
+                        0, 6, "Receipts are kept for seven years.", new_x="LMARGIN", new_y="NEXT"
+                    )
+                pdf.set_y(280)
+                pdf.cell(0, 6, str(printed), align="C")
     path = tmp_path / "book.pdf"
     pdf.output(str(path))
     doc = _load_path(path)
@@ -703,6 +713,8 @@ def test_pdf_running_titles_beside_the_page_number_are_dropped(tmp_path: Path) -
     for n, chapter in enumerate(chapters, start=1):
         assert f"{n} {chapter}" in doc.text  # the chapter heading itself stays
     assert doc.text.count("finance team") == 15
+    assert not re.findall(r"^\d+$", doc.text, re.M)  # the chapters' 1, 6 and 11
+    assert "first. 7\n\nReceipts are kept" in doc.text  # a footnote's label is not its page's
     manual = _load_path(REFERENCE_PDF / "developers-reference.pdf")
     # 52 chapter heads were read as text; chapter 1 has one even page, so its head stands alone
     assert len(re.findall(r"\d+ Chapter \d+\. [A-Z]", manual.text)) <= 1
@@ -710,6 +722,9 @@ def test_pdf_running_titles_beside_the_page_number_are_dropped(tmp_path: Path) -
     # one that ended a page inside a sentence ("…into the normal package workflow and 50
     # Chapter 5. Managing Packages thus increases the chance…")
     assert "normal package workflow and thus increases" in " ".join(manual.text.split())
+    # 11 chapters' first pages printed their number alone ("3" at the foot of page 11); three
+    # footnotes' labels stand alone too
+    assert re.findall(r"^\d+$", manual.text, re.M) == ["1", "2", "2", "3"]
 
 
 def _load_path(path: Path):
