@@ -86,6 +86,7 @@ class ChunkStore:
         self._reopening = threading.Lock()  # one reopen at a time: readers race to catch up
         self._revisions = RevisionCounter(self._fresh_metadata, self._write_metadata)
         self._unfingerprinted = False  # a store from before fingerprints, until its next write
+        self._narrow_told = False  # a reader warned that the collection searches narrowly
         self.collection: Collection = self._open_collection(create)
         self.max_batch = max(1, int(client.get_max_batch_size()))
 
@@ -105,10 +106,20 @@ class ChunkStore:
             embedding_function=None,  # never Chroma's default: it would download a model
         )
         hnsw = (collection.configuration_json or {}).get("hnsw") or {}
-        if create and hnsw and int(hnsw.get("ef_search", SEARCH_EF)) < SEARCH_EF:
+        breadth = int(hnsw.get("ef_search", SEARCH_EF))
+        if create and hnsw and breadth < SEARCH_EF:
             # A collection made before, or by hand: a writer raises its search breadth (Chroma
             # keeps a collection's configuration as made; readers leave the store as it is).
             collection.modify(configuration={"hnsw": {"ef_search": SEARCH_EF}})
+        elif hnsw and breadth < SEARCH_EF and not self._narrow_told:
+            self._narrow_told = True  # once, not at every reopen
+            log.warning(
+                "collection '%s' searches %d candidates, not %d: its nearest passages may differ "
+                "from one start to the next; the next rag-ingest into it raises the number",
+                self.name,
+                breadth,
+                SEARCH_EF,
+            )
         if not embedder_stamp.is_stamped(collection.metadata or {}) and collection.count() == 0:
             # An empty collection made elsewhere (e.g. by hand): claim it for our embedder.
             collection.modify(metadata=embedder_stamp.stamp(self.identity))

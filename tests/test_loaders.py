@@ -722,7 +722,7 @@ def test_pdf_running_titles_beside_the_page_number_are_dropped(tmp_path: Path) -
     # one that ended a page inside a sentence ("…into the normal package workflow and 50
     # Chapter 5. Managing Packages thus increases the chance…")
     assert "normal package workflow and thus increases" in " ".join(manual.text.split())
-    # 11 chapters' first pages printed their number alone ("3" at the foot of page 11); three
+    # nine chapters' first pages printed their number alone ("3" at the foot of page 11); four
     # footnotes' labels stand alone too
     assert re.findall(r"^\d+$", manual.text, re.M) == ["1", "2", "2", "3"]
 

@@ -3,6 +3,7 @@ follows every ingest, update and delete."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -150,12 +151,13 @@ def test_a_sphinx_page_takes_its_source_copys_place(
 
 
 def test_new_collections_search_wide_and_a_writer_widens_an_older_one(
-    make_pipeline: Callable[..., Pipeline],
+    make_pipeline: Callable[..., Pipeline], caplog: pytest.LogCaptureFixture
 ) -> None:
     """Chroma rebuilds the HNSW graph of the chunks written since its last save at every open,
     differently each time: at its default breadth (100) a passage fourth by exact cosine was
     missing from the top 60 in one open of five. A new collection searches at SEARCH_EF; a
-    writer raises an older collection's breadth, and a reader leaves the store as it is."""
+    writer raises an older collection's breadth, and a reader leaves the store as it is, with a
+    warning."""
     pipeline = make_pipeline()
     client = pipeline.store.client
     assert pipeline.store.collection.configuration_json["hnsw"]["ef_search"] == SEARCH_EF
@@ -167,7 +169,10 @@ def test_new_collections_search_wide_and_a_writer_widens_an_older_one(
         return int(client.get_collection("older").configuration_json["hnsw"]["ef_search"])
 
     assert breadth() < SEARCH_EF
-    ChunkStore(client, "older", pipeline.embedder.identity, create=False)
+    with caplog.at_level(logging.WARNING, logger="rag_core.store"):
+        ChunkStore(client, "older", pipeline.embedder.identity, create=False)
     assert breadth() < SEARCH_EF
+    # ...but says so, and what raises it
+    assert "searches 100 candidates, not 400" in caplog.text and "rag-ingest" in caplog.text
     ChunkStore(client, "older", pipeline.embedder.identity)
     assert breadth() == SEARCH_EF
