@@ -360,9 +360,9 @@ def _running_lines(pages: list[list[str]]) -> set[str]:
     """The keys of the lines at the top or bottom of at least half the pages. Found a layer at a
     time: a header of four lines (title, subtitle, page number, a notice) shows its inner lines
     at the page's edge only once the outer ones are peeled off. A bare page number counts."""
-    if len(pages) < 3:
+    needed = _pages_needed(pages)
+    if needed is None:
         return set()
-    needed = max(3, _RUNNING_MIN_SHARE * len(pages))
     running: set[str] = set()
     for _ in range(_RUNNING_LAYERS):
         peeled = [_drop_running(lines, running) for lines in pages]
@@ -423,9 +423,14 @@ def _page_number_distance(pages: list[list[str]]) -> int | None:
     beside a running title: a page that prints it alone (a chapter's first, with no running
     head) shows it as a bare number, which a page then drops only where it is its own number
     ("3" at the foot of the Developer's Reference's page 11, but not a footnote's "1")."""
-    if len(pages) < 3:
-        return None
-    return _numbered_edges(pages, max(3, _RUNNING_MIN_SHARE * len(pages)))[1]
+    needed = _pages_needed(pages)
+    return None if needed is None else _numbered_edges(pages, needed)[1]
+
+
+def _pages_needed(pages: list[list[str]]) -> float | None:
+    """On how many pages a line or a page number's distance must recur to be the document's
+    running matter: half of them, and three at least. None for a document too short to tell."""
+    return None if len(pages) < 3 else max(3, _RUNNING_MIN_SHARE * len(pages))
 
 
 def _drop_running(lines: list[str], running: set[str], number: int | None = None) -> list[str]:
