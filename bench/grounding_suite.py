@@ -80,6 +80,14 @@ class Question:
     cache: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
     # The question as the service read it (focus, then spelling); "": collected before spelling.
     read: str = ""
+    # How many of `hits` an answer may quote (--answer-passages, measured and not shipped:
+    # docs/evaluation.md); 0: all of them, as the service does.
+    answer_passages: int = 0
+
+    @property
+    def quotable_hits(self) -> list[Hit]:
+        """The passages an answer may quote."""
+        return self.hits[: self.answer_passages or None]
 
     @property
     def asked(self) -> str:
@@ -125,7 +133,14 @@ class Reader:
     """Reads questions as the service does, over one collection: focus, spelling, retrieval,
     candidate sentences and their features."""
 
-    def __init__(self, data: Path, name: str, embedder: Embedder, judge: Answerability) -> None:
+    def __init__(
+        self,
+        data: Path,
+        name: str,
+        embedder: Embedder,
+        judge: Answerability,
+        answer_passages: int = 0,
+    ) -> None:
         from rag_core.settings import load_settings
         from rag_server.rag import assemble
 
@@ -133,6 +148,7 @@ class Reader:
         self.name = name
         self.settings = base.model_copy(update={"collection": f"eval-{name}"})
         self.judge = judge
+        self.answer_passages = answer_passages
         self.rag = assemble(self.settings, embedder, NoModel())
 
     def read(self, item: dict[str, Any]) -> Question:
@@ -143,7 +159,7 @@ class Reader:
         question = self.rag.service.read(item["question"], snapshot, UNRESTRICTED)
         top_k = self.settings.retrieval.top_k
         hits = corpus.retriever.retrieve(question, top_k, Filters(), {}, snapshot)
-        sentences = candidates(question, hits)
+        sentences = candidates(question, hits[: self.answer_passages or None])
         passages = sentence_passages(hits)
         features = self.judge.features(question, sentences, [passages[s] for s in sentences])
         similar = (
@@ -162,6 +178,7 @@ class Reader:
             {w: idf(w) for w in content_words(question)},
             len(snapshot.chunks),
             read=question,
+            answer_passages=self.answer_passages,
         )
 
 
@@ -198,10 +215,14 @@ def slip(question: str, rng: random.Random) -> str:
 
 
 def collect(
-    corpora: dict[str, dict[str, Any]], data: Path, typos: int | None = None
+    corpora: dict[str, dict[str, Any]],
+    data: Path,
+    typos: int | None = None,
+    answer_passages: int = 0,
 ) -> list[Question]:
     """Ingest each corpus (a no-op when --data holds it already) and read its questions; with
-    `typos` (a seed), each question, focused, with one typing slip (`slip`)."""
+    `typos` (a seed), each question, focused, with one typing slip (`slip`); with
+    `answer_passages`, candidates from that many of the retrieved passages only."""
     from ingest.build import build_pipeline
     from rag_core.embedding import load_embedder
     from rag_core.settings import load_settings
@@ -216,7 +237,7 @@ def collect(
         settings = base.model_copy(update={"collection": f"eval-{name}"})
         build_pipeline(settings, embedder).run([ROOT / p for p in spec["paths"]])
         print(f"{name}: ingested in {time.perf_counter() - began:.0f}s", file=sys.stderr)
-        reader = Reader(data, name, embedder, judge)
+        reader = Reader(data, name, embedder, judge, answer_passages)
         items = [json.loads(x) for x in (ROOT / spec["questions"]).read_text().splitlines() if x]
         began = time.perf_counter()
         if rng is not None:
@@ -234,7 +255,8 @@ def decide(q: Question, floor: float, scores: dict[str, float]) -> Verified:
     if max(relevance, default=-1.0) < POLICY.min_relevance:
         return Verified(POLICY.refusal, "insufficient_evidence")
     score: Score = lambda _q, ss: [scores.get(s, -9.0) for s in ss]  # noqa: E731
-    return extractive(q.asked, q.hits, relevance, POLICY, score, floor)
+    hits = q.quotable_hits
+    return extractive(q.asked, hits, relevance[: len(hits)], POLICY, score, floor)
 
 
 def legacy_floor(hits: list[Hit]) -> float:
@@ -703,6 +725,14 @@ def main() -> None:
         metavar="SEED",
         help="one typing slip in each question (collect into its own --data)",
     )
+    parser.add_argument(
+        "--answer-passages",
+        type=int,
+        default=0,
+        metavar="N",
+        help="answers quote only the best N retrieved passages (measured, not shipped; collect"
+        " into its own --data)",
+    )
     parser.add_argument("--export-pairs", type=Path, help="write training pairs here and stop")
     parser.add_argument(
         "--logits",
@@ -720,7 +750,7 @@ def main() -> None:
     if args.reuse and cache.exists():
         qs = [q for q in pickle.loads(cache.read_bytes()) if q.corpus in corpora]
     else:
-        qs = collect(corpora, args.data, args.typos)
+        qs = collect(corpora, args.data, args.typos, args.answer_passages)
         cache.write_bytes(pickle.dumps(qs))
     if args.export_pairs:
         export_pairs(qs, args.export_pairs)
