@@ -79,7 +79,7 @@ class WebApiController(Controller):
     @get("/me", responses=responses(503))
     async def me(self, rag: Rag, key: ApiKey) -> Me:
         """The calling key: id, role and the collections it may use (those that exist)."""
-        names = await anyio.to_thread.run_sync(rag.catalog.names)
+        names = await rag.service.collections()  # as /v1/models lists them
         default = rag.settings.collection
         usable = [n for n in sorted({*names, default}) if key.may_use(n)]
         return Me(key.id, key.role, usable, default)
