@@ -749,6 +749,14 @@ def main() -> None:
     cache = args.data / "collected.pickle"
     if args.reuse and cache.exists():
         qs = [q for q in pickle.loads(cache.read_bytes()) if q.corpus in corpora]
+        # The candidates were chosen at collection: another count needs another collection.
+        collected = {getattr(q, "answer_passages", 0) for q in qs} - {args.answer_passages}
+        if collected:
+            was, wanted = collected.pop() or "all", args.answer_passages or "all"
+            sys.exit(
+                f"{cache} holds candidates from {was} passages, not {wanted}:"
+                " collect into another --data"
+            )
     else:
         qs = collect(corpora, args.data, args.typos, args.answer_passages)
         cache.write_bytes(pickle.dumps(qs))
