@@ -750,7 +750,7 @@ def main() -> None:
     if args.reuse and cache.exists():
         qs = [q for q in pickle.loads(cache.read_bytes()) if q.corpus in corpora]
         # The candidates were chosen at collection: another count needs another collection.
-        collected = {getattr(q, "answer_passages", 0) for q in qs} - {args.answer_passages}
+        collected = {q.answer_passages for q in qs} - {args.answer_passages}
         if collected:
             was, wanted = collected.pop() or "all", args.answer_passages or "all"
             sys.exit(

@@ -107,19 +107,22 @@ class ChunkStore:
         )
         hnsw = (collection.configuration_json or {}).get("hnsw") or {}
         breadth = int(hnsw.get("ef_search", SEARCH_EF))
-        if create and hnsw and breadth < SEARCH_EF:
+        if hnsw and breadth < SEARCH_EF:
             # A collection made before, or by hand: a writer raises its search breadth (Chroma
-            # keeps a collection's configuration as made; readers leave the store as it is).
-            collection.modify(configuration={"hnsw": {"ef_search": SEARCH_EF}})
-        elif hnsw and breadth < SEARCH_EF and not self._narrow_told:
-            self._narrow_told = True  # once, not at every reopen
-            log.warning(
-                "collection '%s' searches %d candidates, not %d: its nearest passages may differ "
-                "from one start to the next; the next rag-ingest into it raises the number",
-                self.name,
-                breadth,
-                SEARCH_EF,
-            )
+            # keeps a collection's configuration as made); a reader leaves the store as it is,
+            # and says so once, not at every reopen.
+            if create:
+                collection.modify(configuration={"hnsw": {"ef_search": SEARCH_EF}})
+            elif not self._narrow_told:
+                self._narrow_told = True
+                log.warning(
+                    "collection '%s' searches %d candidates, not %d: its nearest passages may "
+                    "differ from one start to the next; the next rag-ingest into it raises the "
+                    "number",
+                    self.name,
+                    breadth,
+                    SEARCH_EF,
+                )
         if not embedder_stamp.is_stamped(collection.metadata or {}) and collection.count() == 0:
             # An empty collection made elsewhere (e.g. by hand): claim it for our embedder.
             collection.modify(metadata=embedder_stamp.stamp(self.identity))
